@@ -1,0 +1,190 @@
+//! The local admin socket (`DATA_DIR/admin.sock`): lets `mirrorbox sync|gc|verify` ask a
+//! running server to do the work, since the server holds the data-dir lock.
+//!
+//! Protocol: one JSON request line, then JSON reply lines, one per source, then EOF.
+//! Only local users with write access to the data directory can connect.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::scheduler::Scheduler;
+use crate::sync::SyncReport;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Request {
+    Sync { sources: Vec<String> },
+    Gc,
+    Verify { sources: Vec<String> },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Reply {
+    pub source: Option<String>,
+    pub ok: bool,
+    pub message: String,
+    pub report: Option<SyncReport>,
+}
+
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("admin.sock")
+}
+
+/// Listens on the admin socket until the process ends.
+pub fn start(scheduler: Arc<Scheduler>, data_dir: &Path) -> anyhow::Result<()> {
+    let path = socket_path(data_dir);
+    // We hold the data-dir lock, so a socket file here is a leftover of a dead process.
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path)
+        .map_err(|e| anyhow::anyhow!("cannot listen on admin socket {}: {e}", path.display()))?;
+    tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    let scheduler = scheduler.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = serve(stream, scheduler).await {
+                            tracing::debug!(error = %e, "admin connection failed");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin socket accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+async fn serve(stream: UnixStream, scheduler: Arc<Scheduler>) -> anyhow::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    BufReader::new(read).read_line(&mut line).await?;
+    let request: Request = serde_json::from_str(&line)?;
+    let app = scheduler_app(&scheduler);
+    let mut replies = Vec::new();
+    match request {
+        Request::Sync { sources } => {
+            let sources = if sources.is_empty() {
+                app.config.sources.iter().map(|s| s.id.clone()).collect()
+            } else {
+                sources
+            };
+            // Run them concurrently: each source has its own lock; store writes are shared-safe.
+            let runs = sources.into_iter().map(|id| {
+                let scheduler = scheduler.clone();
+                async move { (id.clone(), scheduler.sync(&id).await) }
+            });
+            for (id, result) in futures_join_all(runs).await {
+                replies.push(match result {
+                    Ok(report) => Reply {
+                        source: Some(id),
+                        ok: true,
+                        message: String::new(),
+                        report: Some(report),
+                    },
+                    Err(message) => Reply {
+                        source: Some(id),
+                        ok: false,
+                        message,
+                        report: None,
+                    },
+                });
+            }
+        }
+        Request::Gc => {
+            let app = app.clone();
+            let result = tokio::task::spawn_blocking(move || app.gc()).await?;
+            replies.push(match result {
+                Ok(r) => Reply {
+                    source: None,
+                    ok: true,
+                    message: format!(
+                        "removed {} objects ({} bytes), kept {}",
+                        r.removed, r.bytes_freed, r.kept
+                    ),
+                    report: None,
+                },
+                Err(e) => Reply {
+                    source: None,
+                    ok: false,
+                    message: e.to_string(),
+                    report: None,
+                },
+            });
+        }
+        Request::Verify { sources } => {
+            let app = app.clone();
+            let result = tokio::task::spawn_blocking(move || app.verify(&sources)).await?;
+            replies.push(match result {
+                Ok(r) => Reply {
+                    source: None,
+                    ok: r.is_clean(),
+                    message: crate::cli::describe_verify(&r),
+                    report: None,
+                },
+                Err(e) => Reply {
+                    source: None,
+                    ok: false,
+                    message: e.to_string(),
+                    report: None,
+                },
+            });
+        }
+    }
+    for reply in replies {
+        let mut text = serde_json::to_string(&reply)?;
+        text.push('\n');
+        write.write_all(text.as_bytes()).await?;
+    }
+    write.shutdown().await?;
+    Ok(())
+}
+
+fn scheduler_app(scheduler: &Scheduler) -> Arc<crate::app::App> {
+    scheduler.app()
+}
+
+async fn futures_join_all<F, T>(futures: impl Iterator<Item = F>) -> Vec<T>
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for handle in handles {
+        if let Ok(value) = handle.await {
+            out.push(value);
+        }
+    }
+    out
+}
+
+/// Sends a request to a running server and returns its replies.
+pub fn call(data_dir: &Path, request: &Request) -> anyhow::Result<Vec<Reply>> {
+    use std::io::{BufRead, Write};
+    let path = socket_path(data_dir);
+    let mut stream = std::os::unix::net::UnixStream::connect(&path).map_err(|e| {
+        anyhow::anyhow!(
+            "the data directory is locked by another process, and its admin socket {} does not answer ({e})",
+            path.display()
+        )
+    })?;
+    let mut line = serde_json::to_string(request)?;
+    line.push('\n');
+    stream.write_all(line.as_bytes())?;
+    let mut replies = Vec::new();
+    for line in std::io::BufReader::new(stream).lines() {
+        let line = line?;
+        if !line.trim().is_empty() {
+            replies.push(serde_json::from_str(&line)?);
+        }
+    }
+    Ok(replies)
+}

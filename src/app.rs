@@ -1,0 +1,266 @@
+//! The application state shared by the server, the scheduler and the CLI: configuration, the
+//! store, the published view, and the bookkeeping of sync runs.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::http::objects::ObjectCache;
+use crate::manifest::{Manifest, ManifestError};
+use crate::store::gc::{self, GcReport};
+use crate::store::refs::RunRecord;
+use crate::store::{DataLock, ObjectId, Store};
+use crate::sync::{self, unix_now, SyncReport};
+use crate::view::{SourceSnapshots, View, ViewHandle};
+
+/// What the status page shows of one source besides its last run record.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LiveStatus {
+    pub running: bool,
+    /// Unix seconds of the next scheduled run, if scheduled.
+    pub next_run: Option<i64>,
+}
+
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    pub view: ViewHandle,
+    pub objects: ObjectCache,
+    pub started: i64,
+    live: Mutex<HashMap<String, LiveStatus>>,
+    manifests: Mutex<HashMap<ObjectId, Arc<Manifest>>>,
+    /// Syncs store objects no ref names yet; GC must not run meanwhile. Syncs share it, GC
+    /// takes it alone.
+    gate: RwLock<()>,
+    /// One sync per source at a time.
+    source_locks: HashMap<String, Mutex<()>>,
+    _lock: DataLock,
+}
+
+impl App {
+    /// Takes the data-dir lock, opens the store, clears interrupted writes and builds the view.
+    pub fn open(config: Config) -> anyhow::Result<App> {
+        let lock = DataLock::acquire(&config.data_dir)?;
+        let store = Store::open(&config.data_dir, &config.store)?;
+        let cleaned = store.clean_tmp()?;
+        if cleaned > 0 {
+            tracing::info!(
+                files = cleaned,
+                "removed leftovers of interrupted writes from tmp/"
+            );
+        }
+        let objects = ObjectCache::new(store.objects_dir().to_path_buf());
+        let source_locks = config
+            .sources
+            .iter()
+            .map(|s| (s.id.clone(), Mutex::new(())))
+            .collect();
+        let app = App {
+            store,
+            view: ViewHandle::new(View::default()),
+            objects,
+            started: unix_now(),
+            live: Mutex::default(),
+            manifests: Mutex::default(),
+            gate: RwLock::new(()),
+            source_locks,
+            _lock: lock,
+            config,
+        };
+        app.refresh_view()?;
+        Ok(app)
+    }
+
+    pub fn manifest(&self, id: &ObjectId) -> Result<Arc<Manifest>, ManifestError> {
+        if let Some(m) = self.manifests.lock().expect("not poisoned").get(id) {
+            return Ok(m.clone());
+        }
+        let manifest = Arc::new(Manifest::load(&self.store, id)?);
+        self.manifests
+            .lock()
+            .expect("not poisoned")
+            .insert(*id, manifest.clone());
+        Ok(manifest)
+    }
+
+    /// Builds the view from every configured source's refs.
+    pub fn build_view(&self) -> Result<View, ManifestError> {
+        let mut sources = Vec::new();
+        let mut wanted = Vec::new();
+        for source in &self.config.sources {
+            let refs = self.store.read_refs(&source.id)?;
+            let current = refs.current.map(|id| self.manifest(&id)).transpose()?;
+            let mut retained = Vec::new();
+            for id in refs.snapshots.iter().chain(refs.current.iter()) {
+                if retained.iter().any(|(r, _)| r == id) {
+                    continue;
+                }
+                retained.push((*id, self.manifest(id)?));
+            }
+            wanted.extend(retained.iter().map(|(id, _)| *id));
+            sources.push(SourceSnapshots {
+                id: source.id.clone(),
+                mount: source.mount.clone(),
+                current,
+                retained,
+            });
+        }
+        // Forget manifests no longer named.
+        self.manifests
+            .lock()
+            .expect("not poisoned")
+            .retain(|id, _| wanted.contains(id));
+        Ok(View::build(&sources))
+    }
+
+    pub fn refresh_view(&self) -> Result<(), ManifestError> {
+        let started = Instant::now();
+        let view = self.build_view()?;
+        let entries = view.len();
+        for conflict in &view.conflicts {
+            tracing::warn!(path = %conflict, "two sources publish different content at this path; the first in the config wins");
+        }
+        self.view.publish(view);
+        self.objects.clear();
+        tracing::debug!(
+            entries,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "view published"
+        );
+        Ok(())
+    }
+
+    pub fn live_status(&self, source: &str) -> LiveStatus {
+        self.live
+            .lock()
+            .expect("not poisoned")
+            .get(source)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn set_next_run(&self, source: &str, next: Option<i64>) {
+        self.live
+            .lock()
+            .expect("not poisoned")
+            .entry(source.to_string())
+            .or_default()
+            .next_run = next;
+    }
+
+    fn set_running(&self, source: &str, running: bool) {
+        self.live
+            .lock()
+            .expect("not poisoned")
+            .entry(source.to_string())
+            .or_default()
+            .running = running;
+    }
+
+    /// Syncs one source, publishes, records the run and collects garbage. Blocking.
+    pub fn sync_source(&self, id: &str) -> Result<SyncReport, String> {
+        let source = self
+            .config
+            .source(id)
+            .ok_or_else(|| format!("no source `{id}` in {}", self.config.file.display()))?;
+        let _one_at_a_time = self.source_locks[id].lock().expect("not poisoned");
+        self.set_running(id, true);
+        let started = unix_now();
+        let clock = Instant::now();
+        tracing::info!(source = id, "sync started");
+        let result = {
+            let _no_gc = self.gate.read().expect("not poisoned");
+            sync::run(&self.store, source)
+        };
+        let previous = self.store.read_run_record(id).unwrap_or_default();
+        let mut record = RunRecord {
+            started,
+            duration_ms: clock.elapsed().as_millis() as u64,
+            last_success: previous.last_success,
+            last_verify: previous.last_verify,
+            ..RunRecord::default()
+        };
+        let outcome = match result {
+            Ok(report) => {
+                record.ok = true;
+                record.last_success = Some(started);
+                record.files = report.files;
+                record.bytes = report.bytes;
+                record.files_stored = report.files_stored;
+                record.bytes_stored = report.bytes_stored;
+                if report.changed {
+                    if let Err(e) = self.refresh_view() {
+                        tracing::error!(error = %e, "cannot rebuild the view after publishing");
+                    }
+                    if let Err(e) = self.gc() {
+                        tracing::error!(error = %e, "garbage collection failed");
+                    }
+                }
+                tracing::info!(
+                    source = id,
+                    snapshot = report.snapshot.as_deref().unwrap_or("-"),
+                    changed = report.changed,
+                    files = report.files,
+                    stored = report.files_stored,
+                    bytes_stored = report.bytes_stored,
+                    ms = record.duration_ms,
+                    "sync finished"
+                );
+                Ok(report)
+            }
+            Err(e) => {
+                let message = e.to_string();
+                tracing::error!(source = id, error = %message, "sync failed; the previous snapshot stays published");
+                record.ok = false;
+                record.error = Some(message.clone());
+                Err(message)
+            }
+        };
+        if let Err(e) = self.store.write_run_record(id, &record) {
+            tracing::warn!(error = %e, "cannot record the sync run");
+        }
+        self.set_running(id, false);
+        outcome
+    }
+
+    /// Removes objects that no ref and no view in use names. Waits for running syncs.
+    pub fn gc(&self) -> anyhow::Result<GcReport> {
+        let _alone = self.gate.write().expect("not poisoned");
+        let mut live = gc::mark(&self.store)?;
+        live.extend(self.view.live_objects());
+        let report = gc::sweep(&self.store, &live)?;
+        if report.removed > 0 {
+            self.objects.clear();
+            tracing::info!(
+                removed = report.removed,
+                bytes = report.bytes_freed,
+                "garbage collected"
+            );
+        }
+        Ok(report)
+    }
+
+    /// Deep verify of some sources (all if empty). Takes the GC gate so nothing moves meanwhile.
+    pub fn verify(&self, sources: &[String]) -> anyhow::Result<crate::store::verify::VerifyReport> {
+        let report = {
+            let _alone = self.gate.write().expect("not poisoned");
+            crate::store::verify::verify(&self.store, sources)?
+        };
+        if !report.damaged.is_empty() {
+            self.objects.clear();
+        }
+        let now = unix_now();
+        let ids: Vec<String> = if sources.is_empty() {
+            self.config.sources.iter().map(|s| s.id.clone()).collect()
+        } else {
+            sources.to_vec()
+        };
+        for id in ids {
+            let mut record = self.store.read_run_record(&id).unwrap_or_default();
+            record.last_verify = Some(now);
+            let _ = self.store.write_run_record(&id, &record);
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,325 @@
+//! The command line (see the README): argument parsing and one function per subcommand.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+
+use crate::admin;
+use crate::app::App;
+use crate::config::{Config, SourceKind};
+use crate::manifest::Manifest;
+use crate::store::verify::VerifyReport;
+use crate::store::{DataLock, LockError};
+use crate::view::SNAPSHOT_ID_CHARS;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mirrorbox",
+    version,
+    about = "Keeps mirrors of upstream repositories and serves them over HTTP and HTTPS"
+)]
+pub struct Cli {
+    /// More log output (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less log output (repeat for less).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub quiet: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ConfigArg {
+    /// Configuration file [default: $MIRRORBOX_CONFIG, config/mirrorbox.toml, /etc/mirrorbox/mirrorbox.toml]
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server and the sync scheduler (foreground).
+    Serve(ConfigArg),
+    /// Sync the named sources (all if none) now; exit status 0 only if every one succeeded.
+    Sync {
+        #[command(flatten)]
+        config: ConfigArg,
+        sources: Vec<String>,
+    },
+    /// List snapshots: id, time, files, bytes, current.
+    Snapshots {
+        #[command(flatten)]
+        config: ConfigArg,
+        source: Option<String>,
+    },
+    /// Re-hash stored objects; report and quarantine damaged ones.
+    Verify {
+        #[command(flatten)]
+        config: ConfigArg,
+        sources: Vec<String>,
+    },
+    /// Remove objects no retained snapshot names.
+    Gc(ConfigArg),
+    /// Validate the configuration and print what would be served where.
+    CheckConfig(ConfigArg),
+}
+
+impl ConfigArg {
+    /// `--config`, else `$MIRRORBOX_CONFIG`, else `config/mirrorbox.toml`, else `/etc/…`.
+    pub fn resolve(&self) -> PathBuf {
+        if let Some(path) = &self.config {
+            return path.clone();
+        }
+        if let Some(path) = std::env::var_os("MIRRORBOX_CONFIG") {
+            return PathBuf::from(path);
+        }
+        let local = PathBuf::from("config/mirrorbox.toml");
+        if local.exists() {
+            return local;
+        }
+        PathBuf::from("/etc/mirrorbox/mirrorbox.toml")
+    }
+
+    pub fn load(&self) -> anyhow::Result<Config> {
+        Ok(Config::load(&self.resolve())?)
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Serve(config) => {
+            let config = config.load()?;
+            crate::serve::run(config)?;
+            Ok(0)
+        }
+        Command::Sync { config, sources } => sync(config.load()?, sources),
+        Command::Snapshots { config, source } => snapshots(config.load()?, source),
+        Command::Verify { config, sources } => verify(config.load()?, sources),
+        Command::Gc(config) => gc(config.load()?),
+        Command::CheckConfig(config) => check_config(config.load()?),
+    }
+}
+
+fn check_sources(config: &Config, sources: &[String]) -> anyhow::Result<()> {
+    for id in sources {
+        if config.source(id).is_none() {
+            let known: Vec<&str> = config.sources.iter().map(|s| s.id.as_str()).collect();
+            bail!(
+                "no source `{id}` in {} (known: {})",
+                config.file.display(),
+                known.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Opens the store for this process, or says that a server holds it.
+fn open_or_busy(config: Config) -> anyhow::Result<Result<App, Config>> {
+    match App::open(config.clone()) {
+        Ok(app) => Ok(Ok(app)),
+        Err(e) if matches!(e.downcast_ref::<LockError>(), Some(LockError::Busy { .. })) => {
+            Ok(Err(config))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn print_replies(replies: &[admin::Reply]) -> i32 {
+    let mut code = 0;
+    for reply in replies {
+        match (&reply.source, &reply.report) {
+            (Some(source), Some(report)) => println!("{source}: {}", describe_sync(report)),
+            (Some(source), None) => println!("{source}: FAILED: {}", reply.message),
+            (None, _) => println!("{}", reply.message),
+        }
+        if !reply.ok {
+            code = 1;
+        }
+    }
+    code
+}
+
+fn describe_sync(report: &crate::sync::SyncReport) -> String {
+    format!(
+        "{} snapshot {} ({} files, {} bytes; stored {} new files, {} bytes)",
+        if report.changed {
+            "published"
+        } else {
+            "unchanged,"
+        },
+        report.snapshot.as_deref().unwrap_or("-"),
+        report.files,
+        report.bytes,
+        report.files_stored,
+        report.bytes_stored
+    )
+}
+
+pub fn describe_verify(report: &VerifyReport) -> String {
+    let mut text = format!(
+        "verified {} objects, {} bytes: {} damaged (quarantined), {} problems",
+        report.objects,
+        report.bytes,
+        report.damaged.len(),
+        report.missing.len()
+    );
+    for id in &report.damaged {
+        text.push_str(&format!("\n  damaged: {id}"));
+    }
+    for problem in &report.missing {
+        text.push_str(&format!("\n  {problem}"));
+    }
+    text
+}
+
+fn sync(config: Config, sources: Vec<String>) -> anyhow::Result<i32> {
+    check_sources(&config, &sources)?;
+    let app = match open_or_busy(config)? {
+        Ok(app) => app,
+        Err(config) => {
+            tracing::info!("a server holds the data directory; asking it to sync");
+            let replies = admin::call(&config.data_dir, &admin::Request::Sync { sources })?;
+            return Ok(print_replies(&replies));
+        }
+    };
+    let ids: Vec<String> = if sources.is_empty() {
+        app.config.sources.iter().map(|s| s.id.clone()).collect()
+    } else {
+        sources
+    };
+    let mut code = 0;
+    for id in ids {
+        match app.sync_source(&id) {
+            Ok(report) => println!("{id}: {}", describe_sync(&report)),
+            Err(message) => {
+                println!("{id}: FAILED: {message}");
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}
+
+fn verify(config: Config, sources: Vec<String>) -> anyhow::Result<i32> {
+    check_sources(&config, &sources)?;
+    let app = match open_or_busy(config)? {
+        Ok(app) => app,
+        Err(config) => {
+            let replies = admin::call(&config.data_dir, &admin::Request::Verify { sources })?;
+            return Ok(print_replies(&replies));
+        }
+    };
+    let report = app.verify(&sources)?;
+    println!("{}", describe_verify(&report));
+    Ok(if report.is_clean() { 0 } else { 1 })
+}
+
+fn gc(config: Config) -> anyhow::Result<i32> {
+    let app = match open_or_busy(config)? {
+        Ok(app) => app,
+        Err(config) => {
+            let replies = admin::call(&config.data_dir, &admin::Request::Gc)?;
+            return Ok(print_replies(&replies));
+        }
+    };
+    let report = app.gc()?;
+    println!(
+        "removed {} objects ({} bytes), kept {}",
+        report.removed, report.bytes_freed, report.kept
+    );
+    Ok(0)
+}
+
+/// Reads refs without the lock: refs are replaced atomically, so a reader never sees half.
+fn snapshots(config: Config, source: Option<String>) -> anyhow::Result<i32> {
+    if let Some(id) = &source {
+        check_sources(&config, std::slice::from_ref(id))?;
+    }
+    let store = crate::store::Store::open(&config.data_dir, &config.store)
+        .with_context(|| format!("cannot open data directory {}", config.data_dir.display()))?;
+    println!(
+        "{:<20} {:<16} {:<29} {:>8} {:>14}  current",
+        "source", "snapshot", "created", "files", "bytes"
+    );
+    for s in &config.sources {
+        if source.as_ref().is_some_and(|wanted| *wanted != s.id) {
+            continue;
+        }
+        let refs = store.read_refs(&s.id)?;
+        let mut ids = refs.snapshots.clone();
+        if let Some(current) = refs.current {
+            if !ids.contains(&current) {
+                ids.push(current);
+            }
+        }
+        for id in ids {
+            let manifest = Manifest::load(&store, &id)?;
+            println!(
+                "{:<20} {:<16} {:<29} {:>8} {:>14}  {}",
+                s.id,
+                id.short(SNAPSHOT_ID_CHARS),
+                crate::http::respond::http_date(manifest.created),
+                manifest.entries.len(),
+                manifest.total_bytes(),
+                if Some(id) == refs.current { "*" } else { "" }
+            );
+        }
+    }
+    Ok(0)
+}
+
+fn check_config(config: Config) -> anyhow::Result<i32> {
+    println!("config: {}", config.file.display());
+    println!("data_dir: {}", config.data_dir.display());
+    for addr in &config.server.http {
+        println!("listen: http://{addr}/");
+    }
+    for addr in &config.server.https {
+        println!("listen: https://{addr}/");
+    }
+    if let Some(tls) = &config.server.tls {
+        let cert = crate::http::tls::ReloadableCert::load(tls)?;
+        drop(Arc::new(cert));
+        println!("tls: {} (loads fine)", tls.cert.display());
+    }
+    let mut problems = 0;
+    for s in &config.sources {
+        let schedule = match s.every {
+            Some(every) => format!(
+                "every {}s (+ up to {}s jitter)",
+                every.as_secs(),
+                s.jitter.as_secs()
+            ),
+            None => "on demand".into(),
+        };
+        let mount = if s.mount.is_empty() { "/" } else { &s.mount };
+        println!(
+            "source {} ({}): served at {mount}/, keep {}, {schedule}",
+            s.id,
+            s.kind.name(),
+            s.keep
+        );
+        match &s.kind {
+            SourceKind::Dir { path } => {
+                if path.is_dir() {
+                    println!("  from directory {}", path.display());
+                } else {
+                    println!("  PROBLEM: directory {} does not exist", path.display());
+                    problems += 1;
+                }
+            }
+        }
+    }
+    match DataLock::acquire(&config.data_dir) {
+        Ok(_) => println!("data directory: usable"),
+        Err(LockError::Busy { .. }) => println!("data directory: in use by a running server"),
+        Err(e) => {
+            println!("PROBLEM: {e}");
+            problems += 1;
+        }
+    }
+    Ok(if problems == 0 { 0 } else { 1 })
+}

@@ -1,0 +1,455 @@
+//! The configuration file: parsed once, validated in one place, then handed to everything else.
+//!
+//! Every error names the file, the source id (when there is one) and the key, because an
+//! administrator reading a log at 3 a.m. must be able to fix a typo without guessing.
+//! Unknown keys are errors: a misspelled `kepp = 3` must not silently keep the default.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A configuration problem, always with the file it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {file}: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    Invalid { file: PathBuf, message: String },
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this configuration was read from (for messages).
+    pub file: PathBuf,
+    pub data_dir: PathBuf,
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub sources: Vec<SourceConfig>,
+}
+
+/// Listeners and connection limits.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub http: Vec<SocketAddr>,
+    pub https: Vec<SocketAddr>,
+    pub tls: Option<TlsConfig>,
+    /// How long a client may take to send a request's headers.
+    pub header_timeout: Duration,
+    /// How long a connection may see no traffic at all before it is closed.
+    pub idle_timeout: Duration,
+    /// Open connections above this wait in the accept queue.
+    pub max_connections: usize,
+    /// On SIGTERM, how long running downloads may take to finish.
+    pub shutdown_grace: Duration,
+    /// One tracing line per request, target `access`.
+    pub access_log: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// How local files (dir sources, images) enter the object store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestMode {
+    /// Reflink if the filesystem can, else hard link, else copy.
+    Auto,
+    /// Always copy: the store never shares an inode with a file outside it.
+    Copy,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// fsync objects and refs before they become visible (survives power loss, costs time).
+    pub fsync: bool,
+    pub ingest: IngestMode,
+}
+
+/// One source: something to keep a mirror of, published under `mount`.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    pub id: String,
+    pub mount: String,
+    pub every: Option<Duration>,
+    pub jitter: Duration,
+    pub verify_every: Option<Duration>,
+    pub keep: usize,
+    pub kind: SourceKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum SourceKind {
+    /// A local directory, published as it is.
+    Dir { path: PathBuf },
+}
+
+impl SourceKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            SourceKind::Dir { .. } => "dir",
+        }
+    }
+}
+
+// ---- raw (serde) shapes -------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    store: RawStore,
+    #[serde(default)]
+    source: Vec<toml::Table>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    http: Option<Vec<String>>,
+    #[serde(default)]
+    https: Vec<String>,
+    tls: Option<RawTls>,
+    header_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    max_connections: Option<usize>,
+    shutdown_grace: Option<String>,
+    access_log: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    fsync: Option<bool>,
+    ingest: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    id: String,
+    kind: String,
+    mount: String,
+    every: Option<String>,
+    jitter: Option<String>,
+    verify_every: Option<String>,
+    keep: Option<usize>,
+    path: Option<PathBuf>,
+}
+
+/// Parses a duration such as `90s`, `10m`, `2h` or `7d`. A bare number is seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (use e.g. 30s, 10m, 2h, 7d)"))?;
+    let scale = match unit.trim() {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        other => {
+            return Err(format!(
+                "`{text}` has unknown unit `{other}` (use s, m, h or d)"
+            ))
+        }
+    };
+    value
+        .checked_mul(scale)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("`{text}` is too long"))
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+            file: file.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, file)
+    }
+
+    /// Validates configuration text; `file` is only used in messages.
+    pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            file: file.to_path_buf(),
+            message,
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| invalid(toml_message(&e)))?;
+
+        let data_dir = raw.data_dir.ok_or_else(|| {
+            invalid("missing key `data_dir` (where objects/ and refs/ live)".into())
+        })?;
+        let server = parse_server(raw.server).map_err(invalid)?;
+        let store = StoreConfig {
+            fsync: raw.store.fsync.unwrap_or(true),
+            ingest: match raw.store.ingest.as_deref() {
+                None | Some("auto") => IngestMode::Auto,
+                Some("copy") => IngestMode::Copy,
+                Some(other) => {
+                    return Err(invalid(format!(
+                        "[store] key `ingest`: `{other}` is not one of `auto`, `copy`"
+                    )))
+                }
+            },
+        };
+
+        let mut sources = Vec::new();
+        let mut seen = HashSet::new();
+        for (index, table) in raw.source.into_iter().enumerate() {
+            let label = table
+                .get("id")
+                .and_then(|v| v.as_str())
+                .map(|id| format!("source `{id}`"))
+                .unwrap_or_else(|| format!("source #{}", index + 1));
+            let source = parse_source(table).map_err(|m| invalid(format!("{label}: {m}")))?;
+            if !seen.insert(source.id.clone()) {
+                return Err(invalid(format!(
+                    "{label}: key `id`: the id is used by another source too"
+                )));
+            }
+            sources.push(source);
+        }
+        Ok(Config {
+            file: file.to_path_buf(),
+            data_dir,
+            server,
+            store,
+            sources,
+        })
+    }
+
+    pub fn source(&self, id: &str) -> Option<&SourceConfig> {
+        self.sources.iter().find(|s| s.id == id)
+    }
+}
+
+/// toml's messages carry a line/column excerpt; keep them, on one line each.
+fn toml_message(error: &toml::de::Error) -> String {
+    let mut message = error.message().to_string();
+    if let Some(span) = error.span() {
+        message = format!("{message} (at byte {})", span.start);
+    }
+    message
+}
+
+fn parse_server(raw: RawServer) -> Result<ServerConfig, String> {
+    let addresses = |list: Vec<String>, key: &str| -> Result<Vec<SocketAddr>, String> {
+        list.iter()
+            .map(|a| {
+                a.parse().map_err(|_| {
+                    format!("[server] key `{key}`: `{a}` is not an address like 127.0.0.1:8080")
+                })
+            })
+            .collect()
+    };
+    let http = addresses(
+        raw.http.unwrap_or_else(|| vec!["127.0.0.1:8080".into()]),
+        "http",
+    )?;
+    let https = addresses(raw.https, "https")?;
+    let tls = raw.tls.map(|t| TlsConfig {
+        cert: t.cert,
+        key: t.key,
+    });
+    if !https.is_empty() && tls.is_none() {
+        return Err("[server] key `https`: HTTPS listeners need a [server.tls] section with `cert` and `key`".into());
+    }
+    let duration = |value: Option<String>, key: &str, default: u64| -> Result<Duration, String> {
+        match value {
+            None => Ok(Duration::from_secs(default)),
+            Some(v) => parse_duration(&v).map_err(|m| format!("[server] key `{key}`: {m}")),
+        }
+    };
+    let max_connections = raw.max_connections.unwrap_or(10_000);
+    if max_connections == 0 {
+        return Err("[server] key `max_connections`: must be at least 1".into());
+    }
+    Ok(ServerConfig {
+        http,
+        https,
+        tls,
+        header_timeout: duration(raw.header_timeout, "header_timeout", 30)?,
+        idle_timeout: duration(raw.idle_timeout, "idle_timeout", 75)?,
+        max_connections,
+        shutdown_grace: duration(raw.shutdown_grace, "shutdown_grace", 30)?,
+        access_log: raw.access_log.unwrap_or(true),
+    })
+}
+
+fn parse_source(table: toml::Table) -> Result<SourceConfig, String> {
+    let raw: RawSource = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| e.message().to_string())?;
+    if raw.id.is_empty()
+        || !raw
+            .id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(format!(
+            "key `id`: `{}` must be letters, digits, `_` or `-` (it names a folder and a URL)",
+            raw.id
+        ));
+    }
+    let mount = normalize_mount(&raw.mount).map_err(|m| format!("key `mount`: {m}"))?;
+    let duration = |value: &Option<String>, key: &str| -> Result<Option<Duration>, String> {
+        value
+            .as_deref()
+            .map(|v| parse_duration(v).map_err(|m| format!("key `{key}`: {m}")))
+            .transpose()
+    };
+    let every = duration(&raw.every, "every")?;
+    if every == Some(Duration::ZERO) {
+        return Err(
+            "key `every`: must be longer than 0s (leave it out to sync only on demand)".into(),
+        );
+    }
+    let jitter = duration(&raw.jitter, "jitter")?.unwrap_or(Duration::ZERO);
+    let verify_every = duration(&raw.verify_every, "verify_every")?;
+    let keep = raw.keep.unwrap_or(3);
+    if keep == 0 {
+        return Err("key `keep`: must be at least 1 (the current snapshot)".into());
+    }
+    let kind = match raw.kind.as_str() {
+        "dir" => SourceKind::Dir {
+            path: raw
+                .path
+                .ok_or("key `path`: missing (the directory to publish)")?,
+        },
+        "apt" | "files" | "puavo" => {
+            return Err(format!(
+                "key `kind`: `{}` sources are not supported by this version yet",
+                raw.kind
+            ))
+        }
+        other => return Err(format!("key `kind`: `{other}` is not one of `dir`")),
+    };
+    Ok(SourceConfig {
+        id: raw.id,
+        mount,
+        every,
+        jitter,
+        verify_every,
+        keep,
+        kind,
+    })
+}
+
+/// A mount is an absolute URL prefix without a trailing slash (`/` itself stays `/`... as ``).
+/// Returned form: `""` for the root, otherwise `/a/b`.
+fn normalize_mount(mount: &str) -> Result<String, String> {
+    if !mount.starts_with('/') {
+        return Err(format!("`{mount}` must start with `/`"));
+    }
+    let segments: Vec<&str> = mount.split('/').filter(|s| !s.is_empty()).collect();
+    for segment in &segments {
+        if *segment == "." || *segment == ".." || segment.starts_with(".snapshots") {
+            return Err(format!("`{mount}` has a reserved segment `{segment}`"));
+        }
+        if segment
+            .chars()
+            .any(|c| c.is_control() || c == '%' || c == '?' || c == '#')
+        {
+            return Err(format!("`{mount}` has a character not allowed in a mount"));
+        }
+    }
+    if segments
+        .first()
+        .is_some_and(|s| s.starts_with(".status") || s.starts_with(".metrics"))
+    {
+        return Err(format!("`{mount}` collides with the status pages"));
+    }
+    Ok(segments.iter().map(|s| format!("/{s}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, Path::new("test.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604800)));
+        assert_eq!(parse_duration("15"), Ok(Duration::from_secs(15)));
+        assert!(parse_duration("2w").is_err());
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn minimal_dir_source() {
+        let config = parse(
+            "data_dir = \"d\"\n[[source]]\nid = \"site\"\nkind = \"dir\"\nmount = \"/files/\"\npath = \"/srv\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.sources[0].mount, "/files");
+        assert_eq!(config.sources[0].keep, 3);
+        assert_eq!(config.server.http, vec!["127.0.0.1:8080".parse().unwrap()]);
+    }
+
+    #[test]
+    fn root_mount_is_empty_prefix() {
+        let config = parse(
+            "data_dir = \"d\"\n[[source]]\nid = \"s\"\nkind = \"dir\"\nmount = \"/\"\npath = \"/srv\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.sources[0].mount, "");
+    }
+
+    #[test]
+    fn errors_name_file_source_and_key() {
+        let cases = [
+            ("data_dir = \"d\"\n[[source]]\nid = \"web\"\nkind = \"dir\"\nmount = \"/f\"\npath = \"/srv\"\nkepp = 3\n", "source `web`", "kepp"),
+            ("data_dir = \"d\"\n[[source]]\nid = \"web\"\nkind = \"dir\"\nmount = \"f\"\npath = \"/srv\"\n", "source `web`", "mount"),
+            ("data_dir = \"d\"\n[[source]]\nid = \"web\"\nkind = \"dir\"\nmount = \"/f\"\npath = \"/srv\"\nevery = \"2x\"\n", "source `web`", "every"),
+            ("data_dir = \"d\"\n[[source]]\nid = \"web\"\nkind = \"dir\"\nmount = \"/f\"\n", "source `web`", "path"),
+            ("data_dir = \"d\"\n[[source]]\nid = \"web\"\nkind = \"disk\"\nmount = \"/f\"\npath = \"/srv\"\n", "source `web`", "kind"),
+            ("data_dir = \"d\"\n[server]\nhttps = [\"127.0.0.1:1\"]\n", "[server]", "https"),
+            ("data_dir = \"d\"\n[server]\nhttp = [\"nowhere\"]\n", "[server]", "http"),
+            ("data_dir = \"d\"\n[servre]\n", "test.toml", "servre"),
+            ("[server]\n", "test.toml", "data_dir"),
+        ];
+        for (text, place, key) in cases {
+            let message = parse(text).expect_err(text);
+            assert!(message.contains("test.toml"), "{message}");
+            assert!(message.contains(place), "{message}");
+            assert!(message.contains(key), "{message}");
+        }
+    }
+
+    #[test]
+    fn duplicate_ids_are_refused() {
+        let text = "data_dir = \"d\"\n[[source]]\nid = \"a\"\nkind = \"dir\"\nmount = \"/x\"\npath = \"/x\"\n[[source]]\nid = \"a\"\nkind = \"dir\"\nmount = \"/y\"\npath = \"/y\"\n";
+        assert!(parse(text).unwrap_err().contains("used by another source"));
+    }
+}

@@ -1,0 +1,151 @@
+//! Opening objects for serving: small ones come from memory, big ones from cached open files.
+//!
+//! Objects are immutable, so caching them is always correct, with one exception the store
+//! allows: an object hard-linked to a file outside the store (see `Stored::stamp`). Those are
+//! checked with `fstat` on every use and never kept in memory.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+
+use super::respond::Content;
+use crate::store::ObjectId;
+use crate::view::FileNode;
+
+/// Objects up to this size are served from memory once read.
+const SMALL_OBJECT: u64 = 256 * 1024;
+/// Memory for small objects; the cache starts over when it is full.
+const SMALL_BUDGET: usize = 64 * 1024 * 1024;
+/// Open file handles kept.
+const MAX_OPEN_FILES: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("object {0} is not in the store")]
+    Missing(ObjectId),
+    #[error("object {0} changed on disk since it was stored (its hard-linked original was modified); run a sync or verify")]
+    Changed(ObjectId),
+    #[error("cannot read object {0}: {1}")]
+    Io(ObjectId, io::Error),
+}
+
+#[derive(Default)]
+struct Small {
+    bytes: usize,
+    map: HashMap<ObjectId, Bytes>,
+}
+
+pub struct ObjectCache {
+    objects_dir: PathBuf,
+    small: Mutex<Small>,
+    files: Mutex<HashMap<ObjectId, Arc<File>>>,
+}
+
+impl ObjectCache {
+    pub fn new(objects_dir: PathBuf) -> ObjectCache {
+        ObjectCache {
+            objects_dir,
+            small: Mutex::default(),
+            files: Mutex::default(),
+        }
+    }
+
+    /// Forgets everything (after a publish, a GC or a quarantine).
+    pub fn clear(&self) {
+        *self.small.lock().expect("not poisoned") = Small::default();
+        self.files.lock().expect("not poisoned").clear();
+    }
+
+    fn path(&self, id: &ObjectId) -> PathBuf {
+        let hex = id.to_hex();
+        self.objects_dir.join(&hex[..2]).join(hex)
+    }
+
+    /// The content of a file node, checked against its size (and stamp, if it has one).
+    pub async fn open(&self, node: &FileNode) -> Result<Content, OpenError> {
+        if node.stamp.is_none() {
+            if let Some(bytes) = self
+                .small
+                .lock()
+                .expect("not poisoned")
+                .map
+                .get(&node.object)
+            {
+                return Ok(Content::Memory(bytes.clone()));
+            }
+        }
+        let cached = self
+            .files
+            .lock()
+            .expect("not poisoned")
+            .get(&node.object)
+            .cloned();
+        if let Some(file) = cached {
+            if node.stamp.is_some() {
+                check(&file, node)?;
+            }
+            return Ok(Content::File(file));
+        }
+        let path = self.path(&node.object);
+        let wanted = node.clone();
+        let opened =
+            tokio::task::spawn_blocking(move || -> Result<(File, Option<Bytes>), OpenError> {
+                let file = File::open(&path).map_err(|e| match e.kind() {
+                    io::ErrorKind::NotFound => OpenError::Missing(wanted.object),
+                    _ => OpenError::Io(wanted.object, e),
+                })?;
+                check(&file, &wanted)?;
+                let small = if wanted.size <= SMALL_OBJECT && wanted.stamp.is_none() {
+                    let mut buffer = vec![0u8; wanted.size as usize];
+                    std::os::unix::fs::FileExt::read_exact_at(&file, &mut buffer, 0)
+                        .map_err(|e| OpenError::Io(wanted.object, e))?;
+                    Some(Bytes::from(buffer))
+                } else {
+                    None
+                };
+                Ok((file, small))
+            })
+            .await
+            .map_err(|e| OpenError::Io(node.object, io::Error::other(e)))??;
+        let (file, small) = opened;
+        if let Some(bytes) = small {
+            let mut cache = self.small.lock().expect("not poisoned");
+            if cache.bytes + bytes.len() > SMALL_BUDGET {
+                *cache = Small::default();
+            }
+            cache.bytes += bytes.len();
+            cache.map.insert(node.object, bytes.clone());
+            return Ok(Content::Memory(bytes));
+        }
+        let file = Arc::new(file);
+        let mut files = self.files.lock().expect("not poisoned");
+        if files.len() >= MAX_OPEN_FILES {
+            files.clear();
+        }
+        files.insert(node.object, file.clone());
+        Ok(Content::File(file))
+    }
+}
+
+/// The bytes on disk must still be the bytes the manifest describes.
+fn check(file: &File, node: &FileNode) -> Result<(), OpenError> {
+    let meta = file.metadata().map_err(|e| OpenError::Io(node.object, e))?;
+    if meta.len() != node.size {
+        return Err(OpenError::Changed(node.object));
+    }
+    if let Some(stamp) = node.stamp {
+        let mtime = meta
+            .mtime()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(meta.mtime_nsec());
+        if mtime != stamp {
+            return Err(OpenError::Changed(node.object));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,25 @@
+//! mirrorbox keeps mirrors of upstream repositories in a content-addressed object store,
+//! publishes each sync as an immutable snapshot, swaps snapshots atomically in memory, and
+//! serves them over HTTP and HTTPS.
+//!
+//! # Layout
+//! The modules follow the data's way through the program:
+//! - [`config`]: the TOML file, validated once; every error names file, source and key.
+//! - [`sync`]: turns a source (a local directory, for now) into a new snapshot.
+//! - [`store`]: objects named by sha256, refs replaced atomically, GC, deep verify, the lock.
+//! - [`manifest`]: a snapshot's file list, itself stored as an object.
+//! - [`view`]: the in-memory map from URL path to file that requests read, swapped atomically.
+//! - [`http`]: listeners, the request handler, and an RFC 9110 file responder.
+//! - [`app`], [`scheduler`], [`admin`], [`serve`], [`cli`]: how the pieces run together.
+
+pub mod admin;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod manifest;
+pub mod scheduler;
+pub mod serve;
+pub mod store;
+pub mod sync;
+pub mod view;

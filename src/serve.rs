@@ -1,0 +1,66 @@
+//! `mirrorbox serve`: the server, the scheduler and the admin socket in one process, with
+//! signals: SIGTERM/SIGINT shut down gracefully, SIGHUP reloads the TLS certificate and the view.
+
+use std::sync::Arc;
+
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+
+use crate::app::App;
+use crate::config::Config;
+use crate::http::server::{self, Listeners};
+use crate::http::tls::ReloadableCert;
+use crate::scheduler::Scheduler;
+
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("mirrorbox")
+        .build()?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let cert = match &config.server.tls {
+        Some(tls) if !config.server.https.is_empty() => Some(Arc::new(ReloadableCert::load(tls)?)),
+        _ => None,
+    };
+    let app = Arc::new(tokio::task::spawn_blocking(move || App::open(config)).await??);
+    let listeners = Listeners::bind(&app.config.server, cert.clone()).await?;
+    let (stop, stopped) = watch::channel(false);
+    let scheduler = Scheduler::new(app.clone());
+    crate::admin::start(scheduler.clone(), &app.config.data_dir)?;
+    scheduler.start(stopped.clone());
+
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    let signals_app = app.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = terminate.recv() => break,
+                _ = interrupt.recv() => break,
+                _ = hangup.recv() => {
+                    tracing::info!("SIGHUP: reloading the certificate and the view");
+                    if let Some(cert) = &cert {
+                        match cert.reload() {
+                            Ok(()) => tracing::info!("certificate reloaded"),
+                            Err(e) => tracing::error!(error = %e, "certificate reload failed; the old one stays in use"),
+                        }
+                    }
+                    let app = signals_app.clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        if let Err(e) = app.refresh_view() {
+                            tracing::error!(error = %e, "view reload failed");
+                        }
+                    }).await;
+                }
+            }
+        }
+        let _ = stop.send(true);
+    });
+    server::serve(app.clone(), listeners, stopped).await?;
+    let _ = std::fs::remove_file(crate::admin::socket_path(&app.config.data_dir));
+    Ok(())
+}

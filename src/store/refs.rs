@@ -1,0 +1,156 @@
+//! Refs: tiny files that name manifests. Publishing a snapshot is replacing one of them.
+
+use std::fs;
+use std::io;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ObjectId, Store, StoreError};
+
+/// What a source publishes: its current snapshot and the retained ones (oldest first).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceRefs {
+    pub current: Option<ObjectId>,
+    pub snapshots: Vec<ObjectId>,
+}
+
+/// The last sync run of a source, kept for the status page and the scheduler across restarts.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RunRecord {
+    /// Unix seconds when the run started.
+    pub started: i64,
+    pub duration_ms: u64,
+    pub ok: bool,
+    pub error: Option<String>,
+    /// Unix seconds of the last run that succeeded.
+    pub last_success: Option<i64>,
+    pub files: u64,
+    pub bytes: u64,
+    pub files_stored: u64,
+    pub bytes_stored: u64,
+    /// Unix seconds of the last deep verify.
+    #[serde(default)]
+    pub last_verify: Option<i64>,
+}
+
+fn bad_ref(path: PathBuf, what: String) -> StoreError {
+    StoreError {
+        action: "read ref",
+        path,
+        source: io::Error::new(io::ErrorKind::InvalidData, what),
+    }
+}
+
+impl Store {
+    fn source_dir(&self, source: &str) -> PathBuf {
+        self.refs_dir().join(source)
+    }
+
+    /// The ids of every source that has refs, including sources no longer configured.
+    pub fn sources_with_refs(&self) -> Result<Vec<String>, StoreError> {
+        let dir = self.refs_dir();
+        let mut names = Vec::new();
+        for entry in fs::read_dir(dir).map_err(super::err("read", dir))? {
+            let entry = entry.map_err(super::err("read", dir))?;
+            if entry.path().is_dir() {
+                if let Some(name) = entry.file_name().to_str() {
+                    names.push(name.to_string());
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    pub fn read_refs(&self, source: &str) -> Result<SourceRefs, StoreError> {
+        let dir = self.source_dir(source);
+        let current_path = dir.join("current");
+        let current =
+            match fs::read_to_string(&current_path) {
+                Ok(text) => Some(text.trim().parse().map_err(
+                    |e: super::object::BadObjectId| bad_ref(current_path.clone(), e.to_string()),
+                )?),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(super::err("read ref", &current_path)(e)),
+            };
+        let list_path = dir.join("snapshots");
+        let snapshots = match fs::read_to_string(&list_path) {
+            Ok(text) => text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| {
+                    l.parse().map_err(|e: super::object::BadObjectId| {
+                        bad_ref(list_path.clone(), e.to_string())
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(super::err("read ref", &list_path)(e)),
+        };
+        Ok(SourceRefs { current, snapshots })
+    }
+
+    /// Replaces a source's refs: the snapshot list first, then `current`. A crash between the
+    /// two leaves the old current published and the new snapshot merely retained.
+    pub fn write_refs(&self, source: &str, refs: &SourceRefs) -> Result<(), StoreError> {
+        let dir = self.source_dir(source);
+        let mut list = String::new();
+        for id in &refs.snapshots {
+            list.push_str(&id.to_hex());
+            list.push('\n');
+        }
+        self.write_atomic(&dir.join("snapshots"), list.as_bytes())?;
+        match &refs.current {
+            Some(id) => self.write_atomic(&dir.join("current"), format!("{id}\n").as_bytes())?,
+            None => {
+                let path = dir.join("current");
+                match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(super::err("remove ref", &path)(e)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn read_run_record(&self, source: &str) -> Option<RunRecord> {
+        let text = fs::read(self.source_dir(source).join("state.json")).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    pub fn write_run_record(&self, source: &str, record: &RunRecord) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec_pretty(record).expect("run records serialize");
+        self.write_atomic(&self.source_dir(source).join("state.json"), &bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{IngestMode, StoreConfig};
+
+    #[test]
+    fn refs_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            dir.path(),
+            &StoreConfig {
+                fsync: true,
+                ingest: IngestMode::Copy,
+            },
+        )
+        .unwrap();
+        assert_eq!(store.read_refs("a").unwrap(), SourceRefs::default());
+        let one = store.put_bytes(b"1").unwrap();
+        let two = store.put_bytes(b"2").unwrap();
+        let refs = SourceRefs {
+            current: Some(two),
+            snapshots: vec![one, two],
+        };
+        store.write_refs("a", &refs).unwrap();
+        assert_eq!(store.read_refs("a").unwrap(), refs);
+        assert_eq!(store.sources_with_refs().unwrap(), vec!["a".to_string()]);
+    }
+}

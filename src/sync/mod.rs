@@ -1,0 +1,160 @@
+//! Sync: turn a source's upstream into a new snapshot, and publish it only when complete.
+
+pub mod dir;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::config::{SourceConfig, SourceKind};
+use crate::manifest::{Entry, Manifest, ManifestError};
+use crate::store::refs::SourceRefs;
+use crate::store::{ObjectId, Store, StoreError};
+
+/// Why a sync failed. The previous snapshot stays published in every case.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("cannot read {path}: {source}")]
+    Input {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// What a successful sync did.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct SyncReport {
+    pub source: String,
+    /// The snapshot published now (new or unchanged).
+    pub snapshot: Option<String>,
+    /// False when nothing changed and no new snapshot was made.
+    pub changed: bool,
+    pub files: u64,
+    pub bytes: u64,
+    /// Files and bytes that were new to the store.
+    pub files_stored: u64,
+    pub bytes_stored: u64,
+}
+
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Runs one sync of `source` against the store (blocking; call from a blocking thread).
+pub fn run(store: &Store, source: &SourceConfig) -> Result<SyncReport, SyncError> {
+    let refs = store.read_refs(&source.id)?;
+    let previous = match refs.current {
+        Some(id) => Some(Manifest::load(store, &id)?),
+        None => None,
+    };
+    let mut report = SyncReport {
+        source: source.id.clone(),
+        ..SyncReport::default()
+    };
+    let entries = match &source.kind {
+        SourceKind::Dir { path } => dir::scan(store, path, previous.as_ref(), &mut report)?,
+    };
+    let manifest = Manifest::new(&source.id, unix_now(), entries);
+    report.files = manifest.entries.len() as u64;
+    report.bytes = manifest.total_bytes();
+    let published = publish(store, source, &refs, previous.as_ref(), &manifest)?;
+    report.changed = published.1;
+    report.snapshot = Some(published.0.short(crate::view::SNAPSHOT_ID_CHARS));
+    Ok(report)
+}
+
+/// Stores the manifest and makes it current, unless it equals the current one. Trims the
+/// retained list to `keep`. Returns the current id and whether it changed.
+fn publish(
+    store: &Store,
+    source: &SourceConfig,
+    refs: &SourceRefs,
+    previous: Option<&Manifest>,
+    manifest: &Manifest,
+) -> Result<(ObjectId, bool), SyncError> {
+    if let (Some(previous), Some(current)) = (previous, refs.current) {
+        if previous.same_content(manifest) {
+            return Ok((current, false));
+        }
+    }
+    // Every object must be stored before the snapshot can name it.
+    for entry in &manifest.entries {
+        if !store.contains(&entry.object) {
+            return Err(SyncError::Store(StoreError {
+                action: "publish (object missing)",
+                path: store.object_path(&entry.object),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            }));
+        }
+    }
+    let id = manifest.save(store)?;
+    let mut snapshots: Vec<ObjectId> = refs
+        .snapshots
+        .iter()
+        .copied()
+        .filter(|s| *s != id)
+        .collect();
+    snapshots.push(id);
+    let excess = snapshots.len().saturating_sub(source.keep);
+    snapshots.drain(..excess);
+    store.write_refs(
+        &source.id,
+        &SourceRefs {
+            current: Some(id),
+            snapshots,
+        },
+    )?;
+    Ok((id, true))
+}
+
+/// Last-Modified for content at a path: kept while the content is the same; when it changes,
+/// the file's own date, but never earlier than one second after the previous date (so an
+/// `If-Range` date never matches different bytes) and never later than now unless that rule
+/// requires it.
+pub fn last_modified(previous: Option<&Entry>, object: &ObjectId, candidate: i64, now: i64) -> i64 {
+    let candidate = candidate.min(now);
+    match previous {
+        Some(prev) if prev.object == *object => prev.mtime,
+        Some(prev) => candidate.max(prev.mtime + 1),
+        None => candidate,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_modified_rules() {
+        let prev = Entry {
+            path: "p".into(),
+            object: ObjectId([1; 32]),
+            size: 0,
+            mtime: 100,
+            stamp: None,
+            origin: None,
+        };
+        // New path: the file's date, clamped to now.
+        assert_eq!(last_modified(None, &ObjectId([2; 32]), 50, 1000), 50);
+        assert_eq!(last_modified(None, &ObjectId([2; 32]), 5000, 1000), 1000);
+        // Same content: the date never moves.
+        assert_eq!(
+            last_modified(Some(&prev), &ObjectId([1; 32]), 900, 1000),
+            100
+        );
+        // New content with an older file date: still moves forward.
+        assert_eq!(
+            last_modified(Some(&prev), &ObjectId([2; 32]), 50, 1000),
+            101
+        );
+        assert_eq!(
+            last_modified(Some(&prev), &ObjectId([2; 32]), 500, 1000),
+            500
+        );
+    }
+}
