@@ -1,0 +1,244 @@
+//! The file server with real clients: curl and wget resume, pipelining, HTTPS with h2 and
+//! HTTP/1.1, protocol edge cases over a raw socket.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{curl, pattern, Site};
+
+fn raw(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(request).unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+#[test]
+fn curl_resumes_an_interrupted_download_byte_for_byte() {
+    let site = Site::new();
+    let data = pattern(8 * 1024 * 1024 + 123, 1);
+    std::fs::write(site.public().join("big.bin"), &data).unwrap();
+    let server = site.start();
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("big.bin");
+    // An interrupted download: the first 3 MB and a little.
+    std::fs::write(&target, &data[..3_000_017]).unwrap();
+    let result = curl(&[
+        "-f",
+        "-C",
+        "-",
+        "-o",
+        target.to_str().unwrap(),
+        &server.url("/files/big.bin"),
+    ]);
+    assert!(result.status.success(), "{result:?}");
+    assert_eq!(std::fs::read(&target).unwrap(), data);
+    // Resuming a complete file: 416 with the length, which curl treats as done.
+    let again = curl(&[
+        "-C",
+        "-",
+        "-o",
+        target.to_str().unwrap(),
+        "-w",
+        "%{http_code}",
+        &server.url("/files/big.bin"),
+    ]);
+    assert_eq!(String::from_utf8_lossy(&again.stdout), "416");
+    assert_eq!(std::fs::read(&target).unwrap(), data);
+}
+
+#[test]
+fn wget_continue_resumes_byte_for_byte() {
+    let site = Site::new();
+    let data = pattern(5 * 1024 * 1024 + 7, 2);
+    std::fs::write(site.public().join("image.img"), &data).unwrap();
+    let server = site.start();
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("image.img");
+    std::fs::write(&target, &data[..1_234_567]).unwrap();
+    let status = Command::new("wget")
+        .args(["-q", "--continue", "-O"])
+        .arg(&target)
+        .arg(server.url("/files/image.img"))
+        .status()
+        .expect("wget is installed");
+    assert!(status.success());
+    assert_eq!(std::fs::read(&target).unwrap(), data);
+}
+
+#[test]
+fn ten_pipelined_requests_come_back_in_order() {
+    let site = Site::new();
+    for i in 0..10 {
+        std::fs::write(
+            site.public().join(format!("f{i}.txt")),
+            format!("file number {i}\n").repeat(i + 1),
+        )
+        .unwrap();
+    }
+    let server = site.start();
+    let mut request = Vec::new();
+    for i in 0..10 {
+        let connection = if i == 9 { "close" } else { "keep-alive" };
+        request.extend_from_slice(
+            format!(
+                "GET /files/f{i}.txt HTTP/1.1\r\nHost: test\r\nConnection: {connection}\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    let response = raw(server.http, &request);
+    let mut position = 0;
+    for i in 0..10 {
+        let body = format!("file number {i}\n").repeat(i + 1);
+        let found = response[position..]
+            .find(&body)
+            .unwrap_or_else(|| panic!("response {i} missing or out of order: {response}"));
+        position += found + body.len();
+    }
+    assert_eq!(response.matches("HTTP/1.1 200 OK").count(), 10);
+}
+
+#[test]
+fn https_serves_http2_and_http11() {
+    let site = Site::with(true, "");
+    let data = pattern(3 * 1024 * 1024, 3);
+    std::fs::write(site.public().join("blob"), &data).unwrap();
+    let server = site.start();
+    let cert = site.cert();
+    let url = server.https_url("/files/blob");
+    let resolve = format!("localhost:{}:127.0.0.1", server.https.unwrap().port());
+    for (flag, version) in [("--http2", "2"), ("--http1.1", "1.1")] {
+        let out = curl(&[
+            "--cacert",
+            cert.to_str().unwrap(),
+            "--resolve",
+            &resolve,
+            flag,
+            "-o",
+            "-",
+            "-w",
+            "%{stderr}%{http_version}",
+            &url,
+        ]);
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), version);
+        assert_eq!(out.stdout, data);
+        // A range over each protocol too.
+        let out = curl(&[
+            "--cacert",
+            cert.to_str().unwrap(),
+            "--resolve",
+            &resolve,
+            flag,
+            "-r",
+            "100-199",
+            &url,
+        ]);
+        assert_eq!(out.stdout, &data[100..200]);
+    }
+}
+
+#[test]
+fn protocol_edge_cases() {
+    let site = Site::new();
+    std::fs::create_dir_all(site.public().join("dir")).unwrap();
+    std::fs::write(site.public().join("dir/a b+c.txt"), b"hello").unwrap();
+    let server = site.start();
+    let cases: &[(&str, &str)] = &[
+        (
+            "GET /files/dir/a%20b%2bc.txt HTTP/1.1\r\nHost: x\r\n\r\n",
+            "HTTP/1.1 200",
+        ),
+        (
+            "GET /files/dir/a%20b+c.txt?x=1 HTTP/1.1\r\nHost: x\r\n\r\n",
+            "HTTP/1.1 200",
+        ),
+        (
+            "GET /files//dir///a%20b%2Bc.txt HTTP/1.1\r\nHost: x\r\n\r\n",
+            "HTTP/1.1 200",
+        ),
+        (
+            "GET /files/dir/a%20b%2bc.txt/ HTTP/1.1\r\nHost: x\r\n\r\n",
+            "HTTP/1.1 404",
+        ),
+        ("GET /files/dir HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 301"),
+        (
+            "GET /files/dir?q=1 HTTP/1.1\r\nHost: x\r\n\r\n",
+            "location: dir/?q=1",
+        ),
+        (
+            "GET /files/dir/ HTTP/1.1\r\nHost: x\r\n\r\n",
+            "HTTP/1.1 200",
+        ),
+        (
+            "GET /files/../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n",
+            "HTTP/1.1 400",
+        ),
+        (
+            "GET /files/%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n",
+            "HTTP/1.1 400",
+        ),
+        (
+            "GET /files/%252e%252e/x HTTP/1.1\r\nHost: x\r\n\r\n",
+            "HTTP/1.1 404",
+        ),
+        (
+            "GET /files/a%00 HTTP/1.1\r\nHost: x\r\n\r\n",
+            "HTTP/1.1 400",
+        ),
+        (
+            "GET /files/a%zz HTTP/1.1\r\nHost: x\r\n\r\n",
+            "HTTP/1.1 400",
+        ),
+        ("GET /files/ HTTP/1.1\r\n\r\n", "HTTP/1.1 400"),
+        (
+            "GET /files/ HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            "HTTP/1.1 400",
+        ),
+        ("GET /files/ HTTP/1.0\r\n\r\n", "HTTP/1.0 200"),
+        (
+            "POST /files/ HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+            "allow: GET, HEAD",
+        ),
+        ("DELETE /files/ HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 405"),
+        ("BREW /files/ HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 501"),
+        (
+            "GET /files/dir/a%20b%2bc.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=9-\r\n\r\n",
+            "content-range: bytes */5",
+        ),
+        (
+            "GET /files/dir/a%20b%2bc.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=1-2\r\n\r\n",
+            "content-range: bytes 1-2/5",
+        ),
+        (
+            "GET /files/dir/a%20b%2bc.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=2-1\r\n\r\n",
+            "HTTP/1.1 200",
+        ),
+        ("GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 404"),
+        (
+            "GET /.status.json HTTP/1.1\r\nHost: x\r\n\r\n",
+            "\"id\": \"site\"",
+        ),
+    ];
+    for (request, expected) in cases {
+        let request = request.replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n");
+        let response = raw(server.http, request.as_bytes());
+        assert!(response.contains(expected), "{request:?} → {response}");
+    }
+    // HEAD carries the GET headers, no body.
+    let response = raw(
+        server.http,
+        b"HEAD /files/dir/a%20b%2bc.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(response.contains("content-length: 5"), "{response}");
+    assert!(response.ends_with("\r\n\r\n"), "{response}");
+}
