@@ -41,7 +41,13 @@ pub struct ConfigArg {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the server and the sync scheduler (foreground).
-    Serve(ConfigArg),
+    Serve {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Do not scan `dir` sources at start-up; every source keeps to its schedule.
+        #[arg(long)]
+        no_initial_sync: bool,
+    },
     /// Sync the named sources (all if none) now; exit status 0 only if every one succeeded.
     Sync {
         #[command(flatten)]
@@ -89,9 +95,12 @@ impl ConfigArg {
 
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Serve(config) => {
+        Command::Serve {
+            config,
+            no_initial_sync,
+        } => {
             let config = config.load()?;
-            crate::serve::run(config)?;
+            crate::serve::run(config, !no_initial_sync)?;
             Ok(0)
         }
         Command::Sync { config, sources } => sync(config.load()?, sources),

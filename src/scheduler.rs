@@ -74,14 +74,15 @@ impl Scheduler {
     }
 
     /// Starts the timers of every source. They stop when `shutdown` turns true.
-    pub fn start(self: &Arc<Self>, shutdown: watch::Receiver<bool>) {
+    /// `initial_sync`: scan `dir` sources (and overdue or never-synced ones) right away.
+    pub fn start(self: &Arc<Self>, shutdown: watch::Receiver<bool>, initial_sync: bool) {
         for source in self.app.config.sources.clone() {
             let this = self.clone();
             let mut stop = shutdown.clone();
             let config = source.clone();
             tokio::spawn(async move {
                 tokio::select! {
-                    _ = this.sync_loop(&config) => {}
+                    _ = this.sync_loop(&config, initial_sync) => {}
                     _ = stop.wait_for(|s| *s) => {}
                 }
             });
@@ -98,7 +99,7 @@ impl Scheduler {
         }
     }
 
-    async fn sync_loop(&self, source: &SourceConfig) {
+    async fn sync_loop(&self, source: &SourceConfig, initial_sync: bool) {
         // A local directory is cheap to re-scan: do it at start, so the server publishes what
         // is there now. Other kinds continue their schedule where the last run left it.
         let record = self.app.store.read_run_record(&source.id);
@@ -107,7 +108,9 @@ impl Scheduler {
                 let due = run.started + every.as_secs() as i64;
                 Duration::from_secs((due - unix_now()).max(0) as u64) + jitter(source.jitter)
             }
-            _ => Duration::ZERO,
+            _ if initial_sync => Duration::ZERO,
+            (Some(every), _) => every + jitter(source.jitter),
+            (None, _) => return,
         };
         loop {
             self.app

@@ -12,15 +12,15 @@ use crate::http::server::{self, Listeners};
 use crate::http::tls::ReloadableCert;
 use crate::scheduler::Scheduler;
 
-pub fn run(config: Config) -> anyhow::Result<()> {
+pub fn run(config: Config, initial_sync: bool) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("mirrorbox")
         .build()?;
-    runtime.block_on(serve(config))
+    runtime.block_on(serve(config, initial_sync))
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, initial_sync: bool) -> anyhow::Result<()> {
     let cert = match &config.server.tls {
         Some(tls) if !config.server.https.is_empty() => Some(Arc::new(ReloadableCert::load(tls)?)),
         _ => None,
@@ -30,7 +30,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let (stop, stopped) = watch::channel(false);
     let scheduler = Scheduler::new(app.clone());
     crate::admin::start(scheduler.clone(), &app.config.data_dir)?;
-    scheduler.start(stopped.clone());
+    scheduler.start(stopped.clone(), initial_sync);
 
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;

@@ -192,7 +192,8 @@ mod tests {
         let go = Proceed { use_range: true };
         let whole = Proceed { use_range: false };
         let get = Method::GET;
-        let cases: Vec<(Method, Vec<(&str, &str)>, Decision)> = vec![
+        type Case<'a> = (Method, Vec<(&'a str, &'a str)>, Decision);
+        let cases: Vec<Case> = vec![
             (get.clone(), vec![], go),
             // 1. If-Match
             (get.clone(), vec![("if-match", "*")], go),

@@ -73,7 +73,13 @@ impl Site {
     }
 
     pub fn start(&self) -> Server {
-        Server::start(&self.config)
+        Server::start(&self.config, true)
+    }
+
+    /// Starts the server with the source's start-up scan disabled, to look at what is
+    /// published without changing it.
+    pub fn start_without_sync(&self) -> Server {
+        Server::start(&self.config, false)
     }
 }
 
@@ -96,11 +102,13 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn start(config: &Path) -> Server {
-        let mut child = Command::new(BIN)
-            .arg("serve")
-            .arg("--config")
-            .arg(config)
+    pub fn start(config: &Path, scan: bool) -> Server {
+        let mut command = Command::new(BIN);
+        command.arg("serve").arg("--config").arg(config);
+        if !scan {
+            command.arg("--no-initial-sync");
+        }
+        let mut child = command
             .env("MIRRORBOX_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -124,7 +132,7 @@ impl Server {
         });
         let mut http = None;
         let mut https = None;
-        let mut synced = false;
+        let mut synced = !scan;
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while !(http.is_some() && synced) {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -217,4 +225,56 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(data))
+}
+
+/// Status, headers (lowercase names) and body.
+pub type Reply = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// A minimal HTTP/1.1 keep-alive client for tests that make many requests: returns status,
+/// headers (lowercase names) and body of one GET.
+pub struct Client {
+    stream: std::io::BufReader<std::net::TcpStream>,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> std::io::Result<Client> {
+        let stream = std::net::TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        Ok(Client {
+            stream: BufReader::new(stream),
+        })
+    }
+
+    pub fn get(&mut self, path: &str) -> std::io::Result<Reply> {
+        use std::io::{Read, Write};
+        let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n");
+        self.stream.get_mut().write_all(request.as_bytes())?;
+        let mut status_line = String::new();
+        self.stream.read_line(&mut status_line)?;
+        let status: u16 = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("bad status line {status_line:?}")))?;
+        let mut headers = Vec::new();
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            self.stream.read_line(&mut line)?;
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            let (name, value) = line.split_once(':').unwrap_or((line, ""));
+            let name = name.trim().to_ascii_lowercase();
+            let value = value.trim().to_string();
+            if name == "content-length" {
+                length = value.parse().unwrap_or(0);
+            }
+            headers.push((name, value));
+        }
+        let mut body = vec![0u8; length];
+        self.stream.read_exact(&mut body)?;
+        Ok((status, headers, body))
+    }
 }
