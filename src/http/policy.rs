@@ -34,14 +34,14 @@ fn is_versioned_image(name: &str) -> bool {
 
 pub fn cache_control(path: &str) -> HeaderValue {
     if is_immutable(path) {
-        HeaderValue::from_static("public, max-age=31536000, immutable")
+        HeaderValue::from_static("max-age=31536000, immutable")
     } else {
-        HeaderValue::from_static("public, max-age=60")
+        HeaderValue::from_static("max-age=60")
     }
 }
 
 /// Listings and status pages change with every publish.
-pub const SHORT_CACHE: &str = "public, max-age=10";
+pub const SHORT_CACHE: &str = "max-age=10";
 
 pub fn content_type(path: &str) -> HeaderValue {
     let name = path.rsplit('/').next().unwrap_or(path);
