@@ -242,3 +242,136 @@ fn protocol_edge_cases() {
     assert!(response.contains("content-length: 5"), "{response}");
     assert!(response.ends_with("\r\n\r\n"), "{response}");
 }
+
+#[test]
+fn sighup_reloads_the_certificate() {
+    let site = Site::with(true, "");
+    std::fs::write(site.public().join("x"), b"x").unwrap();
+    let server = site.start();
+    let resolve = format!("localhost:{}:127.0.0.1", server.https.unwrap().port());
+    let url = server.https_url("/files/x");
+    let old_cert = site.dir.path().join("old.pem");
+    std::fs::copy(site.cert(), &old_cert).unwrap();
+    // A new certificate and key, swapped in on disk, then SIGHUP.
+    let fresh = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(site.cert(), fresh.cert.pem()).unwrap();
+    std::fs::write(
+        site.dir.path().join("key.pem"),
+        fresh.key_pair.serialize_pem(),
+    )
+    .unwrap();
+    let with = |cert: &std::path::Path| {
+        curl(&[
+            "--cacert",
+            cert.to_str().unwrap(),
+            "--resolve",
+            &resolve,
+            &url,
+        ])
+        .status
+        .success()
+    };
+    assert!(
+        with(&old_cert),
+        "the old certificate is in use until SIGHUP"
+    );
+    server.signal("HUP");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !with(&site.cert()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "new certificate never served: {}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!with(&old_cert));
+    // A broken certificate file on SIGHUP keeps the working one.
+    std::fs::write(site.cert(), b"garbage").unwrap();
+    server.signal("HUP");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(server.log_text().contains("certificate reload failed"));
+    let fresh_pem = site.dir.path().join("fresh.pem");
+    std::fs::write(&fresh_pem, fresh.cert.pem()).unwrap();
+    assert!(with(&fresh_pem));
+}
+
+#[test]
+fn sigterm_lets_a_running_download_finish() {
+    let site = Site::new();
+    let data = pattern(3 * 1024 * 1024, 9);
+    std::fs::write(site.public().join("big"), &data).unwrap();
+    let mut server = site.start();
+    let url = server.url("/files/big");
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("big");
+    let download = Command::new("curl")
+        .args(["-s", "-f", "--limit-rate", "2M", "-o"])
+        .arg(&target)
+        .arg(&url)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    server.signal("TERM");
+    let result = download.wait_with_output().unwrap();
+    assert!(result.status.success());
+    assert_eq!(std::fs::read(&target).unwrap(), data);
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "server exit: {status:?}");
+    // And it no longer accepts connections.
+    assert!(std::net::TcpStream::connect(server.http).is_err());
+}
+
+#[test]
+fn slow_and_idle_connections_are_closed() {
+    let site = Site::new();
+    site.server_keys("header_timeout = \"1s\"\nidle_timeout = \"2s\"");
+    std::fs::write(site.public().join("x"), b"x").unwrap();
+    let server = site.start();
+    // Half a request line, then silence: closed after the header timeout.
+    let started = std::time::Instant::now();
+    let mut stream = TcpStream::connect(server.http).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(b"GET /files/x HTTP/1.1\r\nHo").unwrap();
+    let mut buffer = Vec::new();
+    let _ = stream.read_to_end(&mut buffer);
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(8),
+        "slow client kept for {waited:?}"
+    );
+    // An idle keep-alive connection is closed too.
+    let started = std::time::Instant::now();
+    let mut client = common::Client::connect(server.http).unwrap();
+    assert_eq!(client.get("/files/x").unwrap().0, 200);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        client.get("/files/x").is_err(),
+        "idle connection still open"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn listing_escapes_names_and_links_them() {
+    let site = Site::new();
+    std::fs::write(site.public().join("<b>&x y.txt"), b"1").unwrap();
+    std::fs::create_dir_all(site.public().join("sub dir")).unwrap();
+    std::fs::write(site.public().join("sub dir/f"), b"2").unwrap();
+    let server = site.start();
+    let out = curl(&[&server.url("/files/")]);
+    let html = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        html.contains("href=\"%3Cb%3E%26x%20y.txt\">&lt;b&gt;&amp;x y.txt</a>"),
+        "{html}"
+    );
+    assert!(html.contains("href=\"sub%20dir/\">sub dir/</a>"), "{html}");
+    assert!(!html.contains("<b>&x"), "unescaped name in {html}");
+    // The links work.
+    let file = curl(&["-f", &server.url("/files/%3Cb%3E%26x%20y.txt")]);
+    assert_eq!(file.stdout, b"1");
+    let sub = curl(&["-f", &server.url("/files/sub%20dir/f")]);
+    assert_eq!(sub.stdout, b"2");
+}

@@ -278,3 +278,23 @@ impl Client {
         Ok((status, headers, body))
     }
 }
+
+impl Site {
+    /// Adds keys to the `[server]` table.
+    pub fn server_keys(&self, keys: &str) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let text = text.replacen(
+            "access_log = false\n",
+            &format!("access_log = false\n{keys}\n"),
+            1,
+        );
+        std::fs::write(&self.config, text).unwrap();
+    }
+
+    /// Adds keys to the `[store]` table.
+    pub fn store_keys(&self, keys: &str) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let text = text.replacen("[store]\n", &format!("[store]\n{keys}\n"), 1);
+        std::fs::write(&self.config, text).unwrap();
+    }
+}
