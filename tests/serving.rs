@@ -375,3 +375,28 @@ fn listing_escapes_names_and_links_them() {
     let sub = curl(&["-f", &server.url("/files/sub%20dir/f")]);
     assert_eq!(sub.stdout, b"2");
 }
+
+#[test]
+fn connections_over_the_cap_wait_their_turn() {
+    let site = Site::new();
+    site.server_keys("max_connections = 2");
+    std::fs::write(site.public().join("x"), b"x").unwrap();
+    let server = site.start();
+    let mut first = common::Client::connect(server.http).unwrap();
+    let mut second = common::Client::connect(server.http).unwrap();
+    assert_eq!(first.get("/files/x").unwrap().0, 200);
+    assert_eq!(second.get("/files/x").unwrap().0, 200);
+    // A third connection is queued, not served, while two are open.
+    let mut third = TcpStream::connect(server.http).unwrap();
+    third.set_read_timeout(Some(Duration::from_millis(700))).unwrap();
+    third.write_all(b"GET /files/x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+    let mut buffer = [0u8; 64];
+    assert!(third.read(&mut buffer).is_err(), "served over the cap");
+    // Closing one lets it in.
+    drop(first);
+    third.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut response = Vec::new();
+    third.read_to_end(&mut response).unwrap();
+    assert!(String::from_utf8_lossy(&response).starts_with("HTTP/1.1 200"));
+    assert_eq!(second.get("/files/x").unwrap().0, 200);
+}
