@@ -30,11 +30,16 @@ fn serve() -> (Site, Server) {
     (site, server)
 }
 
+/// `$MIRRORBOX_PYTHON`, else the venv `tests/run.sh` makes, else `python3`.
 fn python() -> String {
-    std::env::var("MIRRORBOX_PYTHON")
-        .ok()
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| "python3".to_string())
+    if let Some(python) = std::env::var("MIRRORBOX_PYTHON").ok().filter(|p| !p.is_empty()) {
+        return python;
+    }
+    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/target/pyenv/bin/python");
+    if std::path::Path::new(venv).exists() {
+        return venv.to_string();
+    }
+    "python3".to_string()
 }
 
 /// Runs REDbot on `url` with extra request `headers`; returns its JSON report.
