@@ -32,7 +32,10 @@ fn serve() -> (Site, Server) {
 
 /// `$MIRRORBOX_PYTHON`, else the venv `tests/run.sh` makes, else `python3`.
 fn python() -> String {
-    if let Some(python) = std::env::var("MIRRORBOX_PYTHON").ok().filter(|p| !p.is_empty()) {
+    if let Some(python) = std::env::var("MIRRORBOX_PYTHON")
+        .ok()
+        .filter(|p| !p.is_empty())
+    {
         return python;
     }
     let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/target/pyenv/bin/python");

@@ -290,7 +290,7 @@ fn sighup_reloads_the_certificate() {
     std::fs::write(site.cert(), b"garbage").unwrap();
     server.signal("HUP");
     std::thread::sleep(Duration::from_millis(500));
-    assert!(server.log_text().contains("certificate reload failed"));
+    assert!(server.log_contains("certificate reload failed"));
     let fresh_pem = site.dir.path().join("fresh.pem");
     std::fs::write(&fresh_pem, fresh.cert.pem()).unwrap();
     assert!(with(&fresh_pem));
@@ -388,13 +388,19 @@ fn connections_over_the_cap_wait_their_turn() {
     assert_eq!(second.get("/files/x").unwrap().0, 200);
     // A third connection is queued, not served, while two are open.
     let mut third = TcpStream::connect(server.http).unwrap();
-    third.set_read_timeout(Some(Duration::from_millis(700))).unwrap();
-    third.write_all(b"GET /files/x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
+    third
+        .write_all(b"GET /files/x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let mut buffer = [0u8; 64];
     assert!(third.read(&mut buffer).is_err(), "served over the cap");
     // Closing one lets it in.
     drop(first);
-    third.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut response = Vec::new();
     third.read_to_end(&mut response).unwrap();
     assert!(String::from_utf8_lossy(&response).starts_with("HTTP/1.1 200"));

@@ -148,9 +148,18 @@ fn gc_removes_what_no_retained_snapshot_names() {
 
 #[test]
 fn local_files_are_not_copied_and_in_place_changes_are_never_served_under_the_old_hash() {
+    in_place_change(2_000_000);
+}
+
+#[test]
+fn small_files_served_from_memory_are_checked_for_in_place_changes_too() {
+    in_place_change(1_000);
+}
+
+fn in_place_change(size: usize) {
     let site = Site::new();
     let path = site.public().join("image.img");
-    let old = pattern(2_000_000, 1);
+    let old = pattern(size, 1);
     std::fs::write(&path, &old).unwrap();
     let server = site.start();
     let hash = common::sha256_hex(&old);
@@ -170,7 +179,7 @@ fn local_files_are_not_copied_and_in_place_changes_are_never_served_under_the_ol
     assert_eq!((status, body == old), (200, true));
 
     // Rewrite the original in place (same inode), as `cp new old` does.
-    let new = pattern(2_000_000, 2);
+    let new = pattern(size, 2);
     std::fs::OpenOptions::new()
         .write(true)
         .open(&path)
@@ -192,9 +201,7 @@ fn local_files_are_not_copied_and_in_place_changes_are_never_served_under_the_ol
         assert!(!headers
             .iter()
             .any(|(k, v)| k == "etag" && v.contains(&hash[..32])));
-        assert!(server
-            .log_text()
-            .contains("changed on disk since it was stored"));
+        assert!(server.log_contains("changed on disk since it was stored"));
     }
     // After a sync the new content is published under its own hash.
     let out = site.cli(&["sync"]);

@@ -2,7 +2,8 @@
 //!
 //! Objects are immutable, so caching them is always correct, with one exception the store
 //! allows: an object hard-linked to a file outside the store (see `Stored::stamp`). Those are
-//! checked with `fstat` on every use and never kept in memory.
+//! checked with `fstat` on every use (their cache entry keeps the file open for that), and their
+//! bytes are re-checked after being read into memory.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -37,7 +38,10 @@ pub enum OpenError {
 #[derive(Default)]
 struct Small {
     bytes: usize,
-    map: HashMap<ObjectId, Bytes>,
+    /// Entries that hold an open file (hard-linked objects): bounded like `files`.
+    open_files: usize,
+    /// The bytes, and for a stamped object the open file to check its stamp on every use.
+    map: HashMap<ObjectId, (Bytes, Option<Arc<File>>)>,
 }
 
 pub struct ObjectCache {
@@ -68,15 +72,21 @@ impl ObjectCache {
 
     /// The content of a file node, checked against its size (and stamp, if it has one).
     pub async fn open(&self, node: &FileNode) -> Result<Content, OpenError> {
-        if node.stamp.is_none() {
-            if let Some(bytes) = self
-                .small
-                .lock()
-                .expect("not poisoned")
-                .map
-                .get(&node.object)
-            {
-                return Ok(Content::Memory(bytes.clone()));
+        let small = self
+            .small
+            .lock()
+            .expect("not poisoned")
+            .map
+            .get(&node.object)
+            .cloned();
+        if let Some((bytes, file)) = small {
+            match file {
+                // A hard-linked original: the bytes in memory are right while its stamp is.
+                Some(file) => {
+                    check(&file, node)?;
+                    return Ok(Content::Memory(bytes));
+                }
+                None => return Ok(Content::Memory(bytes)),
             }
         }
         let cached = self
@@ -100,10 +110,12 @@ impl ObjectCache {
                     _ => OpenError::Io(wanted.object, e),
                 })?;
                 check(&file, &wanted)?;
-                let small = if wanted.size <= SMALL_OBJECT && wanted.stamp.is_none() {
+                let small = if wanted.size <= SMALL_OBJECT {
                     let mut buffer = vec![0u8; wanted.size as usize];
                     std::os::unix::fs::FileExt::read_exact_at(&file, &mut buffer, 0)
                         .map_err(|e| OpenError::Io(wanted.object, e))?;
+                    // Changed while we read: the stamp no longer matches.
+                    check(&file, &wanted)?;
                     Some(Bytes::from(buffer))
                 } else {
                     None
@@ -115,11 +127,16 @@ impl ObjectCache {
         let (file, small) = opened;
         if let Some(bytes) = small {
             let mut cache = self.small.lock().expect("not poisoned");
-            if cache.bytes + bytes.len() > SMALL_BUDGET {
+            let holds_file = node.stamp.is_some();
+            if cache.bytes + bytes.len() > SMALL_BUDGET
+                || (holds_file && cache.open_files >= MAX_OPEN_FILES)
+            {
                 *cache = Small::default();
             }
             cache.bytes += bytes.len();
-            cache.map.insert(node.object, bytes.clone());
+            cache.open_files += usize::from(holds_file);
+            let keep = holds_file.then(|| Arc::new(file));
+            cache.map.insert(node.object, (bytes.clone(), keep));
             return Ok(Content::Memory(bytes));
         }
         let file = Arc::new(file);

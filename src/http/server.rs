@@ -64,9 +64,9 @@ fn builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_timeout)
-        .keep_alive(true)
-        // apt pipelines up to 10 requests: answer them in order, flushing once.
-        .pipeline_flush(true);
+        // apt pipelines up to 10 requests; hyper answers them in order. (No `pipeline_flush`:
+        // it buffers bodies without bound before writing, which costs memory and a copy.)
+        .keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())

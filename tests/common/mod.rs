@@ -178,6 +178,20 @@ impl Server {
         )
     }
 
+    /// Waits up to 5 s for a log line containing `text` (the log is read by another thread).
+    pub fn log_contains(&self, text: &str) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            if self.log_text().contains(text) {
+                return true;
+            }
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }
