@@ -105,7 +105,7 @@ pub fn respond<B>(app: &App, req: &Request<B>, key: &str) -> http::Response<Body
                 human_size(r.bytes_stored)
             )
         });
-        let mount = escape(&s.mount);
+        let mount = escape(s.mount.trim_end_matches('/'));
         rows.push_str(&format!(
             "<tr><td><b>{id}</b><br><small class=\"muted\">{kind}</small></td><td><a href=\"{mount}/\">{mount}/</a></td><td><code>{current}</code><br><small class=\"muted\">{count} retained</small></td><td>{state}</td><td>{last}</td><td>{next}</td></tr>\n",
             id = escape(&s.id),
