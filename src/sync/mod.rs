@@ -1,5 +1,6 @@
 //! Sync: turn a source's upstream into a new snapshot, and publish it only when complete.
 
+pub mod apt;
 pub mod dir;
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -2,6 +2,8 @@
 //! directory, optional HTTPS with a freshly generated certificate, and helpers to run it.
 #![allow(dead_code)]
 
+pub mod gpg;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
