@@ -312,6 +312,23 @@ fn check_config(config: Config) -> anyhow::Result<i32> {
             s.keep
         );
         match &s.kind {
+            SourceKind::Apt(apt) => {
+                let repo = &apt.repository;
+                println!(
+                    "  from {} suite {} components [{}], architectures [{}]",
+                    repo.url,
+                    repo.suite,
+                    repo.components.join(" "),
+                    apt.architectures.join(" ")
+                );
+                match crate::sync::apt::keyring::Keyring::load(&apt.keys) {
+                    Ok(keyring) => println!("  keys: {}", keyring.describe()),
+                    Err(e) => {
+                        println!("  PROBLEM: {e}");
+                        problems += 1;
+                    }
+                }
+            }
             SourceKind::Dir { path } => {
                 if path.is_dir() {
                     println!("  from directory {}", path.display());

@@ -11,6 +11,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::sync::apt::index::Filter;
+use crate::sync::apt::repository::Repository;
+use crate::sync::fetch::FetchOptions;
+
 /// A configuration problem, always with the file it came from.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -90,15 +94,39 @@ pub struct SourceConfig {
 pub enum SourceKind {
     /// A local directory, published as it is.
     Dir { path: PathBuf },
+    /// An upstream apt repository.
+    Apt(Box<AptConfig>),
 }
 
 impl SourceKind {
     pub fn name(&self) -> &'static str {
         match self {
             SourceKind::Dir { .. } => "dir",
+            SourceKind::Apt(_) => "apt",
         }
     }
 }
+
+/// An apt source: what to fetch, which keys to trust, how to talk to the upstream.
+#[derive(Debug, Clone)]
+pub struct AptConfig {
+    pub repository: Repository,
+    /// `amd64`, `arm64`, `all`, …
+    pub architectures: Vec<String>,
+    pub keys: Vec<PathBuf>,
+    pub filter: Filter,
+    /// Extra index kinds carried besides Packages/Sources: `i18n`, `contents`, `dep11`, `cnf`,
+    /// `installer`. Default: all of them that the Release lists.
+    pub indices: Vec<String>,
+    /// Publish even if some package files could not be fetched (they are left out).
+    pub ignore_errors: bool,
+    /// Accept a Release whose Valid-Until has passed.
+    pub allow_expired: bool,
+    pub fetch: FetchOptions,
+}
+
+/// Index kinds an apt source can carry besides Packages and Sources.
+pub const APT_INDEX_KINDS: [&str; 5] = ["i18n", "contents", "dep11", "cnf", "installer"];
 
 // ---- raw (serde) shapes -------------------------------------------------------------------
 
@@ -152,7 +180,71 @@ struct RawSource {
     jitter: Option<String>,
     verify_every: Option<String>,
     keep: Option<usize>,
+    // dir
     path: Option<PathBuf>,
+    // apt
+    repository: Option<String>,
+    architectures: Option<Vec<String>>,
+    keys: Option<Vec<PathBuf>>,
+    skip_packages: Option<Vec<String>>,
+    skip_sections: Option<Vec<String>>,
+    indices: Option<Vec<String>>,
+    ignore_errors: Option<bool>,
+    allow_expired: Option<bool>,
+    // fetching
+    parallel: Option<usize>,
+    retries: Option<u32>,
+    bandwidth: Option<String>,
+    proxy: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    headers: Option<std::collections::BTreeMap<String, String>>,
+}
+
+impl RawSource {
+    /// Keys that only some kinds take, with whether they are set.
+    fn kind_keys(&self) -> [(&'static str, &'static [&'static str], bool); 16] {
+        const DIR: &[&str] = &["dir"];
+        const APT: &[&str] = &["apt"];
+        const FETCHING: &[&str] = &["apt"];
+        [
+            ("path", DIR, self.path.is_some()),
+            ("repository", APT, self.repository.is_some()),
+            ("architectures", APT, self.architectures.is_some()),
+            ("keys", APT, self.keys.is_some()),
+            ("skip_packages", APT, self.skip_packages.is_some()),
+            ("skip_sections", APT, self.skip_sections.is_some()),
+            ("indices", APT, self.indices.is_some()),
+            ("ignore_errors", APT, self.ignore_errors.is_some()),
+            ("allow_expired", APT, self.allow_expired.is_some()),
+            ("parallel", FETCHING, self.parallel.is_some()),
+            ("retries", FETCHING, self.retries.is_some()),
+            ("bandwidth", FETCHING, self.bandwidth.is_some()),
+            ("proxy", FETCHING, self.proxy.is_some()),
+            ("username", FETCHING, self.username.is_some()),
+            ("password", FETCHING, self.password.is_some()),
+            ("headers", FETCHING, self.headers.is_some()),
+        ]
+    }
+}
+
+/// `500k`, `10M`, `1G` (bytes per second, binary multiples) or a bare number of bytes.
+pub fn parse_rate(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, scale) = match text.chars().last() {
+        Some('k' | 'K') => (&text[..text.len() - 1], 1024),
+        Some('m' | 'M') => (&text[..text.len() - 1], 1024 * 1024),
+        Some('g' | 'G') => (&text[..text.len() - 1], 1024 * 1024 * 1024),
+        _ => (text, 1),
+    };
+    let value: u64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a rate like 500k, 10M or 1G (bytes per second)"))?;
+    if value == 0 {
+        return Err("must be more than 0".into());
+    }
+    Ok(value * scale)
 }
 
 /// Parses a duration such as `90s`, `10m`, `2h` or `7d`. A bare number is seconds.
@@ -334,19 +426,29 @@ fn parse_source(table: toml::Table) -> Result<SourceConfig, String> {
     if keep == 0 {
         return Err("key `keep`: must be at least 1 (the current snapshot)".into());
     }
+    for (key, kinds, set) in raw.kind_keys() {
+        if set && !kinds.contains(&raw.kind.as_str()) {
+            return Err(format!(
+                "key `{key}`: does not apply to `{}` sources (only to {})",
+                raw.kind,
+                kinds.join(", ")
+            ));
+        }
+    }
     let kind = match raw.kind.as_str() {
         "dir" => SourceKind::Dir {
             path: raw
                 .path
                 .ok_or("key `path`: missing (the directory to publish)")?,
         },
-        "apt" | "files" | "puavo" => {
+        "apt" => SourceKind::Apt(Box::new(parse_apt(&raw)?)),
+        "files" | "puavo" => {
             return Err(format!(
                 "key `kind`: `{}` sources are not supported by this version yet",
                 raw.kind
             ))
         }
-        other => return Err(format!("key `kind`: `{other}` is not one of `dir`")),
+        other => return Err(format!("key `kind`: `{other}` is not one of `dir`, `apt`")),
     };
     Ok(SourceConfig {
         id: raw.id,
@@ -356,6 +458,76 @@ fn parse_source(table: toml::Table) -> Result<SourceConfig, String> {
         verify_every,
         keep,
         kind,
+    })
+}
+
+fn parse_apt(raw: &RawSource) -> Result<AptConfig, String> {
+    let line = raw
+        .repository
+        .as_deref()
+        .ok_or("key `repository`: missing (a sources.list line: `deb URL SUITE COMPONENT…`)")?;
+    let repository = Repository::parse(line).map_err(|m| format!("key `repository`: {m}"))?;
+    let architectures = raw
+        .architectures
+        .clone()
+        .unwrap_or_else(|| vec!["amd64".into(), "all".into()]);
+    if architectures.is_empty() && repository.binary {
+        return Err("key `architectures`: list at least one (e.g. [\"amd64\", \"all\"])".into());
+    }
+    let keys = raw.keys.clone().unwrap_or_default();
+    if keys.is_empty() {
+        return Err("key `keys`: list the keyring or key files that sign this repository (unsigned repositories are refused)".into());
+    }
+    let indices = raw
+        .indices
+        .clone()
+        .unwrap_or_else(|| APT_INDEX_KINDS.iter().map(|k| k.to_string()).collect());
+    for kind in &indices {
+        if !APT_INDEX_KINDS.contains(&kind.as_str()) {
+            return Err(format!(
+                "key `indices`: `{kind}` is not one of {}",
+                APT_INDEX_KINDS.join(", ")
+            ));
+        }
+    }
+    let mut fetch = FetchOptions::default();
+    if let Some(parallel) = raw.parallel {
+        if parallel == 0 {
+            return Err("key `parallel`: must be at least 1".into());
+        }
+        fetch.parallel = parallel;
+    }
+    if let Some(retries) = raw.retries {
+        fetch.retries = retries;
+    }
+    if let Some(rate) = &raw.bandwidth {
+        fetch.bandwidth = Some(parse_rate(rate).map_err(|m| format!("key `bandwidth`: {m}"))?);
+    }
+    fetch.proxy = raw.proxy.clone();
+    match (&raw.username, &raw.password) {
+        (Some(user), Some(password)) => fetch.basic_auth = Some((user.clone(), password.clone())),
+        (None, None) => {}
+        (Some(_), None) => return Err("key `password`: missing (it goes with `username`)".into()),
+        (None, Some(_)) => return Err("key `username`: missing (it goes with `password`)".into()),
+    }
+    fetch.headers = raw
+        .headers
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    Ok(AptConfig {
+        repository,
+        architectures,
+        keys,
+        filter: Filter {
+            skip_packages: raw.skip_packages.clone().unwrap_or_default(),
+            skip_sections: raw.skip_sections.clone().unwrap_or_default(),
+        },
+        indices,
+        ignore_errors: raw.ignore_errors.unwrap_or(false),
+        allow_expired: raw.allow_expired.unwrap_or(false),
+        fetch,
     })
 }
 

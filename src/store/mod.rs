@@ -125,12 +125,16 @@ impl Store {
         self.fsync
     }
 
-    /// Removes what interrupted writes left in `tmp/`. Call only while holding the lock.
+    /// Removes what interrupted writes left in `tmp/`, except partial downloads (they resume).
+    /// Call only while holding the lock.
     pub fn clean_tmp(&self) -> Result<usize, StoreError> {
         let mut removed = 0;
         for entry in fs::read_dir(&self.tmp).map_err(err("read", &self.tmp))? {
             let entry = entry.map_err(err("read", &self.tmp))?;
             let path = entry.path();
+            if entry.file_name() == "partial" {
+                continue;
+            }
             let result = if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
                 fs::remove_dir_all(&path)
             } else {
@@ -167,6 +171,40 @@ impl Store {
             path,
             hasher: Sha256::new(),
             size: 0,
+        })
+    }
+
+    /// Opens (or continues) a download of an object whose hash is known in advance. What an
+    /// interrupted earlier attempt wrote is kept in `tmp/partial/` and hashed again here, so
+    /// the download resumes where it stopped.
+    pub fn partial(&self, expected: &ObjectId) -> Result<PartialWriter<'_>, StoreError> {
+        let dir = self.tmp.join("partial");
+        fs::create_dir_all(&dir).map_err(err("create directory", &dir))?;
+        let path = dir.join(expected.to_hex());
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(err("open", &path))?;
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        let mut buffer = vec![0u8; CHUNK];
+        loop {
+            let n = file.read(&mut buffer).map_err(err("read", &path))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buffer[..n]);
+            size += n as u64;
+        }
+        Ok(PartialWriter {
+            store: self,
+            file,
+            path,
+            hasher,
+            size,
+            expected: *expected,
         })
     }
 
@@ -424,6 +462,69 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
         .open(dir)
         .map_err(err("open directory", dir))?;
     file.sync_all().map_err(err("fsync directory", dir))
+}
+
+/// A download with a known hash: appends to `tmp/partial/<hash>`, hashing as it goes.
+pub struct PartialWriter<'a> {
+    store: &'a Store,
+    file: File,
+    path: PathBuf,
+    hasher: Sha256,
+    size: u64,
+    expected: ObjectId,
+}
+
+impl PartialWriter<'_> {
+    /// Bytes already there (from earlier attempts and this one).
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn write_chunk(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.file
+            .write_all(bytes)
+            .map_err(err("write", &self.path))?;
+        self.hasher.update(bytes);
+        self.size += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Starts over (the server ignored our Range, or the partial was wrong).
+    pub fn restart(&mut self) -> Result<(), StoreError> {
+        self.file.set_len(0).map_err(err("truncate", &self.path))?;
+        self.hasher = Sha256::new();
+        self.size = 0;
+        Ok(())
+    }
+
+    /// Checks the hash and moves the object into place. On a mismatch the partial file is
+    /// removed (so the next attempt starts clean) and the actual hash is returned as the error.
+    pub fn finish(self) -> Result<Result<Stored, ObjectId>, StoreError> {
+        let actual = ObjectId(self.hasher.clone().finalize().into());
+        if actual != self.expected {
+            let _ = fs::remove_file(&self.path);
+            return Ok(Err(actual));
+        }
+        if self.store.fsync {
+            self.file.sync_all().map_err(err("fsync", &self.path))?;
+        }
+        let created = self.store.commit(&self.path, &actual)?;
+        Ok(Ok(Stored {
+            id: actual,
+            size: self.size,
+            method: if created {
+                IngestMethod::Copy
+            } else {
+                IngestMethod::Existing
+            },
+            stamp: None,
+        }))
+    }
+
+    /// Forgets the partial data.
+    pub fn discard(self) {
+        let _ = fs::remove_file(&self.path);
+    }
 }
 
 /// A new object being written: bytes go to a temp file and through the hasher at once.

@@ -2,6 +2,7 @@
 
 pub mod apt;
 pub mod dir;
+pub mod fetch;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -17,6 +18,12 @@ pub enum SyncError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+    /// The upstream is wrong or unreachable: the message says what and where.
+    #[error("{0}")]
+    Upstream(String),
+    /// The upstream changed during the sync (used inside the apt sync to start over).
+    #[error("the upstream changed during the sync: {0}")]
+    Restart(String),
     #[error("cannot read {path}: {source}")]
     Input {
         path: std::path::PathBuf,
@@ -37,6 +44,14 @@ pub struct SyncReport {
     /// Files and bytes that were new to the store.
     pub files_stored: u64,
     pub bytes_stored: u64,
+    /// Requests made to the upstream and bytes received (remote sources).
+    #[serde(default)]
+    pub upstream_requests: u64,
+    #[serde(default)]
+    pub bytes_fetched: u64,
+    /// A small state file to write once the snapshot is published (path, bytes).
+    #[serde(skip)]
+    pub pending_state: Option<(std::path::PathBuf, Vec<u8>)>,
 }
 
 pub fn unix_now() -> i64 {
@@ -59,11 +74,17 @@ pub fn run(store: &Store, source: &SourceConfig) -> Result<SyncReport, SyncError
     };
     let entries = match &source.kind {
         SourceKind::Dir { path } => dir::scan(store, path, previous.as_ref(), &mut report)?,
+        SourceKind::Apt(config) => {
+            apt::sync(store, &source.id, config, previous.as_ref(), &mut report)?
+        }
     };
     let manifest = Manifest::new(&source.id, unix_now(), entries);
     report.files = manifest.entries.len() as u64;
     report.bytes = manifest.total_bytes();
     let published = publish(store, source, &refs, previous.as_ref(), &manifest)?;
+    if let Some((path, bytes)) = report.pending_state.take() {
+        store.write_atomic(&path, &bytes)?;
+    }
     report.changed = published.1;
     report.snapshot = Some(published.0.short(crate::view::SNAPSHOT_ID_CHARS));
     Ok(report)

@@ -90,7 +90,11 @@ impl Release {
             .unwrap_or_default();
         let mut files = BTreeMap::new();
         for (path, size, hash) in sha256 {
-            if hash.len() != 64 || path.contains("..") || path.starts_with('/') {
+            if hash.len() != 64
+                || !hash.bytes().all(|b| b.is_ascii_hexdigit())
+                || path.split('/').any(|s| s == ".." || s == ".")
+                || path.starts_with('/')
+            {
                 return Err(format!("bad SHA256 entry for `{path}`"));
             }
             files.insert(

@@ -1,0 +1,302 @@
+//! Packages and Sources indices: decompressed as a stream (gz, xz, bz2, zst or plain) and
+//! parsed stanza by stanza, so even Debian's largest indices never sit in memory whole.
+
+use std::io::{self, BufReader, Read, Write};
+
+/// A file an index names, relative to the repository root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolFile {
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+    pub package: String,
+}
+
+/// Which packages to leave out.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Package name globs (`*-dbgsym`, `linux-image-*`).
+    pub skip_packages: Vec<String>,
+    /// Sections (`debug`, `non-free/games`); a bare name also matches `<area>/<name>`.
+    pub skip_sections: Vec<String>,
+}
+
+impl Filter {
+    fn skips(&self, package: &str, section: &str) -> bool {
+        self.skip_packages.iter().any(|g| glob(g, package))
+            || self.skip_sections.iter().any(|s| {
+                section == s || section.rsplit_once('/').is_some_and(|(_, tail)| tail == s)
+            })
+    }
+}
+
+/// `*` matches any run, `?` one character.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    fn go(p: &[u8], t: &[u8]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
+            (Some(b'?'), Some(_)) => go(&p[1..], &t[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), text.as_bytes())
+}
+
+/// Rank of a compression for parsing: lower is preferred (cheap to decode, streams well).
+pub fn parse_preference(path: &str) -> Option<u8> {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let stem = name.split('.').next().unwrap_or(name);
+    if stem != "Packages" && stem != "Sources" {
+        return None;
+    }
+    match name.strip_prefix(stem).unwrap_or("") {
+        ".gz" => Some(0),
+        "" => Some(1),
+        ".xz" => Some(2),
+        ".zst" => Some(3),
+        ".bz2" => Some(4),
+        _ => None,
+    }
+}
+
+/// Parses one index (its name gives the compression) and returns the files it names.
+pub fn parse(name: &str, input: impl Read + Send, filter: &Filter) -> io::Result<Vec<PoolFile>> {
+    let sources = name
+        .rsplit('/')
+        .next()
+        .unwrap_or(name)
+        .starts_with("Sources");
+    let mut parser = StanzaParser::new(sources, filter.clone());
+    if name.ends_with(".xz") {
+        // lzma-rs writes into a sink: feed the parser as the text comes out.
+        let mut reader = BufReader::new(input);
+        lzma_rs::xz_decompress(&mut reader, &mut parser)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("xz: {e}")))?;
+    } else {
+        let mut reader: Box<dyn Read + Send> = if name.ends_with(".gz") {
+            Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(input)))
+        } else if name.ends_with(".bz2") {
+            Box::new(bzip2::read::MultiBzDecoder::new(BufReader::new(input)))
+        } else if name.ends_with(".zst") {
+            Box::new(
+                ruzstd::decoding::StreamingDecoder::new(BufReader::new(input)).map_err(|e| {
+                    io::Error::new(io::ErrorKind::InvalidData, format!("zstd: {e}"))
+                })?,
+            )
+        } else {
+            Box::new(input)
+        };
+        io::copy(&mut reader, &mut parser)?;
+    }
+    parser.finish()
+}
+
+/// Consumes index text in arbitrary chunks; collects the files of every stanza.
+struct StanzaParser {
+    sources: bool,
+    filter: Filter,
+    pending: Vec<u8>,
+    stanza: Stanza,
+    files: Vec<PoolFile>,
+    error: Option<String>,
+}
+
+#[derive(Default)]
+struct Stanza {
+    package: String,
+    section: String,
+    filename: String,
+    size: Option<u64>,
+    sha256: String,
+    directory: String,
+    checksums: Vec<(String, u64, String)>,
+    in_checksums: bool,
+}
+
+impl StanzaParser {
+    fn new(sources: bool, filter: Filter) -> StanzaParser {
+        StanzaParser {
+            sources,
+            filter,
+            pending: Vec::new(),
+            stanza: Stanza::default(),
+            files: Vec::new(),
+            error: None,
+        }
+    }
+
+    fn line(&mut self, line: &str) {
+        let line = line.trim_end_matches('\r');
+        if line.is_empty() {
+            self.end_stanza();
+            return;
+        }
+        if line.starts_with(' ') || line.starts_with('\t') {
+            if self.stanza.in_checksums {
+                let parts: Vec<&str> = line.split_whitespace().collect();
+                if let [hash, size, name] = parts[..] {
+                    if let Ok(size) = size.parse() {
+                        self.stanza.checksums.push((
+                            hash.to_ascii_lowercase(),
+                            size,
+                            name.to_string(),
+                        ));
+                    }
+                }
+            }
+            return;
+        }
+        self.stanza.in_checksums = false;
+        let Some((name, value)) = line.split_once(':') else {
+            return;
+        };
+        let value = value.trim();
+        match name {
+            "Package" => self.stanza.package = value.to_string(),
+            "Section" => self.stanza.section = value.to_string(),
+            "Filename" => self.stanza.filename = value.to_string(),
+            "Size" => self.stanza.size = value.parse().ok(),
+            "SHA256" => self.stanza.sha256 = value.to_ascii_lowercase(),
+            "Directory" => self.stanza.directory = value.to_string(),
+            "Checksums-Sha256" => self.stanza.in_checksums = true,
+            _ => {}
+        }
+    }
+
+    fn end_stanza(&mut self) {
+        let stanza = std::mem::take(&mut self.stanza);
+        if stanza.package.is_empty() || self.filter.skips(&stanza.package, &stanza.section) {
+            return;
+        }
+        if self.sources {
+            for (sha256, size, name) in stanza.checksums {
+                self.push(
+                    format!("{}/{name}", stanza.directory),
+                    size,
+                    sha256,
+                    &stanza.package,
+                );
+            }
+        } else if !stanza.filename.is_empty() {
+            match stanza.size {
+                Some(size) if stanza.sha256.len() == 64 => {
+                    self.push(stanza.filename, size, stanza.sha256, &stanza.package)
+                }
+                _ => {
+                    self.error.get_or_insert(format!(
+                        "package {} has no Size or SHA256 (only SHA256 is trusted)",
+                        stanza.package
+                    ));
+                }
+            }
+        }
+    }
+
+    fn push(&mut self, path: String, size: u64, sha256: String, package: &str) {
+        let path = path.trim_start_matches("./").to_string();
+        if path.starts_with('/') || path.split('/').any(|s| s == ".." || s == ".") {
+            self.error
+                .get_or_insert(format!("package {package} names an unsafe path `{path}`"));
+            return;
+        }
+        self.files.push(PoolFile {
+            path,
+            size,
+            sha256,
+            package: package.to_string(),
+        });
+    }
+
+    fn finish(mut self) -> io::Result<Vec<PoolFile>> {
+        if !self.pending.is_empty() {
+            let rest = std::mem::take(&mut self.pending);
+            self.line(&String::from_utf8_lossy(&rest));
+        }
+        self.end_stanza();
+        if let Some(error) = self.error {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, error));
+        }
+        Ok(self.files)
+    }
+}
+
+impl Write for StanzaParser {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.pending.extend_from_slice(buf);
+        let mut start = 0;
+        while let Some(end) = self.pending[start..].iter().position(|b| *b == b'\n') {
+            let line = String::from_utf8_lossy(&self.pending[start..start + end]).into_owned();
+            self.line(&line);
+            start += end + 1;
+        }
+        self.pending.drain(..start);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PACKAGES: &str = "Package: a\nSection: utils\nFilename: pool/main/a/a_1_amd64.deb\nSize: 10\nSHA256: 1111111111111111111111111111111111111111111111111111111111111111\nDescription: x\n continued\n\nPackage: a-dbgsym\nSection: debug\nFilename: pool/main/a/a-dbgsym_1_amd64.deb\nSize: 20\nSHA256: 2222222222222222222222222222222222222222222222222222222222222222\n\nPackage: b\nSection: non-free/games\nFilename: ./b_1_all.deb\nSize: 30\nSHA256: 3333333333333333333333333333333333333333333333333333333333333333";
+
+    #[test]
+    fn packages_in_every_compression() {
+        let filter = Filter::default();
+        let plain = parse("Packages", PACKAGES.as_bytes(), &filter).unwrap();
+        assert_eq!(plain.len(), 3);
+        assert_eq!(plain[2].path, "b_1_all.deb");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(PACKAGES.as_bytes()).unwrap();
+        let gz = gz.finish().unwrap();
+        assert_eq!(
+            parse("x/Packages.gz", gz.as_slice(), &filter).unwrap(),
+            plain
+        );
+        let mut xz = Vec::new();
+        lzma_rs::xz_compress(&mut PACKAGES.as_bytes(), &mut xz).unwrap();
+        assert_eq!(parse("Packages.xz", xz.as_slice(), &filter).unwrap(), plain);
+        let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+        bz.write_all(PACKAGES.as_bytes()).unwrap();
+        let bz = bz.finish().unwrap();
+        assert_eq!(
+            parse("Packages.bz2", bz.as_slice(), &filter).unwrap(),
+            plain
+        );
+        assert!(parse("Packages.gz", &b"not gzip"[..], &filter).is_err());
+    }
+
+    #[test]
+    fn filters() {
+        let filter = Filter {
+            skip_packages: vec!["*-dbgsym".into()],
+            skip_sections: vec!["games".into()],
+        };
+        let files = parse("Packages", PACKAGES.as_bytes(), &filter).unwrap();
+        let names: Vec<&str> = files.iter().map(|f| f.package.as_str()).collect();
+        assert_eq!(names, ["a"]);
+        assert!(glob("linux-*-amd64", "linux-image-6.1-amd64"));
+        assert!(!glob("linux-*-amd64", "linux-image-6.1-arm64"));
+        assert!(glob("?b*", "ab"));
+    }
+
+    #[test]
+    fn sources_and_unsafe_paths() {
+        let sources = "Package: s\nDirectory: pool/main/s/s\nChecksums-Sha256:\n 4444444444444444444444444444444444444444444444444444444444444444 5 s_1.dsc\n 5555555555555555555555555555555555555555555555555555555555555555 6 s_1.tar.xz\n";
+        let files = parse("Sources", sources.as_bytes(), &Filter::default()).unwrap();
+        assert_eq!(files.len(), 2);
+        assert_eq!(files[1].path, "pool/main/s/s/s_1.tar.xz");
+        let evil = "Package: e\nFilename: ../../etc/passwd\nSize: 1\nSHA256: 1111111111111111111111111111111111111111111111111111111111111111\n";
+        assert!(parse("Packages", evil.as_bytes(), &Filter::default()).is_err());
+        let weak = "Package: w\nFilename: pool/w.deb\nSize: 1\nMD5sum: 0123\n";
+        assert!(parse("Packages", weak.as_bytes(), &Filter::default()).is_err());
+        assert_eq!(parse_preference("main/binary-amd64/Packages.xz"), Some(2));
+        assert_eq!(parse_preference("main/i18n/Translation-en.xz"), None);
+    }
+}
