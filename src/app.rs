@@ -104,6 +104,7 @@ impl App {
                 mount: source.mount.clone(),
                 current,
                 retained,
+                fill_in: matches!(source.kind, crate::config::SourceKind::Apt(_)),
             });
         }
         // Forget manifests no longer named.

@@ -427,7 +427,10 @@ fn parse_source(table: toml::Table) -> Result<SourceConfig, String> {
         return Err("key `keep`: must be at least 1 (the current snapshot)".into());
     }
     if !["dir", "apt", "files", "puavo"].contains(&raw.kind.as_str()) {
-        return Err(format!("key `kind`: `{}` is not one of `dir`, `apt`", raw.kind));
+        return Err(format!(
+            "key `kind`: `{}` is not one of `dir`, `apt`",
+            raw.kind
+        ));
     }
     for (key, kinds, set) in raw.kind_keys() {
         if set && !kinds.contains(&raw.kind.as_str()) {

@@ -55,6 +55,24 @@ pub struct SourceSnapshots {
     pub current: Option<Arc<Manifest>>,
     /// Retained snapshots with their manifest ids, oldest first.
     pub retained: Vec<(ObjectId, Arc<Manifest>)>,
+    /// Serve immutable files of retained snapshots (by-hash indices, packages) at the current
+    /// paths too, so a client that read an older index can still download what it names.
+    pub fill_in: bool,
+}
+
+/// Files whose name pins their content: safe to serve from an older snapshot when the current
+/// one no longer has them.
+pub fn is_fill_in_path(path: &str) -> bool {
+    if path.contains("/by-hash/") {
+        return true;
+    }
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name.ends_with(".deb")
+        || name.ends_with(".udeb")
+        || name.ends_with(".ddeb")
+        || name.ends_with(".dsc")
+        || name.contains(".tar.")
+        || name.ends_with(".diff.gz")
 }
 
 /// An immutable snapshot of everything served. Keys are `/a/b` (no trailing slash), root `/`.
@@ -82,6 +100,7 @@ impl View {
                     files.insert(path.into_boxed_str(), node);
                 }
             };
+        // Current snapshots first: they win every path they name.
         for source in sources {
             if let Some(current) = &source.current {
                 for entry in &current.entries {
@@ -92,6 +111,19 @@ impl View {
                     );
                 }
             }
+        }
+        // Then what retained snapshots fill in at current paths, newest first.
+        for source in sources.iter().filter(|s| s.fill_in) {
+            for (_, manifest) in source.retained.iter().rev() {
+                for entry in manifest.entries.iter().filter(|e| is_fill_in_path(&e.path)) {
+                    files
+                        .entry(format!("{}/{}", source.mount, entry.path).into_boxed_str())
+                        .or_insert_with(|| file_node(entry));
+                }
+            }
+        }
+        // Every retained snapshot at its own stable URL.
+        for source in sources {
             for (id, manifest) in &source.retained {
                 let prefix = format!(
                     "{SNAPSHOTS_PREFIX}/{}/{}",
@@ -247,7 +279,45 @@ mod tests {
             mount: mount.into(),
             current: Some(manifest.clone()),
             retained: vec![(ObjectId([9; 32]), manifest)],
+            fill_in: false,
         }
+    }
+
+    #[test]
+    fn retained_packages_and_by_hash_fill_in_current_paths() {
+        let old = Arc::new(Manifest::new(
+            "a",
+            0,
+            vec![
+                entry("dists/x/InRelease", 1, 0),
+                entry("dists/x/main/binary-amd64/by-hash/SHA256/old", 2, 0),
+                entry("pool/main/a/a_1_amd64.deb", 3, 0),
+            ],
+        ));
+        let new = Arc::new(Manifest::new(
+            "a",
+            1,
+            vec![
+                entry("dists/x/InRelease", 4, 1),
+                entry("pool/main/a/a_2_amd64.deb", 5, 1),
+            ],
+        ));
+        let view = View::build(&[SourceSnapshots {
+            id: "a".into(),
+            mount: "/d".into(),
+            current: Some(new.clone()),
+            retained: vec![(ObjectId([7; 32]), old), (ObjectId([8; 32]), new)],
+            fill_in: true,
+        }]);
+        assert!(
+            matches!(view.get("/d/dists/x/InRelease"), Some(Node::File(f)) if f.object == ObjectId([4; 32]))
+        );
+        assert!(view
+            .get("/d/dists/x/main/binary-amd64/by-hash/SHA256/old")
+            .is_some());
+        assert!(view.get("/d/pool/main/a/a_1_amd64.deb").is_some());
+        assert!(view.get("/d/pool/main/a/a_2_amd64.deb").is_some());
+        assert!(view.conflicts.is_empty());
     }
 
     #[test]
