@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The test command (see README.md): installs what the tests need if it is missing, then runs
-# every test. Real clients only: curl, wget, Python's REDbot; nothing is mocked.
+# every test. Real clients only: curl, wget, apt-get, gpg, Python's REDbot; nothing is mocked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for tool in curl wget openssl; do
-  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+declare -A package_of=([curl]=curl [wget]=wget [openssl]=openssl [gpg]=gpg [xz]=xz-utils
+  [apt-ftparchive]=apt-utils [dpkg-deb]=dpkg)
+for tool in "${!package_of[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")
 done
+[ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
   missing+=(python3 python3-venv)
 fi
@@ -19,6 +22,16 @@ if ((${#missing[@]})); then
     apt-get install -y -qq "${missing[@]}" >/dev/null
   else
     echo "the tests need: ${missing[*]} (install them, e.g. with apt-get)" >&2
+    exit 1
+  fi
+fi
+
+# The signature test reads the InRelease files apt keeps after `apt-get update`.
+if ! ls /var/lib/apt/lists/*_InRelease >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+  else
+    echo "the tests need apt's lists: run 'apt-get update' as root once" >&2
     exit 1
   fi
 fi

@@ -2,7 +2,9 @@
 //! directory, optional HTTPS with a freshly generated certificate, and helpers to run it.
 #![allow(dead_code)]
 
+pub mod aptrepo;
 pub mod gpg;
+pub mod upstream;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

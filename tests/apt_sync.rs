@@ -1,0 +1,361 @@
+//! apt mirroring end to end: generated repositories (dpkg-deb, apt-ftparchive, gpg) served on
+//! 127.0.0.1, synced by mirrorbox, and used by the real `apt-get` through mirrorbox.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::aptrepo::{AptRepo, Layout, Pkg};
+use common::upstream::{Fault, Upstream};
+use common::Site;
+
+/// A site whose config has an apt source `deb` at `/debian` for `suite main`.
+fn apt_site(upstream: &Upstream, key: &Path, suite: &str, extra: &str) -> Site {
+    let source = format!(
+        "[[source]]\nid = \"deb\"\nkind = \"apt\"\nmount = \"/debian\"\nrepository = \"deb {} {suite} main\"\narchitectures = [\"amd64\"]\nkeys = [\"{}\"]\n{extra}\n",
+        upstream.url("/"),
+        key.display()
+    );
+    Site::with(false, &source)
+}
+
+fn sync(site: &Site) -> (bool, String) {
+    let out = site.cli(&["sync", "deb"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// A throwaway apt configuration pointing at one sources.list line.
+struct AptClient {
+    dir: tempfile::TempDir,
+}
+
+impl AptClient {
+    fn new(line: &str) -> AptClient {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in [
+            "lists/partial",
+            "cache/archives/partial",
+            "sources.list.d",
+            "preferences.d",
+            "apt.conf.d",
+        ] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        std::fs::write(dir.path().join("status"), "").unwrap();
+        std::fs::write(dir.path().join("sources.list"), format!("{line}\n")).unwrap();
+        AptClient { dir }
+    }
+
+    fn run(&self, args: &[&str]) -> (bool, String) {
+        let d = self.dir.path().display();
+        let mut command = Command::new("apt-get");
+        for option in [
+            format!("Dir::State={d}"),
+            format!("Dir::State::Lists={d}/lists"),
+            format!("Dir::State::status={d}/status"),
+            format!("Dir::Cache={d}/cache"),
+            format!("Dir::Cache::archives={d}/cache/archives"),
+            format!("Dir::Etc::SourceList={d}/sources.list"),
+            format!("Dir::Etc::SourceParts={d}/sources.list.d"),
+            format!("Dir::Etc::PreferencesParts={d}/preferences.d"),
+            format!("Dir::Etc::Parts={d}/apt.conf.d"),
+            "APT::Architecture=amd64".into(),
+            "APT::Architectures=amd64".into(),
+            "Debug::NoLocking=1".into(),
+            "APT::Sandbox::User=root".into(),
+            "Acquire::Retries=0".into(),
+            "Acquire::Languages=none".into(),
+        ] {
+            command.arg("-o").arg(option);
+        }
+        let out = command.args(args).output().expect("apt-get");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            out.status.success() && !text.contains("W: ") && !text.contains("E: "),
+            text,
+        )
+    }
+
+    fn archive(&self, name: &str) -> PathBuf {
+        self.dir.path().join("cache/archives").join(name)
+    }
+}
+
+fn packages() -> Vec<Pkg> {
+    vec![
+        Pkg::new("alpha", "1.0", 20_000),
+        Pkg::new("bravo", "2.1", 150_000),
+        Pkg::new("charlie", "0.3", 3_000),
+    ]
+}
+
+fn real_apt_round_trip(layout: Layout) {
+    let repo = AptRepo::new(layout);
+    repo.suite("bookworm", "main", &packages(), false, None);
+    let upstream = Upstream::serve(repo.root());
+    let site = apt_site(&upstream, &repo.key(), "bookworm", "");
+    let server = site.start_without_sync();
+    let (ok, text) = sync(&site);
+    assert!(ok, "{text}\n{}", server.log_text());
+    let line = format!(
+        "deb [signed-by={}] {} bookworm main",
+        repo.key().display(),
+        server.url("/debian")
+    );
+    for by_hash in [false, true] {
+        let client = AptClient::new(&line);
+        let mut update = vec!["update"];
+        let mut install = vec!["install", "--download-only", "-y", "alpha", "bravo"];
+        if by_hash {
+            update.splice(0..0, ["-o", "Acquire::By-Hash=force"]);
+            install.splice(0..0, ["-o", "Acquire::By-Hash=force"]);
+        }
+        let (ok, text) = client.run(&update);
+        assert!(ok, "apt-get update (by-hash {by_hash}): {text}");
+        let (ok, text) = client.run(&install);
+        assert!(ok, "apt-get install (by-hash {by_hash}): {text}");
+        for pkg in &packages()[..2] {
+            let got = std::fs::read(client.archive(&pkg.file_name())).unwrap();
+            let want =
+                std::fs::read(repo.root().join(repo.deb_path("bookworm", "main", pkg))).unwrap();
+            assert!(got == want, "{} differs", pkg.file_name());
+        }
+    }
+}
+
+#[test]
+fn real_apt_through_mirrorbox_debian_layout() {
+    real_apt_round_trip(Layout::Debian);
+}
+
+#[test]
+fn real_apt_through_mirrorbox_proxmox_layout() {
+    real_apt_round_trip(Layout::Proxmox);
+}
+
+#[test]
+fn a_no_op_sync_makes_one_conditional_request() {
+    let repo = AptRepo::new(Layout::Debian);
+    repo.suite("bookworm", "main", &packages(), false, None);
+    let upstream = Upstream::serve(repo.root());
+    let site = apt_site(&upstream, &repo.key(), "bookworm", "");
+    let (ok, text) = sync(&site);
+    assert!(ok, "{text}");
+    upstream.reset_counters();
+    let (ok, text) = sync(&site);
+    assert!(ok, "{text}");
+    assert!(text.contains("unchanged"), "{text}");
+    assert_eq!(
+        upstream.log(),
+        vec![("/dists/bookworm/InRelease".to_string(), 304)]
+    );
+}
+
+/// Breaks the upstream in one way, checks the sync fails with `expect` in its message and the
+/// previous snapshot stays current.
+fn failing_sync(break_it: impl FnOnce(&AptRepo, &Upstream), expect: &str) {
+    let repo = AptRepo::new(Layout::Debian);
+    repo.suite("bookworm", "main", &packages(), false, None);
+    let upstream = Upstream::serve(repo.root());
+    let site = apt_site(&upstream, &repo.key(), "bookworm", "retries = 1");
+    let (ok, text) = sync(&site);
+    assert!(ok, "{text}");
+    let before = String::from_utf8_lossy(&site.cli(&["snapshots"]).stdout).into_owned();
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // a newer Release Date
+    break_it(&repo, &upstream);
+    let (ok, text) = sync(&site);
+    assert!(!ok, "sync should fail ({expect}): {text}");
+    assert!(text.contains(expect), "expected `{expect}` in: {text}");
+    let after = String::from_utf8_lossy(&site.cli(&["snapshots"]).stdout).into_owned();
+    assert_eq!(before, after, "the previous snapshot must stay current");
+    let verify = site.cli(&["verify"]);
+    assert!(verify.status.success(), "{verify:?}");
+}
+
+fn more_packages() -> Vec<Pkg> {
+    let mut list = packages();
+    list.push(Pkg::new("delta", "1.0", 50_000));
+    list
+}
+
+#[test]
+fn a_corrupted_package_fails_the_sync() {
+    failing_sync(
+        |repo, _| {
+            repo.suite("bookworm", "main", &more_packages(), false, None);
+            let deb = repo
+                .root()
+                .join(repo.deb_path("bookworm", "main", &more_packages()[3]));
+            let mut bytes = std::fs::read(&deb).unwrap();
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0xff;
+            std::fs::write(&deb, bytes).unwrap();
+        },
+        "sha256",
+    );
+}
+
+#[test]
+fn a_truncated_index_fails_the_sync() {
+    failing_sync(
+        |repo, _| {
+            repo.suite("bookworm", "main", &more_packages(), false, None);
+            for name in ["Packages", "Packages.gz", "Packages.xz"] {
+                let index = repo
+                    .root()
+                    .join("dists/bookworm/main/binary-amd64")
+                    .join(name);
+                let bytes = std::fs::read(&index).unwrap();
+                std::fs::write(&index, &bytes[..bytes.len() / 2]).unwrap();
+            }
+        },
+        "upstream changed during the sync",
+    );
+}
+
+#[test]
+fn a_bad_signature_fails_the_sync() {
+    failing_sync(
+        |repo, _| {
+            repo.suite("bookworm", "main", &more_packages(), false, None);
+            let inrelease = repo.root().join("dists/bookworm/InRelease");
+            let text = std::fs::read_to_string(&inrelease)
+                .unwrap()
+                .replace("Origin: Test", "Origin: Evil");
+            std::fs::write(&inrelease, text).unwrap();
+        },
+        "bad signature",
+    );
+}
+
+#[test]
+fn a_signature_by_an_unconfigured_key_fails_the_sync() {
+    failing_sync(
+        |repo, _| {
+            repo.suite("bookworm", "main", &more_packages(), false, None);
+            let stranger = common::gpg::Gpg::new("stranger", "ed25519");
+            stranger.sign_release(&repo.root().join("dists/bookworm/Release"));
+        },
+        "not signed by a configured key",
+    );
+}
+
+#[test]
+fn a_replayed_older_inrelease_fails_the_sync() {
+    failing_sync(
+        |repo, _| {
+            repo.suite(
+                "bookworm",
+                "main",
+                &more_packages(),
+                false,
+                Some("Mon, 01 Jan 2024 00:00:00 UTC"),
+            );
+        },
+        "older",
+    );
+}
+
+#[test]
+fn a_persistent_server_error_fails_the_sync() {
+    failing_sync(
+        |repo, upstream| {
+            repo.suite("bookworm", "main", &more_packages(), false, None);
+            let path = format!(
+                "/{}",
+                repo.deb_path("bookworm", "main", &more_packages()[3])
+            );
+            upstream.fault(
+                &path,
+                &[
+                    Fault::Status(500, None),
+                    Fault::Status(500, None),
+                    Fault::Status(500, None),
+                ],
+            );
+        },
+        "HTTP 500",
+    );
+}
+
+#[test]
+fn bursts_of_503_with_retry_after_and_cut_connections_are_survived() {
+    let repo = AptRepo::new(Layout::Debian);
+    repo.suite("bookworm", "main", &packages(), false, None);
+    let upstream = Upstream::serve(repo.root());
+    upstream.fault(
+        "/dists/bookworm/InRelease",
+        &[Fault::Status(503, Some(1)), Fault::Status(503, Some(1))],
+    );
+    let big = format!("/{}", repo.deb_path("bookworm", "main", &packages()[1]));
+    upstream.fault(
+        &big,
+        &[
+            Fault::Status(429, Some(1)),
+            Fault::Cut(50_000),
+            Fault::Cut(30_000),
+        ],
+    );
+    let site = apt_site(&upstream, &repo.key(), "bookworm", "");
+    let (ok, text) = sync(&site);
+    assert!(ok, "{text}");
+    // The cut download resumed with Range requests instead of starting over.
+    let log = upstream.log();
+    let big_requests: Vec<u16> = log
+        .iter()
+        .filter(|(p, _)| *p == big)
+        .map(|(_, s)| *s)
+        .collect();
+    assert_eq!(big_requests, vec![429, 200, 206, 206], "{log:?}");
+    assert!(site.cli(&["verify"]).status.success());
+}
+
+#[test]
+fn two_suites_sharing_packages_store_them_once() {
+    let repo = AptRepo::new(Layout::Debian);
+    repo.suite("bookworm", "main", &packages(), false, None);
+    repo.suite("trixie", "main", &more_packages(), false, None);
+    let upstream = Upstream::serve(repo.root());
+    let key = repo.key();
+    let extra = format!(
+        "[[source]]\nid = \"deb-trixie\"\nkind = \"apt\"\nmount = \"/debian\"\nrepository = \"deb {} trixie main\"\narchitectures = [\"amd64\"]\nkeys = [\"{}\"]\n",
+        upstream.url("/"),
+        key.display()
+    );
+    let site = apt_site(&upstream, &key, "bookworm", &extra);
+    let out = site.cli(&["sync"]);
+    assert!(out.status.success(), "{out:?}");
+    // Every .deb object exists once: 4 distinct packages across both suites.
+    let mut debs = 0;
+    for fan in std::fs::read_dir(site.data().join("objects/sha256"))
+        .unwrap()
+        .flatten()
+    {
+        for object in std::fs::read_dir(fan.path()).unwrap().flatten() {
+            let bytes = std::fs::read(object.path()).unwrap();
+            if bytes.starts_with(b"!<arch>\ndebian-binary") {
+                debs += 1;
+            }
+        }
+    }
+    assert_eq!(debs, 4);
+    // And both suites appear under one mount.
+    let server = site.start_without_sync();
+    for suite in ["bookworm", "trixie"] {
+        let out = common::curl(&[
+            "-sf",
+            &server.url(&format!("/debian/dists/{suite}/InRelease")),
+        ]);
+        assert!(out.status.success(), "{suite}");
+    }
+}
