@@ -359,3 +359,149 @@ fn two_suites_sharing_packages_store_them_once() {
         assert!(out.status.success(), "{suite}");
     }
 }
+
+#[test]
+fn a_client_with_older_indices_still_downloads_after_a_resync() {
+    let repo = AptRepo::new(Layout::Debian);
+    repo.suite("bookworm", "main", &packages(), true, None);
+    let upstream = Upstream::serve(repo.root());
+    let site = apt_site(&upstream, &repo.key(), "bookworm", "");
+    let server = site.start_without_sync();
+    assert!(sync(&site).0);
+    let line = format!(
+        "deb [signed-by={}] {} bookworm main",
+        repo.key().display(),
+        server.url("/debian")
+    );
+    let client = AptClient::new(&line);
+    let (ok, text) = client.run(&["update"]);
+    assert!(ok, "{text}");
+    let old_index = std::fs::read(
+        repo.root()
+            .join("dists/bookworm/main/binary-amd64/Packages.xz"),
+    )
+    .unwrap();
+
+    // Upstream moves on: alpha 1.0 is replaced by 2.0 and its file is gone upstream.
+    std::fs::remove_file(
+        repo.root()
+            .join(repo.deb_path("bookworm", "main", &packages()[0])),
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let mut newer = packages();
+    newer[0] = Pkg::new("alpha", "2.0", 25_000);
+    repo.suite("bookworm", "main", &newer, true, None);
+    let (ok, text) = sync(&site);
+    assert!(ok && text.contains("published"), "{text}");
+
+    // The client still holds the old indices and asks for alpha 1.0: it is still served.
+    let (ok, text) = client.run(&["install", "--download-only", "-y", "alpha"]);
+    assert!(ok, "{text}");
+    assert!(client.archive("alpha_1.0_amd64.deb").exists());
+    // The old index stays reachable by hash, next to the new one.
+    let old_hash = common::sha256_hex(&old_index);
+    let out = common::curl(&[
+        "-sf",
+        &server.url(&format!(
+            "/debian/dists/bookworm/main/binary-amd64/by-hash/SHA256/{old_hash}"
+        )),
+    ]);
+    assert!(out.status.success() && out.stdout == old_index);
+    // A fresh client sees the new version.
+    let fresh = AptClient::new(&line);
+    assert!(fresh.run(&["update"]).0);
+    let (ok, text) = fresh.run(&["install", "--download-only", "-y", "alpha"]);
+    assert!(ok, "{text}");
+    assert!(fresh.archive("alpha_2.0_amd64.deb").exists());
+}
+
+#[test]
+fn kill_9_mid_sync_then_a_sync_that_does_not_download_again() {
+    let repo = AptRepo::new(Layout::Debian);
+    let big: Vec<Pkg> = (0..8)
+        .map(|i| Pkg::new(&format!("big{i}"), "1.0", 2_000_000))
+        .collect();
+    repo.suite("bookworm", "main", &big, false, None);
+    let upstream = Upstream::serve(repo.root());
+    upstream.set_delay(std::time::Duration::from_millis(150));
+    let site = apt_site(
+        &upstream,
+        &repo.key(),
+        "bookworm",
+        "parallel = 1\nbandwidth = \"4M\"",
+    );
+    let mut child = Command::new(common::BIN)
+        .args(["sync", "--config"])
+        .arg(&site.config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until a few packages have been fetched completely and one is under way.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let debs = upstream
+            .log()
+            .iter()
+            .filter(|(p, _)| p.ends_with(".deb"))
+            .count();
+        if debs >= 4 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sync made no progress: {:?}",
+            upstream.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let first: Vec<String> = upstream
+        .log()
+        .iter()
+        .filter(|(p, _)| p.ends_with(".deb"))
+        .map(|(p, _)| p.clone())
+        .collect();
+    upstream.set_delay(std::time::Duration::ZERO);
+    upstream.reset_counters();
+
+    let (ok, text) = sync(&site);
+    assert!(ok, "{text}");
+    let second = upstream.log();
+    // Packages finished before the kill are not requested again; the one cut off resumes.
+    let finished: Vec<&String> = first[..first.len() - 1].iter().collect();
+    for (path, status) in &second {
+        assert!(
+            !finished.contains(&path),
+            "{path} downloaded again ({status})"
+        );
+    }
+    // The one under way at the kill resumes from where it stopped (or had just finished).
+    let resumed = first.last().unwrap();
+    assert!(
+        second
+            .iter()
+            .filter(|(p, _)| p == resumed)
+            .all(|(_, s)| *s == 206),
+        "{resumed} started over: {second:?}"
+    );
+    let all_debs: u64 = big
+        .iter()
+        .map(|p| {
+            std::fs::metadata(repo.root().join(repo.deb_path("bookworm", "main", p)))
+                .unwrap()
+                .len()
+        })
+        .sum();
+    let fetched = upstream
+        .body_bytes
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        fetched < all_debs * 6 / 8,
+        "second sync fetched {fetched} of {all_debs} bytes"
+    );
+    assert!(site.cli(&["verify"]).status.success());
+}
