@@ -190,6 +190,8 @@ impl App {
                 record.bytes = report.bytes;
                 record.files_stored = report.files_stored;
                 record.bytes_stored = report.bytes_stored;
+                record.upstream_requests = report.upstream_requests;
+                record.bytes_fetched = report.bytes_fetched;
                 if report.changed {
                     if let Err(e) = self.refresh_view() {
                         tracing::error!(error = %e, "cannot rebuild the view after publishing");

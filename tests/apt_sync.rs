@@ -505,3 +505,52 @@ fn kill_9_mid_sync_then_a_sync_that_does_not_download_again() {
     );
     assert!(site.cli(&["verify"]).status.success());
 }
+
+#[test]
+fn a_flat_repository_works_with_real_apt() {
+    let repo = AptRepo::new(Layout::Debian);
+    // Build packages into the pool, then lay out a flat repository beside them.
+    repo.suite("bookworm", "main", &packages(), false, None);
+    let flat = repo.root().join("flat");
+    std::fs::create_dir_all(&flat).unwrap();
+    for pkg in packages() {
+        std::fs::copy(
+            repo.root().join(repo.deb_path("bookworm", "main", &pkg)),
+            flat.join(pkg.file_name()),
+        )
+        .unwrap();
+    }
+    let run = |args: &[&str]| {
+        let out = Command::new("apt-ftparchive")
+            .current_dir(&flat)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        out.stdout
+    };
+    std::fs::write(flat.join("Packages"), run(&["packages", "."])).unwrap();
+    let release = run(&["release", "."]);
+    std::fs::write(flat.join("Release"), release).unwrap();
+    repo.gpg.sign_release(&flat.join("Release"));
+    let upstream = Upstream::serve(repo.root());
+    let source = format!(
+        "[[source]]\nid = \"flat\"\nkind = \"apt\"\nmount = \"/flat\"\nrepository = \"deb {} ./\"\nkeys = [\"{}\"]\n",
+        upstream.url("/flat"),
+        repo.key().display()
+    );
+    let site = Site::with(false, &source);
+    let server = site.start_without_sync();
+    let out = site.cli(&["sync", "flat"]);
+    assert!(out.status.success(), "{out:?}");
+    let client = AptClient::new(&format!(
+        "deb [signed-by={}] {} ./",
+        repo.key().display(),
+        server.url("/flat")
+    ));
+    let (ok, text) = client.run(&["update"]);
+    assert!(ok, "{text}");
+    let (ok, text) = client.run(&["install", "--download-only", "-y", "charlie"]);
+    assert!(ok, "{text}");
+    assert!(client.archive("charlie_0.3_amd64.deb").exists());
+}

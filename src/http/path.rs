@@ -1,8 +1,8 @@
 //! Request paths: decoded exactly once, normalized, and refused if they could leave the tree.
 //!
 //! Rules (see the project README, "URL layout"): `%XX` is decoded once (so `%252e` stays the
-//! literal text `%2e`), bad escapes and NUL are refused, any `.` or `..` segment is refused
-//! (also when it arrived encoded), `//` collapses, and the query string plays no part.
+//! literal text `%2e`), bad escapes and NUL are refused, any `..` segment is refused (also when
+//! it arrived encoded), `.` segments and `//` collapse, and the query string plays no part.
 
 /// A normalized request path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +41,13 @@ pub fn decode(raw: &str) -> Result<RequestPath, PathError> {
         }
         last_segment_empty = false;
         let decoded = percent_decode(segment)?;
-        if decoded == "." || decoded == ".." {
+        if decoded == "." {
+            // apt asks `…/flat/./InRelease` for flat repositories (`deb URL ./`): a `.` goes
+            // nowhere, so it is dropped, as RFC 3986 dot-segment removal would do.
+            last_segment_empty = true;
+            continue;
+        }
+        if decoded == ".." {
             return Err(PathError::DotSegment);
         }
         if decoded.contains('/') {
@@ -132,13 +138,15 @@ mod tests {
             ("/.hidden", ok("/.hidden", false)),
             ("/a..b", ok("/a..b", false)),
             ("/...", ok("/...", false)),
-            ("/.", Err(DotSegment)),
+            ("/.", ok("/", false)),
+            ("/a/.", ok("/a", true)),
+            ("/flat/./InRelease", ok("/flat/InRelease", false)),
+            ("/a/%2e/b", ok("/a/b", false)),
             ("/..", Err(DotSegment)),
-            ("/a/./b", Err(DotSegment)),
             ("/a/../b", Err(DotSegment)),
             ("/a/..", Err(DotSegment)),
             ("/%2e%2e/etc/passwd", Err(DotSegment)),
-            ("/%2E", Err(DotSegment)),
+            ("/%2E%2e", Err(DotSegment)),
             ("/.%2e/", Err(DotSegment)),
             ("/a%2fb", Err(BadEscape)),
             ("/a%2F..%2Fb", Err(BadEscape)),

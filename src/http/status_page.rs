@@ -97,12 +97,16 @@ pub fn respond<B>(app: &App, req: &Request<B>, key: &str) -> http::Response<Body
         };
         let last = s.last_run.as_ref().map_or("—".to_string(), |r| {
             format!(
-                "{} ({:.1} s)<br><small>{} files, {}; {} new</small>",
+                "{} ({:.1} s)<br><small>{} files, {}: {} new ({}), {} reused; {} requests upstream, {} received</small>",
                 http_date(r.started),
                 r.duration_ms as f64 / 1000.0,
                 r.files,
                 human_size(r.bytes),
-                human_size(r.bytes_stored)
+                r.files_stored,
+                human_size(r.bytes_stored),
+                r.files.saturating_sub(r.files_stored),
+                r.upstream_requests,
+                human_size(r.bytes_fetched)
             )
         });
         let mount = escape(s.mount.trim_end_matches('/'));

@@ -29,6 +29,11 @@ pub struct RunRecord {
     pub bytes: u64,
     pub files_stored: u64,
     pub bytes_stored: u64,
+    /// Requests made to the upstream and bytes received from it (remote sources).
+    #[serde(default)]
+    pub upstream_requests: u64,
+    #[serde(default)]
+    pub bytes_fetched: u64,
     /// Unix seconds of the last deep verify.
     #[serde(default)]
     pub last_verify: Option<i64>,

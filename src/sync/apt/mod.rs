@@ -521,8 +521,8 @@ impl<'a> Mirror<'a> {
                 .map_err(|e| apt_error(format!("cannot open stored index {}: {e}", listed.path)))?;
             let parsed = index::parse(&listed.path, file, &self.config.filter)
                 .map_err(|e| apt_error(format!("{}{}: {e}", self.dist, listed.path)))?;
-            for mut pool in parsed {
-                pool.path = format!("{base}{}", pool.path);
+            // Filename is relative to the repository's URL, for flat repositories too.
+            for pool in parsed {
                 match files.get(&pool.path) {
                     Some(existing) if existing.sha256 != pool.sha256 => {
                         return Err(apt_error(format!(
