@@ -511,11 +511,6 @@ impl<'a> Mirror<'a> {
             }
         }
         let mut files: BTreeMap<String, index::PoolFile> = BTreeMap::new();
-        let base = if self.config.repository.is_flat() {
-            self.dist.clone()
-        } else {
-            String::new()
-        };
         for (_, listed, object) in best.values() {
             let file = std::fs::File::open(self.store.object_path(object))
                 .map_err(|e| apt_error(format!("cannot open stored index {}: {e}", listed.path)))?;
