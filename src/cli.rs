@@ -186,6 +186,7 @@ pub fn describe_verify(report: &VerifyReport) -> String {
 
 fn sync(config: Config, sources: Vec<String>) -> anyhow::Result<i32> {
     check_sources(&config, &sources)?;
+    crate::sync::fetch::enable_progress(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let app = match open_or_busy(config)? {
         Ok(app) => app,
         Err(config) => {

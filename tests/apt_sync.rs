@@ -554,3 +554,38 @@ fn a_flat_repository_works_with_real_apt() {
     assert!(ok, "{text}");
     assert!(client.archive("charlie_0.3_amd64.deb").exists());
 }
+
+#[test]
+fn sync_on_a_terminal_shows_progress() {
+    let repo = AptRepo::new(Layout::Debian);
+    let big: Vec<Pkg> = (0..4)
+        .map(|i| Pkg::new(&format!("p{i}"), "1.0", 1_000_000))
+        .collect();
+    repo.suite("bookworm", "main", &big, false, None);
+    let upstream = Upstream::serve(repo.root());
+    let site = apt_site(
+        &upstream,
+        &repo.key(),
+        "bookworm",
+        "parallel = 1\nbandwidth = \"2M\"",
+    );
+    // `script` gives the command a real pseudo-terminal.
+    let command = format!(
+        "{} sync --config {} deb",
+        common::BIN,
+        site.config.display()
+    );
+    let out = Command::new("script")
+        .args(["-qefc", &command, "/dev/null"])
+        .output()
+        .expect("script (util-linux)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("deb: ") && text.contains("files,") && text.contains("MiB/s, ETA"),
+        "{text}"
+    );
+    // Without a terminal: no progress line.
+    let (ok, plain) = sync(&site);
+    assert!(ok && !plain.contains("MiB/s"), "{plain}");
+}

@@ -127,7 +127,11 @@ impl<'a> Mirror<'a> {
     async fn run(self, report: &mut SyncReport) -> Result<Vec<Entry>, SyncError> {
         let mut restarts = 0;
         let result = loop {
-            match self.attempt(report).await {
+            let attempt = tokio::select! {
+                result = self.attempt(report) => result,
+                _ = super::fetch::progress(self.source, &self.fetcher.stats) => unreachable!("progress never ends"),
+            };
+            match attempt {
                 Err(SyncError::Restart(reason)) if restarts < MAX_RESTARTS => {
                     restarts += 1;
                     tracing::warn!(source = self.source, %reason, restarts, "the upstream changed during the sync; starting again from InRelease");
@@ -140,6 +144,9 @@ impl<'a> Mirror<'a> {
                 other => break other,
             }
         };
+        if super::fetch::progress_enabled() {
+            eprint!("\r\x1b[K"); // clear the progress line
+        }
         let stats = &self.fetcher.stats;
         report.upstream_requests = stats.requests.load(std::sync::atomic::Ordering::Relaxed);
         report.bytes_fetched = stats.bytes.load(std::sync::atomic::Ordering::Relaxed);
@@ -543,6 +550,7 @@ impl<'a> Mirror<'a> {
     ) -> Result<Vec<Planned>, SyncError> {
         let mut planned = Vec::with_capacity(pool.len());
         let mut tasks = FuturesUnordered::new();
+        let stats = &self.fetcher.stats;
         for file in pool {
             let sha256: ObjectId = match file.sha256.parse() {
                 Ok(id) => id,
@@ -562,6 +570,12 @@ impl<'a> Mirror<'a> {
                 continue;
             }
             let url = self.url(&file.path);
+            stats
+                .planned_files
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            stats
+                .planned_bytes
+                .fetch_add(file.size, std::sync::atomic::Ordering::Relaxed);
             tasks.push(async move {
                 let result = self
                     .fetcher
