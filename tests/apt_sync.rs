@@ -589,3 +589,134 @@ fn sync_on_a_terminal_shows_progress() {
     let (ok, plain) = sync(&site);
     assert!(ok && !plain.contains("MiB/s"), "{plain}");
 }
+
+#[test]
+fn an_upstream_changing_mid_sync_restarts_from_inrelease() {
+    let repo = AptRepo::new(Layout::Debian);
+    repo.suite("bookworm", "main", &packages(), false, None);
+    let upstream = Upstream::serve(repo.root());
+    // The first time, every index variant comes back with other bytes (a mirror mid-update).
+    for name in ["Packages", "Packages.gz", "Packages.xz"] {
+        let path = format!("/dists/bookworm/main/binary-amd64/{name}");
+        let len = std::fs::metadata(repo.root().join(&path[1..]))
+            .unwrap()
+            .len() as usize;
+        upstream.fault(&path, &[Fault::Replace(common::pattern(len, 99))]);
+    }
+    let site = apt_site(&upstream, &repo.key(), "bookworm", "");
+    let (ok, text) = sync(&site);
+    assert!(ok, "{text}");
+    let inrelease = upstream
+        .log()
+        .iter()
+        .filter(|(p, _)| p == "/dists/bookworm/InRelease")
+        .count();
+    assert_eq!(inrelease, 2, "{:?}", upstream.log());
+    assert!(site.cli(&["verify"]).status.success());
+}
+
+#[test]
+fn basic_auth_and_extra_headers_reach_the_upstream() {
+    let repo = AptRepo::new(Layout::Proxmox);
+    repo.suite("bookworm", "pve-enterprise", &packages(), false, None);
+    let upstream = Upstream::serve(repo.root());
+    upstream.require_header("authorization", "Basic c3Vic2NyaWJlcjpzM2NyM3Q="); // subscriber:s3cr3t
+    let source = format!(
+        "[[source]]\nid = \"ent\"\nkind = \"apt\"\nmount = \"/pve\"\nrepository = \"deb {} bookworm pve-enterprise\"\nkeys = [\"{}\"]\narchitectures = [\"amd64\"]\nretries = 0\n",
+        upstream.url("/"),
+        repo.key().display()
+    );
+    let without = Site::with(false, &source);
+    let out = without.cli(&["sync", "ent"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("HTTP 401"),
+        "{out:?}"
+    );
+    let with = Site::with(false, &format!("{source}username = \"subscriber\"\npassword = \"s3cr3t\"\nheaders = {{ \"X-Test\" = \"1\" }}\n"));
+    let out = with.cli(&["sync", "ent"]);
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn the_schedule_syncs_by_itself_and_the_status_page_tells() {
+    let repo = AptRepo::new(Layout::Debian);
+    repo.suite("bookworm", "main", &packages(), false, None);
+    let upstream = Upstream::serve(repo.root());
+    let site = apt_site(&upstream, &repo.key(), "bookworm", "every = \"2s\"");
+    let server = site.start();
+    let status = |server: &common::Server| {
+        let out = common::curl(&["-sf", &server.url("/.status.json")]);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let first = loop {
+        let s = status(&server);
+        let deb = s["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["id"] == "deb")
+            .unwrap()
+            .clone();
+        if deb["current"].is_string() {
+            break deb;
+        }
+        assert!(std::time::Instant::now() < deadline, "never synced: {s}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(first["last_run"]["ok"], true);
+    assert!(first["next_run"].is_i64());
+    // The upstream changes; the next scheduled run publishes it without anyone asking.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    repo.suite("bookworm", "main", &more_packages(), false, None);
+    loop {
+        let s = status(&server);
+        let deb = s["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["id"] == "deb")
+            .unwrap()
+            .clone();
+        if deb["current"] != first["current"] {
+            assert_eq!(deb["last_run"]["ok"], true);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "scheduled sync never published: {s}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // A failing upstream shows up with its error.
+    std::fs::remove_file(repo.root().join("dists/bookworm/InRelease")).unwrap();
+    std::fs::remove_file(repo.root().join("dists/bookworm/Release.gpg")).unwrap();
+    loop {
+        let s = status(&server);
+        let deb = s["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["id"] == "deb")
+            .unwrap()
+            .clone();
+        if deb["last_run"]["ok"] == false {
+            assert!(
+                deb["last_run"]["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("Release.gpg"),
+                "{deb}"
+            );
+            let html = common::curl(&["-sf", &server.url("/.status")]);
+            assert!(String::from_utf8_lossy(&html.stdout).contains("failed"));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "failure never shown: {s}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

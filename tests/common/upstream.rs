@@ -17,12 +17,16 @@ pub enum Fault {
     Status(u16, Option<u64>),
     /// Send the headers and this many body bytes, then close the connection.
     Cut(usize),
+    /// Send these bytes instead of the file (an upstream caught mid-update).
+    Replace(Vec<u8>),
 }
 
 #[derive(Default)]
 struct State {
     faults: HashMap<String, Vec<Fault>>,
     log: Vec<(String, u16)>,
+    /// A header every request must carry, else 401.
+    required: Option<(String, String)>,
 }
 
 pub struct Upstream {
@@ -90,6 +94,11 @@ impl Upstream {
             .entry(path.to_string())
             .or_default()
             .extend_from_slice(faults);
+    }
+
+    /// Every request must carry this header (name lowercase), else 401.
+    pub fn require_header(&self, name: &str, value: &str) {
+        self.state.lock().unwrap().required = Some((name.to_string(), value.to_string()));
     }
 
     pub fn set_delay(&self, delay: Duration) {
@@ -162,6 +171,27 @@ fn connection(
             fault
         };
         let record = |status: u16| state.lock().unwrap().log.push((path.clone(), status));
+        let required = state.lock().unwrap().required.clone();
+        if let Some((name, value)) = required {
+            if headers.get(&name) != Some(&value) {
+                record(401);
+                write!(
+                    out,
+                    "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n"
+                )?;
+                continue;
+            }
+        }
+        if let Some(Fault::Replace(body)) = &fault {
+            record(200);
+            write!(
+                out,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )?;
+            out.write_all(body)?;
+            continue;
+        }
         if let Some(Fault::Status(status, retry_after)) = fault {
             record(status);
             let retry = retry_after
