@@ -720,3 +720,36 @@ fn the_schedule_syncs_by_itself_and_the_status_page_tells() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
+
+#[test]
+fn triggers_during_a_run_are_coalesced() {
+    let repo = AptRepo::new(Layout::Debian);
+    repo.suite("bookworm", "main", &packages(), false, None);
+    let upstream = Upstream::serve(repo.root());
+    upstream.set_delay(std::time::Duration::from_millis(250));
+    let site = apt_site(&upstream, &repo.key(), "bookworm", "parallel = 1");
+    let _server = site.start_without_sync();
+    let spawn = || {
+        Command::new(common::BIN)
+            .args(["sync", "--config"])
+            .arg(&site.config)
+            .arg("deb")
+            .output()
+    };
+    std::thread::scope(|scope| {
+        let first = scope.spawn(spawn);
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        let rest: Vec<_> = (0..3).map(|_| scope.spawn(spawn)).collect();
+        for handle in std::iter::once(first).chain(rest) {
+            let out = handle.join().unwrap().unwrap();
+            assert!(out.status.success(), "{out:?}");
+        }
+    });
+    // One run, plus one run for the three triggers that came while it ran.
+    let runs = upstream
+        .log()
+        .iter()
+        .filter(|(p, _)| p == "/dists/bookworm/InRelease")
+        .count();
+    assert_eq!(runs, 2, "{:?}", upstream.log());
+}

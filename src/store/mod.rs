@@ -133,6 +133,7 @@ impl Store {
             let entry = entry.map_err(err("read", &self.tmp))?;
             let path = entry.path();
             if entry.file_name() == "partial" {
+                removed += self.clean_stale_partials(&path);
                 continue;
             }
             let result = if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
@@ -144,6 +145,24 @@ impl Store {
             removed += 1;
         }
         Ok(removed)
+    }
+
+    /// Partial downloads untouched for a week will not be resumed: their upstream moved on.
+    fn clean_stale_partials(&self, dir: &Path) -> usize {
+        const STALE: std::time::Duration = std::time::Duration::from_secs(7 * 86400);
+        let mut removed = 0;
+        for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > STALE);
+            if stale && fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
     }
 
     pub fn object_path(&self, id: &ObjectId) -> PathBuf {
