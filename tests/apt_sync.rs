@@ -753,3 +753,93 @@ fn triggers_during_a_run_are_coalesced() {
         .count();
     assert_eq!(runs, 2, "{:?}", upstream.log());
 }
+
+#[test]
+fn deb_src_sources_are_mirrored_for_apt_get_source() {
+    let repo = AptRepo::new(Layout::Debian);
+    // A native source package made by dpkg-source, and its Sources index by apt-ftparchive.
+    let pool = repo.root().join("pool/main/h/hello-src");
+    let tree = pool.join("hello-src-1.0");
+    std::fs::create_dir_all(tree.join("debian/source")).unwrap();
+    std::fs::write(tree.join("debian/source/format"), "3.0 (native)\n").unwrap();
+    std::fs::write(tree.join("debian/control"), "Source: hello-src\nSection: utils\nPriority: optional\nMaintainer: Test <test@example.org>\n\nPackage: hello-src\nArchitecture: all\nDescription: test\n").unwrap();
+    std::fs::write(tree.join("debian/changelog"), "hello-src (1.0) unstable; urgency=low\n\n  * Test.\n\n -- Test <test@example.org>  Mon, 01 Jan 2024 00:00:00 +0000\n").unwrap();
+    std::fs::write(
+        tree.join("debian/rules"),
+        "#!/usr/bin/make -f\n%:\n\tdh $@\n",
+    )
+    .unwrap();
+    std::fs::write(tree.join("README"), common::pattern(5000, 3)).unwrap();
+    let out = Command::new("dpkg-source")
+        .current_dir(&pool)
+        .args(["-b", "hello-src-1.0"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    std::fs::remove_dir_all(&tree).unwrap();
+    let source_dir = repo.root().join("dists/bookworm/main/source");
+    std::fs::create_dir_all(&source_dir).unwrap();
+    let sources = Command::new("apt-ftparchive")
+        .current_dir(repo.root())
+        .args(["sources", "pool/main"])
+        .output()
+        .unwrap();
+    assert!(sources.status.success());
+    std::fs::write(source_dir.join("Sources"), &sources.stdout).unwrap();
+    Command::new("gzip")
+        .args(["-9nk"])
+        .arg(source_dir.join("Sources"))
+        .status()
+        .unwrap();
+    repo.suite("bookworm", "main", &packages(), false, None); // writes and signs the Release
+
+    let upstream = Upstream::serve(repo.root());
+    let source = format!(
+        "[[source]]\nid = \"src\"\nkind = \"apt\"\nmount = \"/debian\"\nrepository = \"deb-src {} bookworm main\"\nkeys = [\"{}\"]\n",
+        upstream.url("/"),
+        repo.key().display()
+    );
+    let site = Site::with(false, &source);
+    let server = site.start_without_sync();
+    let out = site.cli(&["sync", "src"]);
+    assert!(out.status.success(), "{out:?}");
+    let client = AptClient::new(&format!(
+        "deb-src [signed-by={}] {} bookworm main",
+        repo.key().display(),
+        server.url("/debian")
+    ));
+    let (ok, text) = client.run(&["update"]);
+    assert!(ok, "{text}");
+    let work = tempfile::tempdir().unwrap();
+    let d = client.dir.path().display();
+    let out = Command::new("apt-get")
+        .current_dir(work.path())
+        .args([
+            "-o",
+            &format!("Dir::State={d}"),
+            "-o",
+            &format!("Dir::State::Lists={d}/lists"),
+            "-o",
+            &format!("Dir::State::status={d}/status"),
+            "-o",
+            &format!("Dir::Cache={d}/cache"),
+            "-o",
+            &format!("Dir::Etc::SourceList={d}/sources.list"),
+            "-o",
+            &format!("Dir::Etc::SourceParts={d}/sources.list.d"),
+            "-o",
+            "Debug::NoLocking=1",
+            "-o",
+            "APT::Sandbox::User=root",
+        ])
+        .args(["source", "--download-only", "hello-src"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    for name in ["hello-src_1.0.dsc", "hello-src_1.0.tar.xz"] {
+        let got = std::fs::read(work.path().join(name)).unwrap();
+        assert_eq!(got, std::fs::read(pool.join(name)).unwrap(), "{name}");
+    }
+    // Binary packages were not fetched: this source carries sources only.
+    assert!(!upstream.log().iter().any(|(p, _)| p.ends_with(".deb")));
+}
