@@ -333,8 +333,24 @@ fn two_suites_sharing_packages_store_them_once() {
         key.display()
     );
     let site = apt_site(&upstream, &key, "bookworm", &extra);
+    // Through a running server both suites sync at once and race for the shared packages.
+    let server = site.start_without_sync();
+    upstream.set_delay(std::time::Duration::from_millis(40));
     let out = site.cli(&["sync"]);
     assert!(out.status.success(), "{out:?}");
+    upstream.set_delay(std::time::Duration::ZERO);
+    let shared = format!("/{}", repo.deb_path("bookworm", "main", &packages()[1]));
+    let fetched = upstream
+        .log()
+        .iter()
+        .filter(|(p, s)| *p == shared && *s == 200)
+        .count();
+    assert_eq!(
+        fetched,
+        1,
+        "a shared package is downloaded once: {:?}",
+        upstream.log()
+    );
     // Every .deb object exists once: 4 distinct packages across both suites.
     let mut debs = 0;
     for fan in std::fs::read_dir(site.data().join("objects/sha256"))
@@ -349,8 +365,8 @@ fn two_suites_sharing_packages_store_them_once() {
         }
     }
     assert_eq!(debs, 4);
+    assert!(site.cli(&["verify"]).status.success());
     // And both suites appear under one mount.
-    let server = site.start_without_sync();
     for suite in ["bookworm", "trixie"] {
         let out = common::curl(&[
             "-sf",

@@ -88,6 +88,10 @@ pub struct Store {
     fsync: bool,
     ingest: IngestMode,
     tmp_counter: AtomicU64,
+    /// Downloads under way, so two syncs never write the same partial file at once.
+    downloads: std::sync::Mutex<
+        std::collections::HashMap<ObjectId, std::sync::Arc<tokio::sync::Mutex<()>>>,
+    >,
 }
 
 impl Store {
@@ -102,6 +106,7 @@ impl Store {
             fsync: config.fsync,
             ingest: config.ingest,
             tmp_counter: AtomicU64::new(0),
+            downloads: Default::default(),
         };
         for dir in [&store.objects, &store.tmp, &store.refs] {
             fs::create_dir_all(dir).map_err(err("create directory", dir))?;
@@ -191,6 +196,25 @@ impl Store {
             hasher: Sha256::new(),
             size: 0,
         })
+    }
+
+    /// Waits until no one else in this process downloads object `id`, and claims it; the
+    /// claim ends when the returned guard is dropped.
+    pub async fn claim_download(&self, id: &ObjectId) -> DownloadClaim<'_> {
+        let lock = self
+            .downloads
+            .lock()
+            .expect("not poisoned")
+            .entry(*id)
+            .or_default()
+            .clone();
+        let guard = lock.clone().lock_owned().await;
+        DownloadClaim {
+            store: self,
+            id: *id,
+            _guard: guard,
+            lock,
+        }
     }
 
     /// Opens (or continues) a download of an object whose hash is known in advance. What an
@@ -481,6 +505,24 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
         .open(dir)
         .map_err(err("open directory", dir))?;
     file.sync_all().map_err(err("fsync directory", dir))
+}
+
+/// Held while downloading one object (see [`Store::claim_download`]).
+pub struct DownloadClaim<'a> {
+    store: &'a Store,
+    id: ObjectId,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+    lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Drop for DownloadClaim<'_> {
+    fn drop(&mut self) {
+        let mut downloads = self.store.downloads.lock().expect("not poisoned");
+        // The map, this claim and the guard's own handle: nobody else waits for it.
+        if std::sync::Arc::strong_count(&self.lock) <= 3 {
+            downloads.remove(&self.id);
+        }
+    }
 }
 
 /// A download with a known hash: appends to `tmp/partial/<hash>`, hashing as it goes.
