@@ -30,6 +30,20 @@ fn sync(site: &Site) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// A site with one apt source `id` at `mount` for a sources.list `line`, synced once, and
+/// its server (started without a scan).
+fn synced_site(id: &str, mount: &str, line: &str, key: &Path) -> (Site, common::Server) {
+    let source = format!(
+        "[[source]]\nid = \"{id}\"\nkind = \"apt\"\nmount = \"{mount}\"\nrepository = \"{line}\"\nkeys = [\"{}\"]\n",
+        key.display()
+    );
+    let site = Site::with(false, &source);
+    let server = site.start_without_sync();
+    let out = site.cli(&["sync", id]);
+    assert!(out.status.success(), "{out:?}");
+    (site, server)
+}
+
 /// A throwaway apt configuration pointing at one sources.list line.
 struct AptClient {
     dir: tempfile::TempDir,
@@ -52,7 +66,8 @@ impl AptClient {
         AptClient { dir }
     }
 
-    fn run(&self, args: &[&str]) -> (bool, String) {
+    /// `apt-get` with every directory pointed into this client's folder.
+    fn command(&self) -> Command {
         let d = self.dir.path().display();
         let mut command = Command::new("apt-get");
         for option in [
@@ -74,7 +89,11 @@ impl AptClient {
         ] {
             command.arg("-o").arg(option);
         }
-        let out = command.args(args).output().expect("apt-get");
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> (bool, String) {
+        let out = self.command().args(args).output().expect("apt-get");
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -550,15 +569,12 @@ fn a_flat_repository_works_with_real_apt() {
     std::fs::write(flat.join("Release"), release).unwrap();
     repo.gpg.sign_release(&flat.join("Release"));
     let upstream = Upstream::serve(repo.root());
-    let source = format!(
-        "[[source]]\nid = \"flat\"\nkind = \"apt\"\nmount = \"/flat\"\nrepository = \"deb {} ./\"\nkeys = [\"{}\"]\n",
-        upstream.url("/flat"),
-        repo.key().display()
+    let (_site, server) = synced_site(
+        "flat",
+        "/flat",
+        &format!("deb {} ./", upstream.url("/flat")),
+        &repo.key(),
     );
-    let site = Site::with(false, &source);
-    let server = site.start_without_sync();
-    let out = site.cli(&["sync", "flat"]);
-    assert!(out.status.success(), "{out:?}");
     let client = AptClient::new(&format!(
         "deb [signed-by={}] {} ./",
         repo.key().display(),
@@ -810,15 +826,8 @@ fn deb_src_sources_are_mirrored_for_apt_get_source() {
     repo.suite("bookworm", "main", &packages(), false, None); // writes and signs the Release
 
     let upstream = Upstream::serve(repo.root());
-    let source = format!(
-        "[[source]]\nid = \"src\"\nkind = \"apt\"\nmount = \"/debian\"\nrepository = \"deb-src {} bookworm main\"\nkeys = [\"{}\"]\n",
-        upstream.url("/"),
-        repo.key().display()
-    );
-    let site = Site::with(false, &source);
-    let server = site.start_without_sync();
-    let out = site.cli(&["sync", "src"]);
-    assert!(out.status.success(), "{out:?}");
+    let line = format!("deb-src {} bookworm main", upstream.url("/"));
+    let (_site, server) = synced_site("src", "/debian", &line, &repo.key());
     let client = AptClient::new(&format!(
         "deb-src [signed-by={}] {} bookworm main",
         repo.key().display(),
@@ -827,27 +836,9 @@ fn deb_src_sources_are_mirrored_for_apt_get_source() {
     let (ok, text) = client.run(&["update"]);
     assert!(ok, "{text}");
     let work = tempfile::tempdir().unwrap();
-    let d = client.dir.path().display();
-    let out = Command::new("apt-get")
+    let out = client
+        .command()
         .current_dir(work.path())
-        .args([
-            "-o",
-            &format!("Dir::State={d}"),
-            "-o",
-            &format!("Dir::State::Lists={d}/lists"),
-            "-o",
-            &format!("Dir::State::status={d}/status"),
-            "-o",
-            &format!("Dir::Cache={d}/cache"),
-            "-o",
-            &format!("Dir::Etc::SourceList={d}/sources.list"),
-            "-o",
-            &format!("Dir::Etc::SourceParts={d}/sources.list.d"),
-            "-o",
-            "Debug::NoLocking=1",
-            "-o",
-            "APT::Sandbox::User=root",
-        ])
         .args(["source", "--download-only", "hello-src"])
         .output()
         .unwrap();

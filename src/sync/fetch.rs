@@ -316,23 +316,13 @@ impl Fetcher {
         expected: Expected,
     ) -> Result<Stored, FetchError> {
         if store.contains(&expected.sha256) {
-            return Ok(Stored {
-                id: expected.sha256,
-                size: expected.size.unwrap_or(0),
-                method: crate::store::IngestMethod::Existing,
-                stamp: None,
-            });
+            return Ok(already_stored(expected));
         }
         let _slot = self.slots.acquire().await.expect("semaphore open");
         // Another sync (another suite sharing this package) may be fetching it right now.
         let _claim = store.claim_download(&expected.sha256).await;
         if store.contains(&expected.sha256) {
-            return Ok(Stored {
-                id: expected.sha256,
-                size: expected.size.unwrap_or(0),
-                method: crate::store::IngestMethod::Existing,
-                stamp: None,
-            });
+            return Ok(already_stored(expected));
         }
         let mut partial = store.partial(&expected.sha256)?;
         let mut attempt = 0;
@@ -485,6 +475,15 @@ impl Fetcher {
             }
         }
         Ok(())
+    }
+}
+
+fn already_stored(expected: Expected) -> Stored {
+    Stored {
+        id: expected.sha256,
+        size: expected.size.unwrap_or(0),
+        method: crate::store::IngestMethod::Existing,
+        stamp: None,
     }
 }
 
