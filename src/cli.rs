@@ -200,9 +200,24 @@ fn sync(config: Config, sources: Vec<String>) -> anyhow::Result<i32> {
     } else {
         sources
     };
+    // Sources sync at once, as in the server: each waits on its own upstream.
+    let results: Vec<(String, Result<crate::sync::SyncReport, String>)> =
+        std::thread::scope(|scope| {
+            let app = &app;
+            let runs: Vec<_> = ids
+                .into_iter()
+                .map(|id| scope.spawn(move || (id.clone(), app.sync_source(&id))))
+                .collect();
+            runs.into_iter()
+                .map(|run| {
+                    run.join()
+                        .unwrap_or_else(|_| ("?".into(), Err("sync thread panicked".into())))
+                })
+                .collect()
+        });
     let mut code = 0;
-    for id in ids {
-        match app.sync_source(&id) {
+    for (id, result) in results {
+        match result {
             Ok(report) => println!("{id}: {}", describe_sync(&report)),
             Err(message) => {
                 println!("{id}: FAILED: {message}");

@@ -32,7 +32,7 @@ pub struct FetchOptions {
 impl Default for FetchOptions {
     fn default() -> Self {
         FetchOptions {
-            parallel: 8,
+            parallel: 16,
             retries: 5,
             backoff: Duration::from_millis(500),
             bandwidth: None,
