@@ -850,3 +850,30 @@ fn deb_src_sources_are_mirrored_for_apt_get_source() {
     // Binary packages were not fetched: this source carries sources only.
     assert!(!upstream.log().iter().any(|(p, _)| p.ends_with(".deb")));
 }
+
+#[test]
+fn a_configured_proxy_carries_every_request() {
+    let repo = AptRepo::new(Layout::Debian);
+    repo.suite("bookworm", "main", &packages(), false, None);
+    // The upstream doubles as the proxy; the repository's host does not resolve at all.
+    let proxy = Upstream::serve(repo.root());
+    let source = format!(
+        "[[source]]\nid = \"deb\"\nkind = \"apt\"\nmount = \"/debian\"\nrepository = \"deb http://mirror.invalid/debian bookworm main\"\nkeys = [\"{}\"]\nproxy = \"{}\"\nretries = 0\n",
+        repo.key().display(),
+        proxy.url("")
+    );
+    let site = Site::with(false, &source);
+    // The repository lives at /debian on the (fake) host: serve the fixture there.
+    std::os::unix::fs::symlink(repo.root(), repo.root().join("debian")).unwrap();
+    let (ok, text) = sync(&site);
+    assert!(ok, "{text}");
+    let log = proxy.log();
+    assert!(
+        log.iter().any(|(p, _)| p == "proxied:mirror.invalid"),
+        "{log:?}"
+    );
+    assert!(
+        log.iter().any(|(p, s)| p.ends_with(".deb") && *s == 200),
+        "{log:?}"
+    );
+}

@@ -161,6 +161,17 @@ fn connection(
         if wait > 0 {
             std::thread::sleep(Duration::from_millis(wait));
         }
+        // A request through a proxy names the whole URL: keep its path.
+        let target = match target.strip_prefix("http://") {
+            Some(rest) => {
+                state.lock().unwrap().log.push((
+                    format!("proxied:{}", rest.split('/').next().unwrap_or("")),
+                    0,
+                ));
+                format!("/{}", rest.split_once('/').map_or("", |(_, p)| p))
+            }
+            None => target,
+        };
         let path = target.split('?').next().unwrap_or("/").to_string();
         let fault = {
             let mut state = state.lock().unwrap();
