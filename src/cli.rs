@@ -70,6 +70,16 @@ pub enum Command {
     Gc(ConfigArg),
     /// Validate the configuration and print what would be served where.
     CheckConfig(ConfigArg),
+    /// Write the librsync delta that turns OLD into NEW (what `rdiff signature` + `rdiff delta`
+    /// make; apply it with `rdiff patch OLD DELTA NEW`).
+    Rdiff {
+        old: PathBuf,
+        new: PathBuf,
+        delta: PathBuf,
+        /// Bytes per indexed block of OLD.
+        #[arg(long, default_value_t = 128)]
+        block_size: usize,
+    },
 }
 
 impl ConfigArg {
@@ -108,6 +118,30 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Verify { config, sources } => verify(config.load()?, sources),
         Command::Gc(config) => gc(config.load()?),
         Command::CheckConfig(config) => check_config(config.load()?),
+        Command::Rdiff {
+            old,
+            new,
+            delta,
+            block_size,
+        } => {
+            let file = std::fs::File::create(&delta)
+                .with_context(|| format!("cannot create {}", delta.display()))?;
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+            let params = crate::puavo::rdiff::Params {
+                block: block_size,
+                threads: 0,
+            };
+            let stats = crate::puavo::rdiff::delta_files(&old, &new, params, &mut out)
+                .with_context(|| format!("delta of {} and {}", old.display(), new.display()))?;
+            std::io::Write::flush(&mut out)?;
+            tracing::info!(
+                copied = stats.copied,
+                literal = stats.literal,
+                delta = stats.delta_bytes,
+                "delta written"
+            );
+            Ok(0)
+        }
     }
 }
 

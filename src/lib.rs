@@ -18,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod manifest;
+pub mod puavo;
 pub mod scheduler;
 pub mod serve;
 pub mod store;
