@@ -48,7 +48,7 @@ find "$tmp/new" -type f -name '*.py' | awk 'NR % 7 == 0' | while read -r f; do p
 find "$tmp/new" -type f -name '*.so*' | awk 'NR % 23 == 0' | while read -r f; do head -c 4096 /dev/urandom | dd of="$f" bs=4096 seek=1 conv=notrunc status=none; done
 find "$tmp/new" -type f -name '*.gz' | awk 'NR % 5 == 0' | xargs -r rm -f
 mkdir -p "$tmp/new/added" && head -c 30M /dev/urandom > "$tmp/new/added/blob.bin"
-first_dir=$(find "$tmp/new" -mindepth 2 -maxdepth 2 -type d | head -n 1)
+first_dir=$(find "$tmp/new" -mindepth 2 -maxdepth 2 -type d -print -quit)
 [ -n "$first_dir" ] && mv "$first_dir" "${first_dir}-renamed"
 
 echo "building squashfs images..."
@@ -64,10 +64,9 @@ if [ "$old_mb" -lt "$MIN_MB" ]; then
 fi
 cat "$tmp/old.img" "$tmp/new.img" > /dev/null   # both in the page cache for both tools
 
-measure() { # label command... -> "wall cpu rss_kb"
-  local out
-  out=$( { /usr/bin/time -f '%e %U %S %M' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -n 1)
-  echo "$out" | awk '{ printf "%s %.2f %s\n", $1, $2 + $3, $4 }'
+measure() { # command... -> "wall cpu rss_kb"
+  /usr/bin/time -o "$tmp/time.txt" -f '%e %U %S %M' "$@" >/dev/null 2>&1
+  awk '{ printf "%s %.2f %s\n", $1, $2 + $3, $4 }' "$tmp/time.txt"
 }
 
 echo "rdiff signature + delta (block size $BLOCK)..."
