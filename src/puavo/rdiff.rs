@@ -67,18 +67,48 @@ struct Index<'a> {
     mask: usize,
     heads: Vec<u32>,
     next: Vec<u32>,
+    /// Each block's full hash: a bucket shares ~40% of lookups with unrelated blocks, and
+    /// comparing their bytes would fault the whole old image into memory.
+    hashes: Vec<u32>,
 }
 
 const MULTIPLIER: u32 = 0x01000193;
 
-fn hash(window: &[u8]) -> u32 {
-    window.iter().fold(0u32, |h, b| {
-        h.wrapping_mul(MULTIPLIER).wrapping_add(u32::from(*b) + 1)
-    })
+/// Weights of the bytes of a window: `MULTIPLIER^(len-1-i)`. With them the window hash is a
+/// sum of independent products, which the compiler turns into vector code; rolling it by one
+/// byte stays two multiplications.
+struct Weights(Vec<u32>);
+
+impl Weights {
+    fn new(block: usize) -> Weights {
+        let mut weights = vec![1u32; block];
+        for i in (0..block.saturating_sub(1)).rev() {
+            weights[i] = weights[i + 1].wrapping_mul(MULTIPLIER);
+        }
+        Weights(weights)
+    }
+
+    /// Same value as rolling `h = h * MULTIPLIER + (byte + 1)` over the window.
+    fn hash(&self, window: &[u8]) -> u32 {
+        window.iter().zip(&self.0).fold(0u32, |h, (b, w)| {
+            h.wrapping_add((u32::from(*b) + 1).wrapping_mul(*w))
+        })
+    }
+
+    /// The weight of the byte that leaves the window.
+    fn top(&self) -> u32 {
+        self.0[0]
+    }
 }
 
 impl<'a> Index<'a> {
-    fn build(old: &'a [u8], block: usize) -> Index<'a> {
+    fn build(
+        old: &'a [u8],
+        block: usize,
+        weights: &Weights,
+        threads: usize,
+        release: &dyn Release,
+    ) -> Index<'a> {
         let blocks = old.len() / block;
         let buckets = (blocks * 2).next_power_of_two().max(1024);
         let mut index = Index {
@@ -87,17 +117,41 @@ impl<'a> Index<'a> {
             mask: buckets - 1,
             heads: vec![u32::MAX; buckets],
             next: vec![u32::MAX; blocks],
+            hashes: vec![0; blocks],
         };
         let mut chain_len = vec![0u8; buckets];
-        for i in 0..blocks {
-            let h = hash(&old[i * block..(i + 1) * block]);
-            let bucket = h as usize & index.mask;
-            if chain_len[bucket] as usize >= MAX_CHAIN {
-                continue;
+        // Hash a chunk of blocks on every core, insert them, give the chunk's pages back.
+        let per_chunk = (RELEASE_EVERY / block).max(1);
+        let mut hashes = vec![0u32; per_chunk];
+        let mut first = 0;
+        while first < blocks {
+            let count = per_chunk.min(blocks - first);
+            let slots = &mut hashes[..count];
+            let per_thread = count.div_ceil(threads.max(1));
+            std::thread::scope(|scope| {
+                for (part, out) in slots.chunks_mut(per_thread).enumerate() {
+                    let start_block = first + part * per_thread;
+                    scope.spawn(move || {
+                        for (i, slot) in out.iter_mut().enumerate() {
+                            let start = (start_block + i) * block;
+                            *slot = weights.hash(&old[start..start + block]);
+                        }
+                    });
+                }
+            });
+            index.hashes[first..first + count].copy_from_slice(slots);
+            for (i, h) in slots.iter().enumerate() {
+                let bucket = *h as usize & index.mask;
+                if chain_len[bucket] as usize >= MAX_CHAIN {
+                    continue;
+                }
+                chain_len[bucket] += 1;
+                let block_index = first + i;
+                index.next[block_index] = index.heads[bucket];
+                index.heads[bucket] = block_index as u32;
             }
-            chain_len[bucket] += 1;
-            index.next[i] = index.heads[bucket];
-            index.heads[bucket] = i as u32;
+            release.old_range(first * block, count * block);
+            first += count;
         }
         index
     }
@@ -107,7 +161,9 @@ impl<'a> Index<'a> {
         let mut candidate = self.heads[h as usize & self.mask];
         while candidate != u32::MAX {
             let start = candidate as usize * self.block;
-            if &self.old[start..start + self.block] == window {
+            if self.hashes[candidate as usize] == h
+                && &self.old[start..start + self.block] == window
+            {
                 return Some(start);
             }
             candidate = self.next[candidate as usize];
@@ -120,6 +176,7 @@ impl<'a> Index<'a> {
 /// keeps them in the page cache, so touching them again is cheap. Keeps RSS flat on 10 GB images.
 pub trait Release: Sync {
     fn new_range(&self, start: usize, len: usize);
+    fn old_range(&self, start: usize, len: usize);
     fn old_all(&self);
 }
 
@@ -128,6 +185,7 @@ struct KeepAll;
 
 impl Release for KeepAll {
     fn new_range(&self, _: usize, _: usize) {}
+    fn old_range(&self, _: usize, _: usize) {}
     fn old_all(&self) {}
 }
 
@@ -136,7 +194,14 @@ const RELEASE_EVERY: usize = 32 << 20;
 
 /// Finds the commands that rebuild `new[from..to]` (matches may reach back before `from` no
 /// further than `from`, and forward no further than `to`).
-fn scan(index: &Index, new: &[u8], from: usize, to: usize, release: &dyn Release) -> Vec<Command> {
+fn scan(
+    index: &Index,
+    weights: &Weights,
+    new: &[u8],
+    from: usize,
+    to: usize,
+    release: &dyn Release,
+) -> Vec<Command> {
     let mut released = from;
     let mut maybe_release = |p: usize, literal_start: usize| {
         // Pages before the pending literal are done with until the delta is written.
@@ -161,9 +226,8 @@ fn scan(index: &Index, new: &[u8], from: usize, to: usize, release: &dyn Release
         }
         return commands;
     }
-    // MULTIPLIER^(block-1): the weight of the byte that leaves the window.
-    let top = (1..block).fold(1u32, |m, _| m.wrapping_mul(MULTIPLIER));
-    let mut h = hash(&new[p..p + block]);
+    let top = weights.top();
+    let mut h = weights.hash(&new[p..p + block]);
     loop {
         if let Some(mut source) = index.find(h, &new[p..p + block]) {
             // Grow the match backwards into the pending literal, then forwards.
@@ -174,6 +238,23 @@ fn scan(index: &Index, new: &[u8], from: usize, to: usize, release: &dyn Release
             }
             let mut end = p + block;
             let mut source_end = source + (end - start);
+            // Long runs compare a page at a time (memcmp), the last stretch byte by byte.
+            const STRIDE: usize = 4096;
+            let mut mark = end;
+            while end + STRIDE <= to
+                && source_end + STRIDE <= old.len()
+                && new[end..end + STRIDE] == old[source_end..source_end + STRIDE]
+            {
+                end += STRIDE;
+                source_end += STRIDE;
+                if end - mark >= RELEASE_EVERY {
+                    // An unchanged stretch can be gigabytes: give its pages back as we go.
+                    let (new_from, old_from) = (mark & !4095, (source_end - (end - mark)) & !4095);
+                    release.new_range(new_from, (end & !4095) - new_from);
+                    release.old_range(old_from, (source_end & !4095) - old_from);
+                    mark = end;
+                }
+            }
             while end < to && source_end < old.len() && new[end] == old[source_end] {
                 end += 1;
                 source_end += 1;
@@ -202,7 +283,7 @@ fn scan(index: &Index, new: &[u8], from: usize, to: usize, release: &dyn Release
             if p + block > to {
                 break;
             }
-            h = hash(&new[p..p + block]);
+            h = weights.hash(&new[p..p + block]);
             continue;
         }
         if p + block >= to {
@@ -307,18 +388,20 @@ fn delta_with(
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     };
-    let index = Index::build(old, block);
+    let weights = Weights::new(block);
+    let index = Index::build(old, block, &weights, threads, release);
     // Parts of the new image, scanned at once; a little of each part's start can only become
     // a literal, which costs nothing measurable at these sizes.
     let parts = if new.len() < (1 << 20) { 1 } else { threads };
     let bounds: Vec<usize> = (0..=parts).map(|i| new.len() * i / parts).collect();
     let results: Vec<Vec<Command>> = std::thread::scope(|scope| {
         let index = &index;
+        let weights = &weights;
         let handles: Vec<_> = bounds
             .windows(2)
             .map(|w| {
                 let (from, to) = (w[0], w[1]);
-                scope.spawn(move || scan(index, new, from, to, release))
+                scope.spawn(move || scan(index, weights, new, from, to, release))
             })
             .collect();
         handles
@@ -364,6 +447,15 @@ impl Release for Unmap<'_> {
     fn new_range(&self, start: usize, len: usize) {
         if let Mapped::Map(map) = self.new {
             // SAFETY: a read-only file mapping: dropped pages read back the same bytes.
+            let _ = unsafe {
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, len)
+            };
+        }
+    }
+
+    fn old_range(&self, start: usize, len: usize) {
+        if let Mapped::Map(map) = self.old {
+            // SAFETY: as above.
             let _ = unsafe {
                 map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, len)
             };
@@ -499,6 +591,30 @@ mod tests {
             let mut delta = Vec::new();
             delta_bytes(&old, &new, Params::default(), &mut delta).unwrap();
             assert_eq!(patch(&old, &delta), new);
+        }
+    }
+}
+
+#[cfg(test)]
+mod hash_tests {
+    use super::*;
+
+    #[test]
+    fn weighted_hash_equals_the_rolling_one() {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 + 3) as u8).collect();
+        let weights = Weights::new(128);
+        let rolling = |w: &[u8]| {
+            w.iter().fold(0u32, |h, b| {
+                h.wrapping_mul(MULTIPLIER).wrapping_add(u32::from(*b) + 1)
+            })
+        };
+        let mut h = weights.hash(&data[..128]);
+        for p in 0..(1000 - 128) {
+            assert_eq!(h, rolling(&data[p..p + 128]));
+            h = h
+                .wrapping_sub((u32::from(data[p]) + 1).wrapping_mul(weights.top()))
+                .wrapping_mul(MULTIPLIER)
+                .wrapping_add(u32::from(data[p + 128]) + 1);
         }
     }
 }
