@@ -26,11 +26,10 @@ need rdiff rdiff
 need mksquashfs squashfs-tools
 need /usr/bin/time time
 
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  echo "building mirrorbox (release)..."
-  (cd "$root" && cargo build --release -q)
-fi
-bin=${MIRRORBOX_BIN:-$root/target/release/mirrorbox}
+# shellcheck source=benches/lib.sh
+source "$here/lib.sh"
+mirrorbox_binary "$root"
+bin=$MIRRORBOX_BIN
 
 tmp=$(mktemp -d /tmp/mirrorbox-rdiff.XXXXXX)
 cleanup() { [ "${KEEP_TMP:-0}" = 1 ] && echo "kept $tmp" || rm -rf "$tmp"; }

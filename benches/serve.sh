@@ -77,17 +77,9 @@ fi
 
 # ---- build ---------------------------------------------------------------------------------
 
-custom_bin=${MIRRORBOX_BIN:-}
-if [ -z "${MIRRORBOX_BIN:-}" ]; then
-  target_dir=${CARGO_TARGET_DIR:-$root/target}
-  case $target_dir in /*) ;; *) target_dir=$root/$target_dir ;; esac
-  MIRRORBOX_BIN=$target_dir/release/mirrorbox
-  if [ "${SKIP_BUILD:-0}" != 1 ]; then
-    echo "building mirrorbox (release)..."
-    (cd "$root" && cargo build --release --quiet --bin mirrorbox)
-  fi
-fi
-[ -x "$MIRRORBOX_BIN" ] || die "no mirrorbox binary at $MIRRORBOX_BIN"
+# shellcheck source=benches/lib.sh
+source "$here/lib.sh"
+mirrorbox_binary "$root"
 
 # ---- temp dir and cleanup ------------------------------------------------------------------
 

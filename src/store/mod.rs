@@ -77,6 +77,22 @@ pub struct Stored {
     pub stamp: Option<i64>,
 }
 
+impl Stored {
+    /// An object this store wrote itself (`created`), or found already there.
+    fn written(id: ObjectId, size: u64, created: bool) -> Stored {
+        Stored {
+            id,
+            size,
+            method: if created {
+                IngestMethod::Copy
+            } else {
+                IngestMethod::Existing
+            },
+            stamp: None,
+        }
+    }
+}
+
 /// The object store of one data directory.
 #[derive(Debug)]
 pub struct Store {
@@ -570,16 +586,7 @@ impl PartialWriter<'_> {
             self.file.sync_all().map_err(err("fsync", &self.path))?;
         }
         let created = self.store.commit(&self.path, &actual)?;
-        Ok(Ok(Stored {
-            id: actual,
-            size: self.size,
-            method: if created {
-                IngestMethod::Copy
-            } else {
-                IngestMethod::Existing
-            },
-            stamp: None,
-        }))
+        Ok(Ok(Stored::written(actual, self.size, created)))
     }
 
     /// Forgets the partial data.
@@ -611,16 +618,7 @@ impl ObjectWriter<'_> {
         drop(file);
         let id = ObjectId(std::mem::take(&mut self.hasher).finalize().into());
         let created = self.store.commit(&self.path, &id)?;
-        Ok(Stored {
-            id,
-            size: self.size,
-            method: if created {
-                IngestMethod::Copy
-            } else {
-                IngestMethod::Existing
-            },
-            stamp: None,
-        })
+        Ok(Stored::written(id, self.size, created))
     }
 
     /// Drops the partial object.
