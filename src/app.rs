@@ -192,6 +192,7 @@ impl App {
                 record.bytes_stored = report.bytes_stored;
                 record.upstream_requests = report.upstream_requests;
                 record.bytes_fetched = report.bytes_fetched;
+                record.problems = report.problems.clone();
                 if report.changed {
                     if let Err(e) = self.refresh_view() {
                         tracing::error!(error = %e, "cannot rebuild the view after publishing");

@@ -186,7 +186,7 @@ fn print_replies(replies: &[admin::Reply]) -> i32 {
 }
 
 fn describe_sync(report: &crate::sync::SyncReport) -> String {
-    format!(
+    let mut text = format!(
         "{} snapshot {} ({} files, {} bytes; stored {} new files, {} bytes)",
         if report.changed {
             "published"
@@ -198,7 +198,11 @@ fn describe_sync(report: &crate::sync::SyncReport) -> String {
         report.bytes,
         report.files_stored,
         report.bytes_stored
-    )
+    );
+    for problem in &report.problems {
+        text.push_str(&format!("\n  warning: {problem}"));
+    }
+    text
 }
 
 pub fn describe_verify(report: &VerifyReport) -> String {
@@ -379,6 +383,32 @@ fn check_config(config: Config) -> anyhow::Result<i32> {
                     }
                 }
             }
+            SourceKind::Puavo(puavo) => match &puavo.mode {
+                crate::config::PuavoMode::Build {
+                    image_dir,
+                    series_config,
+                    ..
+                } => {
+                    println!(
+                        "  images from {}, urls under {}",
+                        image_dir.display(),
+                        puavo.urlbase.as_deref().unwrap_or("-")
+                    );
+                    if !image_dir.is_dir() {
+                        println!(
+                            "  PROBLEM: directory {} does not exist",
+                            image_dir.display()
+                        );
+                        problems += 1;
+                    }
+                    if let Some(path) = series_config {
+                        println!("  series from {}", path.display());
+                    }
+                }
+                crate::config::PuavoMode::Mirror {
+                    upstream, series, ..
+                } => println!("  mirrors {upstream}: series {}", series.join(" ")),
+            },
             SourceKind::Dir { path } => {
                 if path.is_dir() {
                     println!("  from directory {}", path.display());

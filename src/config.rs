@@ -96,6 +96,8 @@ pub enum SourceKind {
     Dir { path: PathBuf },
     /// An upstream apt repository.
     Apt(Box<AptConfig>),
+    /// A Puavo image repository, built from a folder of images or mirrored from another one.
+    Puavo(Box<PuavoConfig>),
 }
 
 impl SourceKind {
@@ -103,6 +105,7 @@ impl SourceKind {
         match self {
             SourceKind::Dir { .. } => "dir",
             SourceKind::Apt(_) => "apt",
+            SourceKind::Puavo(_) => "puavo",
         }
     }
 }
@@ -123,6 +126,44 @@ pub struct AptConfig {
     /// Accept a Release whose Valid-Until has passed.
     pub allow_expired: bool,
     pub fetch: FetchOptions,
+}
+
+/// A Puavo source: where the images come from, and how the published tree names them.
+#[derive(Debug, Clone)]
+pub struct PuavoConfig {
+    pub mode: PuavoMode,
+    /// Base of the `urls` in meta files (images at `<urlbase>/<file>`, rdiffs at
+    /// `<urlbase>/rdiffs/<file>`) and of torrent web seeds.
+    pub urlbase: Option<String>,
+    /// Also publish `torrents/<rdiff>.torrent` (web seed = the rdiff's URL).
+    pub torrents: bool,
+    /// Tracker announce URLs written into torrents (none: web seed and peer discovery only).
+    pub torrent_trackers: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum PuavoMode {
+    /// Build CKSUMS, meta and rdiffs from the images in a local folder.
+    Build {
+        image_dir: PathBuf,
+        /// A folder of `<dist>.json` series files (or one such file); `None`: series from names.
+        series_config: Option<PathBuf>,
+        /// Scan `image_dir` and (re)write the `series_config` files, like
+        /// puavo-update-repository without `--no-config`.
+        write_config: bool,
+        /// Block size of the rdiff generator (puavo-os: 128).
+        block_size: usize,
+    },
+    /// Follow another image repository's series.
+    Mirror {
+        upstream: String,
+        series: Vec<String>,
+        /// Newest images kept per series.
+        keep_images: usize,
+        /// Point meta `urls` at `urlbase` (this mirror) instead of the upstream.
+        rewrite_urls: bool,
+        fetch: FetchOptions,
+    },
 }
 
 /// Index kinds an apt source can carry besides Packages and Sources.
@@ -191,6 +232,18 @@ struct RawSource {
     indices: Option<Vec<String>>,
     ignore_errors: Option<bool>,
     allow_expired: Option<bool>,
+    // puavo
+    image_dir: Option<PathBuf>,
+    series_config: Option<PathBuf>,
+    write_config: Option<bool>,
+    rdiff_block_size: Option<usize>,
+    upstream: Option<String>,
+    series: Option<Vec<String>>,
+    keep_images: Option<usize>,
+    rewrite_urls: Option<bool>,
+    urlbase: Option<String>,
+    torrents: Option<bool>,
+    torrent_trackers: Option<Vec<String>>,
     // fetching
     parallel: Option<usize>,
     retries: Option<u32>,
@@ -203,11 +256,23 @@ struct RawSource {
 
 impl RawSource {
     /// Keys that only some kinds take, with whether they are set.
-    fn kind_keys(&self) -> [(&'static str, &'static [&'static str], bool); 16] {
+    fn kind_keys(&self) -> [(&'static str, &'static [&'static str], bool); 27] {
         const DIR: &[&str] = &["dir"];
         const APT: &[&str] = &["apt"];
-        const FETCHING: &[&str] = &["apt"];
+        const PUAVO: &[&str] = &["puavo"];
+        const FETCHING: &[&str] = &["apt", "puavo"];
         [
+            ("image_dir", PUAVO, self.image_dir.is_some()),
+            ("series_config", PUAVO, self.series_config.is_some()),
+            ("write_config", PUAVO, self.write_config.is_some()),
+            ("rdiff_block_size", PUAVO, self.rdiff_block_size.is_some()),
+            ("upstream", PUAVO, self.upstream.is_some()),
+            ("series", PUAVO, self.series.is_some()),
+            ("keep_images", PUAVO, self.keep_images.is_some()),
+            ("rewrite_urls", PUAVO, self.rewrite_urls.is_some()),
+            ("urlbase", PUAVO, self.urlbase.is_some()),
+            ("torrents", PUAVO, self.torrents.is_some()),
+            ("torrent_trackers", PUAVO, self.torrent_trackers.is_some()),
             ("path", DIR, self.path.is_some()),
             ("repository", APT, self.repository.is_some()),
             ("architectures", APT, self.architectures.is_some()),
@@ -428,7 +493,7 @@ fn parse_source(table: toml::Table) -> Result<SourceConfig, String> {
     }
     if !["dir", "apt", "files", "puavo"].contains(&raw.kind.as_str()) {
         return Err(format!(
-            "key `kind`: `{}` is not one of `dir`, `apt`",
+            "key `kind`: `{}` is not one of `dir`, `apt`, `puavo`",
             raw.kind
         ));
     }
@@ -448,7 +513,8 @@ fn parse_source(table: toml::Table) -> Result<SourceConfig, String> {
                 .ok_or("key `path`: missing (the directory to publish)")?,
         },
         "apt" => SourceKind::Apt(Box::new(parse_apt(&raw)?)),
-        "files" | "puavo" => {
+        "puavo" => SourceKind::Puavo(Box::new(parse_puavo(&raw)?)),
+        "files" => {
             return Err(format!(
                 "key `kind`: `{}` sources are not supported by this version yet",
                 raw.kind
@@ -464,6 +530,134 @@ fn parse_source(table: toml::Table) -> Result<SourceConfig, String> {
         verify_every,
         keep,
         kind,
+    })
+}
+
+fn parse_puavo(raw: &RawSource) -> Result<PuavoConfig, String> {
+    let urlbase = raw
+        .urlbase
+        .as_deref()
+        .map(|u| {
+            let trimmed = u.trim_end_matches('/');
+            if trimmed.starts_with("http://") || trimmed.starts_with("https://") {
+                Ok(trimmed.to_string())
+            } else {
+                Err(format!(
+                    "key `urlbase`: `{u}` must be an http:// or https:// URL (clients download from it)"
+                ))
+            }
+        })
+        .transpose()?;
+    let torrents = raw.torrents.unwrap_or(false);
+    let torrent_trackers = raw.torrent_trackers.clone().unwrap_or_default();
+    if torrents && urlbase.is_none() {
+        return Err("key `urlbase`: missing (torrents need it for their web seed URL)".into());
+    }
+    if !torrents && !torrent_trackers.is_empty() {
+        return Err("key `torrent_trackers`: set `torrents = true` too, or leave it out".into());
+    }
+    let mode = match (&raw.image_dir, &raw.upstream) {
+        (Some(_), Some(_)) => {
+            return Err("keys `image_dir` and `upstream`: give one (build from a folder, or mirror a repository), not both".into())
+        }
+        (None, None) => {
+            return Err("key `image_dir` or `upstream`: missing (build from a folder of images, or mirror a repository)".into())
+        }
+        (Some(image_dir), None) => {
+            for (key, set) in [
+                ("series", raw.series.is_some()),
+                ("keep_images", raw.keep_images.is_some()),
+                ("rewrite_urls", raw.rewrite_urls.is_some()),
+                ("parallel", raw.parallel.is_some()),
+                ("retries", raw.retries.is_some()),
+                ("bandwidth", raw.bandwidth.is_some()),
+                ("proxy", raw.proxy.is_some()),
+                ("username", raw.username.is_some()),
+                ("password", raw.password.is_some()),
+                ("headers", raw.headers.is_some()),
+            ] {
+                if set {
+                    return Err(format!(
+                        "key `{key}`: only applies to mirroring (`upstream`), not to building from `image_dir`"
+                    ));
+                }
+            }
+            if urlbase.is_none() {
+                return Err("key `urlbase`: missing (the URL clients download this repository from; meta files list `<urlbase>/<image>`)".into());
+            }
+            let write_config = raw.write_config.unwrap_or(false);
+            if write_config && raw.series_config.is_none() {
+                return Err("key `write_config`: needs `series_config` (the folder to write `<dist>.json` files to)".into());
+            }
+            let block_size = raw.rdiff_block_size.unwrap_or(128);
+            if !(16..=1 << 20).contains(&block_size) {
+                return Err(format!(
+                    "key `rdiff_block_size`: {block_size} is outside 16..1048576 (puavo-os uses 128)"
+                ));
+            }
+            PuavoMode::Build {
+                image_dir: image_dir.clone(),
+                series_config: raw.series_config.clone(),
+                write_config,
+                block_size,
+            }
+        }
+        (None, Some(upstream)) => {
+            for (key, set) in [
+                ("series_config", raw.series_config.is_some()),
+                ("write_config", raw.write_config.is_some()),
+                ("rdiff_block_size", raw.rdiff_block_size.is_some()),
+            ] {
+                if set {
+                    return Err(format!(
+                        "key `{key}`: only applies to building from `image_dir`, not to mirroring (`upstream`)"
+                    ));
+                }
+            }
+            let upstream = upstream.trim_end_matches('/').to_string();
+            if !(upstream.starts_with("http://") || upstream.starts_with("https://")) {
+                return Err(format!(
+                    "key `upstream`: `{upstream}` must be an http:// or https:// URL"
+                ));
+            }
+            let series = raw.series.clone().unwrap_or_default();
+            if series.is_empty() {
+                return Err("key `series`: list the series to follow (e.g. [\"puavo-os-opinsys-bookworm-amd64\"]; each is fetched as meta/<series>.json)".into());
+            }
+            for name in &series {
+                if name.is_empty()
+                    || !name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                    || name.starts_with('.')
+                {
+                    return Err(format!(
+                        "key `series`: `{name}` is not a series name (letters, digits, `-`, `_`, `.`)"
+                    ));
+                }
+            }
+            let keep_images = raw.keep_images.unwrap_or(2);
+            if keep_images == 0 {
+                return Err("key `keep_images`: must be at least 1".into());
+            }
+            let rewrite_urls = raw.rewrite_urls.unwrap_or(false);
+            if rewrite_urls && urlbase.is_none() {
+                return Err("key `urlbase`: missing (`rewrite_urls` points meta urls at it)".into());
+            }
+            PuavoMode::Mirror {
+                upstream,
+                series,
+                keep_images,
+                rewrite_urls,
+                fetch: fetch_options(raw)?,
+            }
+        }
+    };
+    Ok(PuavoConfig {
+        mode,
+        urlbase,
+        torrents,
+        torrent_trackers,
     })
 }
 
@@ -496,6 +690,24 @@ fn parse_apt(raw: &RawSource) -> Result<AptConfig, String> {
             ));
         }
     }
+    let fetch = fetch_options(raw)?;
+    Ok(AptConfig {
+        repository,
+        architectures,
+        keys,
+        filter: Filter {
+            skip_packages: raw.skip_packages.clone().unwrap_or_default(),
+            skip_sections: raw.skip_sections.clone().unwrap_or_default(),
+        },
+        indices,
+        ignore_errors: raw.ignore_errors.unwrap_or(false),
+        allow_expired: raw.allow_expired.unwrap_or(false),
+        fetch,
+    })
+}
+
+/// Download settings shared by remote sources.
+fn fetch_options(raw: &RawSource) -> Result<FetchOptions, String> {
     let mut fetch = FetchOptions::default();
     if let Some(parallel) = raw.parallel {
         if parallel == 0 {
@@ -522,19 +734,7 @@ fn parse_apt(raw: &RawSource) -> Result<AptConfig, String> {
         .unwrap_or_default()
         .into_iter()
         .collect();
-    Ok(AptConfig {
-        repository,
-        architectures,
-        keys,
-        filter: Filter {
-            skip_packages: raw.skip_packages.clone().unwrap_or_default(),
-            skip_sections: raw.skip_sections.clone().unwrap_or_default(),
-        },
-        indices,
-        ignore_errors: raw.ignore_errors.unwrap_or(false),
-        allow_expired: raw.allow_expired.unwrap_or(false),
-        fetch,
-    })
+    Ok(fetch)
 }
 
 /// A mount is an absolute URL prefix without a trailing slash (`/` itself stays `/`... as ``).

@@ -88,7 +88,17 @@ pub fn respond<B>(app: &App, req: &Request<B>, key: &str) -> http::Response<Body
     for s in &status.sources {
         let state = match (&s.live.running, &s.last_run) {
             (true, _) => "<span class=\"muted\">syncing…</span>".to_string(),
-            (false, Some(run)) if run.ok => "<span class=\"ok\">ok</span>".to_string(),
+            (false, Some(run)) if run.ok && run.problems.is_empty() => {
+                "<span class=\"ok\">ok</span>".to_string()
+            }
+            (false, Some(run)) if run.ok => format!(
+                "<span class=\"ok\">ok</span>, <span class=\"bad\">with problems</span><br><small>{}</small>",
+                run.problems
+                    .iter()
+                    .map(|p| escape(p))
+                    .collect::<Vec<_>>()
+                    .join("<br>")
+            ),
             (false, Some(run)) => format!(
                 "<span class=\"bad\">failed</span><br><small>{}</small>",
                 escape(run.error.as_deref().unwrap_or(""))

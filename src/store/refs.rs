@@ -34,6 +34,9 @@ pub struct RunRecord {
     pub upstream_requests: u64,
     #[serde(default)]
     pub bytes_fetched: u64,
+    /// Problems of a sync that still published (e.g. one Puavo series failed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
     /// Unix seconds of the last deep verify.
     #[serde(default)]
     pub last_verify: Option<i64>,

@@ -35,33 +35,54 @@ pub fn scan(
     let now = unix_now();
     let mut entries = Vec::with_capacity(found.len());
     for file in found {
-        let origin = Origin {
-            size: file.meta.len(),
-            mtime_ns: mtime_ns(&file.meta),
-            inode: file.meta.ino(),
-        };
         let prev = previous.get(file.relative.as_str()).copied();
-        if let Some(prev) = prev {
-            if prev.origin == Some(origin) && store.contains(&prev.object) {
-                entries.push(prev.clone());
-                continue;
-            }
-        }
-        let stored = store.ingest_file(&file.path)?;
-        if stored.method != IngestMethod::Existing {
-            report.files_stored += 1;
-            report.bytes_stored += stored.size;
-        }
-        entries.push(Entry {
-            mtime: last_modified(prev, &stored.id, file.meta.mtime(), now),
-            path: file.relative,
-            object: stored.id,
-            size: stored.size,
-            stamp: stored.stamp,
-            origin: Some(origin),
-        });
+        entries.push(ingest_local(
+            store,
+            &file.path,
+            file.relative,
+            &file.meta,
+            prev,
+            now,
+            report,
+        )?);
     }
     Ok(entries)
+}
+
+/// Puts one local file into the store, or reuses the previous snapshot's entry when the
+/// file is unchanged (same size, mtime and inode): a re-scan costs one `stat` per file.
+pub(crate) fn ingest_local(
+    store: &Store,
+    path: &Path,
+    relative: String,
+    meta: &fs::Metadata,
+    prev: Option<&Entry>,
+    now: i64,
+    report: &mut SyncReport,
+) -> Result<Entry, SyncError> {
+    let origin = Origin {
+        size: meta.len(),
+        mtime_ns: mtime_ns(meta),
+        inode: meta.ino(),
+    };
+    if let Some(prev) = prev {
+        if prev.origin == Some(origin) && store.contains(&prev.object) {
+            return Ok(prev.clone());
+        }
+    }
+    let stored = store.ingest_file(path)?;
+    if stored.method != IngestMethod::Existing {
+        report.files_stored += 1;
+        report.bytes_stored += stored.size;
+    }
+    Ok(Entry {
+        mtime: last_modified(prev, &stored.id, meta.mtime(), now),
+        path: relative,
+        object: stored.id,
+        size: stored.size,
+        stamp: stored.stamp,
+        origin: Some(origin),
+    })
 }
 
 /// Walks a directory tree in name order, following symlinks but never in a loop. Names that

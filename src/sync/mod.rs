@@ -3,6 +3,7 @@
 pub mod apt;
 pub mod dir;
 pub mod fetch;
+pub mod puavo;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -49,6 +50,10 @@ pub struct SyncReport {
     pub upstream_requests: u64,
     #[serde(default)]
     pub bytes_fetched: u64,
+    /// What went wrong without failing the whole sync (a Puavo series that could not be
+    /// built, an image without readable puavo-conf).
+    #[serde(default)]
+    pub problems: Vec<String>,
     /// A small state file to write once the snapshot is published (path, bytes).
     #[serde(skip)]
     pub pending_state: Option<(std::path::PathBuf, Vec<u8>)>,
@@ -76,6 +81,9 @@ pub fn run(store: &Store, source: &SourceConfig) -> Result<SyncReport, SyncError
         SourceKind::Dir { path } => dir::scan(store, path, previous.as_ref(), &mut report)?,
         SourceKind::Apt(config) => {
             apt::sync(store, &source.id, config, previous.as_ref(), &mut report)?
+        }
+        SourceKind::Puavo(config) => {
+            puavo::sync(store, &source.id, config, previous.as_ref(), &mut report)?
         }
     };
     let manifest = Manifest::new(&source.id, unix_now(), entries);

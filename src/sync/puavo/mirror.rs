@@ -1,0 +1,301 @@
+//! Mirror mode: follow series of another Puavo image repository, like a bootserver does, but
+//! publishing a repository of our own: `meta/<series>.json` first, then the newest
+//! `keep_images` images of each series and the rdiffs listed for them, each verified by size,
+//! SHA-256 and (when listed) SHA-512 and `cksum` before it can be published.
+//!
+//! Files are fetched from `<upstream>/<image>` and `<upstream>/rdiffs/<rdiff>`, the paths
+//! laptops use, not from the meta `urls` (which may name a CDN).
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use serde_json::Value;
+
+use super::build::{torrent_object, TorrentError};
+use super::cache::Cache;
+use super::{SeriesOutcomes, SyncError, SyncReport, Tree};
+use crate::config::{PuavoConfig, PuavoMode};
+use crate::manifest::Entry;
+use crate::puavo::meta::{self, Listed, ListedImage};
+use crate::store::{ObjectId, Store};
+use crate::sync::fetch::{Expected, FetchError, Fetcher};
+
+pub fn run(
+    store: &Store,
+    source: &str,
+    config: &PuavoConfig,
+    tree: &mut Tree,
+    report: &mut SyncReport,
+) -> Result<SeriesOutcomes, SyncError> {
+    let work = mirror(store, source, config, tree, report);
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => handle.block_on(work),
+        Err(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| SyncError::Upstream(format!("cannot start the download runtime: {e}")))?
+            .block_on(work),
+    }
+}
+
+async fn mirror(
+    store: &Store,
+    source: &str,
+    config: &PuavoConfig,
+    tree: &mut Tree<'_>,
+    report: &mut SyncReport,
+) -> Result<SeriesOutcomes, SyncError> {
+    let PuavoMode::Mirror {
+        upstream,
+        series,
+        keep_images,
+        rewrite_urls,
+        fetch,
+    } = &config.mode
+    else {
+        unreachable!("mirror::run is called for mirror mode only");
+    };
+    let fetcher = Fetcher::new(fetch.clone()).map_err(|e| SyncError::Upstream(e.to_string()))?;
+    let cache = Cache::open(store)?;
+    let mut outcomes = Vec::new();
+    for name in series {
+        let outcome = async {
+            let url = format!("{upstream}/meta/{name}.json");
+            let fetched = fetcher.small(&url, None).await.map_err(series_error)?;
+            let listing = meta::parse(name, &fetched.bytes)
+                .map_err(|e| SeriesError::Series(format!("{url}: {e}")))?;
+            let kept = newest(&listing, *keep_images);
+            let files = download_series(store, &fetcher, &cache, upstream, &kept, tree).await?;
+            let mut files = files;
+            if config.torrents {
+                let urlbase = config.urlbase.as_deref().unwrap_or_default();
+                for image in &kept {
+                    for diff in &image.diffs {
+                        let object: ObjectId = diff.sha256.parse().map_err(|_| {
+                            SeriesError::Series(format!("{}: bad sha256", diff.filename))
+                        })?;
+                        let (torrent, size) = torrent_object(
+                            store,
+                            &cache,
+                            urlbase,
+                            &config.torrent_trackers,
+                            &diff.filename,
+                            &object,
+                            diff.size,
+                        )
+                        .map_err(|e| match e {
+                            TorrentError::Store(e) => SeriesError::Store(SyncError::Store(e)),
+                            TorrentError::Read(why) => SeriesError::Series(why),
+                        })?;
+                        files.push(tree.entry(
+                            format!("torrents/{}.torrent", diff.filename),
+                            torrent,
+                            size,
+                        ));
+                    }
+                }
+            }
+            let whole = kept.len() == listing.len();
+            let text = if whole && !*rewrite_urls {
+                // Nothing to change: the upstream's bytes, as they are.
+                fetched.bytes
+            } else {
+                let urlbase = rewrite_urls.then(|| config.urlbase.as_deref().unwrap_or_default());
+                rewrite_meta(name, &fetched.bytes, &kept, urlbase)
+                    .map_err(|e| SeriesError::Series(format!("{url}: {e}")))?
+            };
+            Ok::<_, SeriesError>((files, text))
+        }
+        .await;
+        let outcome = match outcome {
+            Ok((files, text)) => {
+                tree.add_series(name, files, &text)?;
+                Ok(())
+            }
+            Err(SeriesError::Series(why)) => Err(why),
+            Err(SeriesError::Store(e)) => return Err(e),
+        };
+        outcomes.push((name.clone(), outcome));
+    }
+    report.upstream_requests = fetcher
+        .stats
+        .requests
+        .load(std::sync::atomic::Ordering::Relaxed);
+    report.bytes_fetched = fetcher
+        .stats
+        .bytes
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let _ = source;
+    Ok(outcomes)
+}
+
+enum SeriesError {
+    Series(String),
+    Store(SyncError),
+}
+
+fn series_error(e: FetchError) -> SeriesError {
+    match e {
+        FetchError::Store(e) => SeriesError::Store(SyncError::Store(e)),
+        other => SeriesError::Series(other.to_string()),
+    }
+}
+
+/// The newest `keep` images by version, in the meta file's order.
+fn newest(listing: &[ListedImage], keep: usize) -> Vec<ListedImage> {
+    let mut versions: Vec<&str> = listing.iter().map(|i| i.image.version.as_str()).collect();
+    versions.sort_unstable();
+    let cut = versions
+        .len()
+        .checked_sub(keep)
+        .and_then(|i| versions.get(i).copied());
+    listing
+        .iter()
+        .filter(|i| cut.is_none_or(|cut| i.image.version.as_str() >= cut))
+        .cloned()
+        .collect()
+}
+
+/// Downloads (or finds in the store) every image and rdiff of `kept`, all verified.
+async fn download_series(
+    store: &Store,
+    fetcher: &Fetcher,
+    cache: &Cache<'_>,
+    upstream: &str,
+    kept: &[ListedImage],
+    tree: &Tree<'_>,
+) -> Result<Vec<Entry>, SeriesError> {
+    let mut wanted: Vec<(String, String, &Listed)> = Vec::new();
+    for image in kept {
+        wanted.push((
+            image.image.filename.clone(),
+            format!("{upstream}/{}", image.image.filename),
+            &image.image,
+        ));
+        for diff in &image.diffs {
+            wanted.push((
+                format!("rdiffs/{}", diff.filename),
+                format!("{upstream}/rdiffs/{}", diff.filename),
+                diff,
+            ));
+        }
+    }
+    let mut tasks = FuturesUnordered::new();
+    for (path, url, listed) in wanted {
+        tasks.push(async move {
+            let sha256: ObjectId = listed.sha256.parse().map_err(|_| {
+                SeriesError::Series(format!(
+                    "{}: bad sha256 `{}`",
+                    listed.filename, listed.sha256
+                ))
+            })?;
+            let stored = fetcher
+                .object(
+                    store,
+                    &url,
+                    Expected {
+                        size: Some(listed.size),
+                        sha256,
+                    },
+                )
+                .await
+                .map_err(series_error)?;
+            Ok::<_, SeriesError>((path, listed, stored.id))
+        });
+    }
+    let mut files = Vec::new();
+    while let Some(result) = tasks.next().await {
+        let (path, listed, object) = result?;
+        // SHA-512 and cksum: what laptops and old clients check.
+        let facts = cache
+            .facts(&object, false)
+            .map_err(|e| SeriesError::Store(SyncError::Store(e)))?;
+        if let Some(sha512) = &listed.sha512 {
+            if *sha512 != facts.sha512 {
+                return Err(SeriesError::Series(format!(
+                    "{path}: SHA-512 {} does not match the meta file's {sha512}",
+                    facts.sha512
+                )));
+            }
+        }
+        if listed.cksum != facts.cksum.to_string() {
+            return Err(SeriesError::Series(format!(
+                "{path}: cksum {} does not match the meta file's {}",
+                facts.cksum, listed.cksum
+            )));
+        }
+        files.push(tree.entry(path, object, listed.size));
+    }
+    Ok(files)
+}
+
+/// The upstream meta with only the kept images, and `urls` pointing at `urlbase` if given.
+/// Everything else (key order, puavo-conf, unknown keys) stays as the upstream wrote it.
+fn rewrite_meta(
+    series: &str,
+    text: &[u8],
+    kept: &[ListedImage],
+    urlbase: Option<&str>,
+) -> Result<Vec<u8>, String> {
+    let mut value: Value = serde_json::from_slice(text).map_err(|e| e.to_string())?;
+    let images = value
+        .get_mut(series)
+        .and_then(|s| s.get_mut("images"))
+        .and_then(Value::as_array_mut)
+        .ok_or("no images array")?;
+    images.retain(|image| {
+        let name = image.get("filename").and_then(Value::as_str);
+        kept.iter().any(|k| Some(k.image.filename.as_str()) == name)
+    });
+    if let Some(urlbase) = urlbase {
+        for image in images.iter_mut() {
+            let file = image
+                .get("filename")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            image["urls"] = Value::Array(vec![Value::String(format!("{urlbase}/{file}"))]);
+            if let Some(Value::Array(diffs)) = image.get_mut("diffs") {
+                for diff in diffs {
+                    let file = diff
+                        .get("filename")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string();
+                    diff["urls"] =
+                        Value::Array(vec![Value::String(format!("{urlbase}/rdiffs/{file}"))]);
+                }
+            }
+        }
+    }
+    serde_json::to_vec(&value).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(version: &str) -> ListedImage {
+        ListedImage {
+            image: Listed {
+                filename: format!("p-{version}.img"),
+                size: 1,
+                cksum: "1".into(),
+                sha256: "0".repeat(64),
+                sha512: None,
+                urls: vec![],
+                version: version.into(),
+            },
+            diffs: vec![],
+        }
+    }
+
+    #[test]
+    fn keeps_the_newest_in_order() {
+        let listing = vec![image("3"), image("1"), image("2")];
+        let kept: Vec<String> = newest(&listing, 2)
+            .into_iter()
+            .map(|i| i.image.version)
+            .collect();
+        assert_eq!(kept, vec!["3", "2"]);
+        assert_eq!(newest(&listing, 5).len(), 3);
+    }
+}

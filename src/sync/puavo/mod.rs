@@ -1,0 +1,166 @@
+//! `puavo` sources: a Puavo image repository (images, `rdiffs/`, `meta/<series>.json`,
+//! `CKSUMS`, optional `torrents/`), built from a folder of images ([`build`]) or mirrored from
+//! another repository ([`mirror`]).
+//!
+//! Series are independent: a series that fails (a corrupt image, a refused download) keeps
+//! what the previous snapshot published for it, the others go ahead, and the run reports the
+//! failure. `CKSUMS` is always derived from the published meta files, so the two agree.
+
+pub mod build;
+pub mod cache;
+pub mod mirror;
+
+use std::collections::HashMap;
+
+use super::{last_modified, unix_now, SyncError, SyncReport};
+use crate::config::{PuavoConfig, PuavoMode};
+use crate::manifest::{Entry, Manifest};
+use crate::puavo::meta::{self, ListedImage};
+use crate::store::{ObjectId, Store};
+
+/// Each series' name and whether it was built/mirrored (else why not), in publishing order.
+pub type SeriesOutcomes = Vec<(String, Result<(), String>)>;
+
+/// Runs a Puavo sync (blocking).
+pub fn sync(
+    store: &Store,
+    source: &str,
+    config: &PuavoConfig,
+    previous: Option<&Manifest>,
+    report: &mut SyncReport,
+) -> Result<Vec<Entry>, SyncError> {
+    let mut tree = Tree::new(store, previous);
+    let outcomes = match &config.mode {
+        PuavoMode::Build { .. } => build::run(store, source, config, &mut tree, report)?,
+        PuavoMode::Mirror { .. } => mirror::run(store, source, config, &mut tree, report)?,
+    };
+    let mut failed = 0;
+    for (series, outcome) in &outcomes {
+        if let Err(why) = outcome {
+            failed += 1;
+            let kept = tree.keep_previous_series(series)?;
+            let note = if kept {
+                "the previous snapshot's files of this series stay published"
+            } else {
+                "it is not published"
+            };
+            let message = format!("series `{series}` failed: {why}; {note}");
+            tracing::warn!(source, "{message}");
+            report.problems.push(message);
+        }
+    }
+    if failed > 0 && failed == outcomes.len() {
+        return Err(SyncError::Upstream(report.problems.join("; ")));
+    }
+    tree.finish(outcomes.iter().map(|(s, _)| s.as_str()))
+}
+
+/// The published tree being assembled: entries by path, and each series' meta listing.
+pub struct Tree<'a> {
+    store: &'a Store,
+    previous: HashMap<&'a str, &'a Entry>,
+    entries: Vec<Entry>,
+    metas: HashMap<String, Vec<ListedImage>>,
+    now: i64,
+}
+
+impl<'a> Tree<'a> {
+    fn new(store: &'a Store, previous: Option<&'a Manifest>) -> Tree<'a> {
+        Tree {
+            store,
+            previous: previous
+                .map(|m| m.entries.iter().map(|e| (e.path.as_str(), e)).collect())
+                .unwrap_or_default(),
+            entries: Vec::new(),
+            metas: HashMap::new(),
+            now: unix_now(),
+        }
+    }
+
+    /// The previous snapshot's entry at `path`.
+    pub fn previous(&self, path: &str) -> Option<&'a Entry> {
+        self.previous.get(path).copied()
+    }
+
+    /// An entry for a file made or fetched by this sync; its date moves only when its bytes
+    /// change.
+    pub fn entry(&self, path: String, object: ObjectId, size: u64) -> Entry {
+        let prev = self.previous(&path);
+        Entry {
+            mtime: last_modified(prev, &object, self.now, self.now),
+            path,
+            object,
+            size,
+            stamp: None,
+            origin: None,
+        }
+    }
+
+    /// Publishes a series that succeeded: its files and its meta file (whose listing
+    /// `CKSUMS` is made from).
+    pub fn add_series(
+        &mut self,
+        series: &str,
+        files: Vec<Entry>,
+        meta_text: &[u8],
+    ) -> Result<(), SyncError> {
+        let listing = meta::parse(series, meta_text)
+            .map_err(|e| SyncError::Upstream(format!("meta of series `{series}`: {e}")))?;
+        let object = self.store.put_bytes(meta_text)?;
+        let meta = self.entry(
+            format!("meta/{series}.json"),
+            object,
+            meta_text.len() as u64,
+        );
+        self.entries.extend(files);
+        self.entries.push(meta);
+        self.metas.insert(series.to_string(), listing);
+        Ok(())
+    }
+
+    /// Carries a failed series over from the previous snapshot: its meta file and every file
+    /// that meta lists. Returns false when the previous snapshot had no such series.
+    fn keep_previous_series(&mut self, series: &str) -> Result<bool, SyncError> {
+        let meta_path = format!("meta/{series}.json");
+        let Some(meta_entry) = self.previous(&meta_path) else {
+            return Ok(false);
+        };
+        let text = self.store.read(&meta_entry.object)?;
+        let Ok(listing) = meta::parse(series, &text) else {
+            return Ok(false);
+        };
+        let mut paths = vec![meta_path];
+        for image in &listing {
+            paths.push(image.image.filename.clone());
+            for diff in &image.diffs {
+                paths.push(format!("rdiffs/{}", diff.filename));
+                paths.push(format!("torrents/{}.torrent", diff.filename));
+            }
+        }
+        for path in paths {
+            if let Some(prev) = self.previous(&path) {
+                self.entries.push(prev.clone());
+            }
+        }
+        self.metas.insert(series.to_string(), listing);
+        Ok(true)
+    }
+
+    /// `CKSUMS` over the series in order, then the entries (one per path; later wins).
+    fn finish<'s>(mut self, order: impl Iterator<Item = &'s str>) -> Result<Vec<Entry>, SyncError> {
+        let mut cksums = String::new();
+        for series in order {
+            if let Some(listing) = self.metas.get(series) {
+                cksums.push_str(&meta::cksums(listing));
+            }
+        }
+        let object = self.store.put_bytes(cksums.as_bytes())?;
+        let entry = self.entry("CKSUMS".into(), object, cksums.len() as u64);
+        self.entries.push(entry);
+        let mut by_path: HashMap<String, Entry> = HashMap::new();
+        for entry in self.entries {
+            by_path.insert(entry.path.clone(), entry);
+        }
+        Ok(by_path.into_values().collect())
+    }
+}
