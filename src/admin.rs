@@ -17,9 +17,18 @@ use crate::sync::SyncReport;
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum Request {
-    Sync { sources: Vec<String> },
+    Sync {
+        sources: Vec<String>,
+    },
     Gc,
-    Verify { sources: Vec<String> },
+    Verify {
+        sources: Vec<String>,
+    },
+    /// Pin a source to a snapshot, or unpin it (`snapshot: None`).
+    Pin {
+        source: String,
+        snapshot: Option<String>,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -109,6 +118,26 @@ async fn serve(stream: UnixStream, scheduler: Arc<Scheduler>) -> anyhow::Result<
                         "removed {} objects ({} bytes), kept {}",
                         r.removed, r.bytes_freed, r.kept
                     ),
+                    report: None,
+                },
+                Err(e) => Reply {
+                    source: None,
+                    ok: false,
+                    message: e.to_string(),
+                    report: None,
+                },
+            });
+        }
+        Request::Pin { source, snapshot } => {
+            let app = app.clone();
+            let result =
+                tokio::task::spawn_blocking(move || app.set_pin(&source, snapshot.as_deref()))
+                    .await?;
+            replies.push(match result {
+                Ok(current) => Reply {
+                    source: None,
+                    ok: true,
+                    message: current,
                     report: None,
                 },
                 Err(e) => Reply {

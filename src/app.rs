@@ -159,6 +159,21 @@ impl App {
             .running = running;
     }
 
+    /// Pins `source` to a retained snapshot (or unpins it), then serves the result. Waits for
+    /// a running sync of the source. Returns the current snapshot's id.
+    pub fn set_pin(&self, source: &str, snapshot: Option<&str>) -> anyhow::Result<String> {
+        let Some(lock) = self.source_locks.get(source) else {
+            anyhow::bail!("no source `{source}` in {}", self.config.file.display());
+        };
+        let _one_at_a_time = lock.lock().expect("not poisoned");
+        let refs = crate::pin::set(&self.store, source, snapshot)?;
+        self.refresh_view()?;
+        Ok(refs
+            .current
+            .map(|id| id.short(crate::view::SNAPSHOT_ID_CHARS))
+            .unwrap_or_default())
+    }
+
     /// Syncs one source, publishes, records the run and collects garbage. Blocking.
     pub fn sync_source(&self, id: &str) -> Result<SyncReport, String> {
         let source = self

@@ -70,6 +70,40 @@ pub enum Command {
     Gc(ConfigArg),
     /// Validate the configuration and print what would be served where.
     CheckConfig(ConfigArg),
+    /// What changed between two snapshots of a source: added, removed and changed paths with
+    /// sizes. A and B are snapshot ids (a prefix of at least 4 digits) or `current`.
+    Diff {
+        #[command(flatten)]
+        config: ConfigArg,
+        source: String,
+        a: String,
+        b: String,
+    },
+    /// Publish an older retained snapshot as the source's current one (a rollback); syncs go
+    /// on and are retained, but current stays pinned until `unpin`. apt clients ignore an
+    /// InRelease older than one they have seen: roll those back with the snapshot's stable URL
+    /// (printed), not with a pin.
+    Pin {
+        #[command(flatten)]
+        config: ConfigArg,
+        source: String,
+        snapshot: String,
+    },
+    /// Publish the newest snapshot again after `pin`.
+    Unpin {
+        #[command(flatten)]
+        config: ConfigArg,
+        source: String,
+    },
+    /// Print a mirrorbox configuration made from a proxmox-offline-mirror configuration file
+    /// (`mirror:` sections become `apt` sources).
+    ImportPom {
+        /// The proxmox-offline-mirror configuration (e.g. /etc/proxmox-offline-mirror.cfg).
+        file: PathBuf,
+        /// data_dir of the printed configuration.
+        #[arg(long, default_value = "/var/lib/mirrorbox")]
+        data_dir: String,
+    },
     /// Write the librsync delta that turns OLD into NEW (what `rdiff signature` + `rdiff delta`
     /// make; apply it with `rdiff patch OLD DELTA NEW`).
     Rdiff {
@@ -118,6 +152,30 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Verify { config, sources } => verify(config.load()?, sources),
         Command::Gc(config) => gc(config.load()?),
         Command::CheckConfig(config) => check_config(config.load()?),
+        Command::Diff {
+            config,
+            source,
+            a,
+            b,
+        } => diff(config.load()?, &source, &a, &b),
+        Command::Pin {
+            config,
+            source,
+            snapshot,
+        } => pin(config.load()?, &source, Some(snapshot)),
+        Command::Unpin { config, source } => pin(config.load()?, &source, None),
+        Command::ImportPom { file, data_dir } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let pom = crate::import_pom::parse(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let rendered = crate::import_pom::render(&pom, &data_dir);
+            // Never print something check-config would refuse.
+            Config::parse(&rendered, std::path::Path::new("imported configuration"))
+                .with_context(|| format!("{} does not convert cleanly", file.display()))?;
+            print!("{rendered}");
+            Ok(0)
+        }
         Command::Rdiff {
             old,
             new,
@@ -330,6 +388,102 @@ fn snapshots(config: Config, source: Option<String>) -> anyhow::Result<i32> {
                 if Some(id) == refs.current { "*" } else { "" }
             );
         }
+    }
+    Ok(0)
+}
+
+fn diff(config: Config, source: &str, a: &str, b: &str) -> anyhow::Result<i32> {
+    check_sources(&config, &[source.to_string()])?;
+    let store = crate::store::Store::open(&config.data_dir, &config.store)
+        .with_context(|| format!("cannot open data directory {}", config.data_dir.display()))?;
+    let refs = store.read_refs(source)?;
+    let load = |wanted: &str| -> anyhow::Result<(crate::store::ObjectId, Manifest)> {
+        let id = if wanted == "current" {
+            refs.current
+                .ok_or_else(|| anyhow::anyhow!("source `{source}` has no snapshot yet"))?
+        } else {
+            crate::pin::resolve(&refs, source, wanted)?
+        };
+        Ok((id, Manifest::load(&store, &id)?))
+    };
+    let (a_id, old) = load(a)?;
+    let (b_id, new) = load(b)?;
+    let before: std::collections::HashMap<&str, &crate::manifest::Entry> =
+        old.entries.iter().map(|e| (e.path.as_str(), e)).collect();
+    let after: std::collections::HashMap<&str, &crate::manifest::Entry> =
+        new.entries.iter().map(|e| (e.path.as_str(), e)).collect();
+    let mut lines = Vec::new();
+    let (mut added, mut removed, mut changed) = (0, 0, 0);
+    for entry in &new.entries {
+        match before.get(entry.path.as_str()) {
+            None => {
+                added += 1;
+                lines.push((
+                    entry.path.clone(),
+                    format!("+ {} ({} bytes)", entry.path, entry.size),
+                ));
+            }
+            Some(prev) if prev.object != entry.object => {
+                changed += 1;
+                lines.push((
+                    entry.path.clone(),
+                    format!("~ {} ({} → {} bytes)", entry.path, prev.size, entry.size),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    for entry in &old.entries {
+        if !after.contains_key(entry.path.as_str()) {
+            removed += 1;
+            lines.push((
+                entry.path.clone(),
+                format!("- {} ({} bytes)", entry.path, entry.size),
+            ));
+        }
+    }
+    lines.sort();
+    println!(
+        "{source}: {} → {}",
+        a_id.short(SNAPSHOT_ID_CHARS),
+        b_id.short(SNAPSHOT_ID_CHARS)
+    );
+    for (_, line) in &lines {
+        println!("{line}");
+    }
+    println!(
+        "{added} added, {removed} removed, {changed} changed ({} → {} bytes)",
+        old.total_bytes(),
+        new.total_bytes()
+    );
+    Ok(0)
+}
+
+fn pin(config: Config, source: &str, snapshot: Option<String>) -> anyhow::Result<i32> {
+    check_sources(&config, &[source.to_string()])?;
+    let current = match open_or_busy(config)? {
+        Ok(app) => app.set_pin(source, snapshot.as_deref())?,
+        Err(config) => {
+            let replies = admin::call(
+                &config.data_dir,
+                &admin::Request::Pin {
+                    source: source.to_string(),
+                    snapshot: snapshot.clone(),
+                },
+            )?;
+            match replies.first() {
+                Some(reply) if reply.ok => reply.message.clone(),
+                Some(reply) => bail!("{}", reply.message),
+                None => bail!("the server gave no answer"),
+            }
+        }
+    };
+    match snapshot {
+        Some(_) => println!(
+            "{source}: pinned to snapshot {current}; new syncs are retained but not published until `mirrorbox unpin {source}`.
+             apt clients that already saw a newer InRelease keep it: point them at /.snapshots/{source}/{current}/ to roll them back."
+        ),
+        None => println!("{source}: unpinned; current snapshot {current}"),
     }
     Ok(0)
 }

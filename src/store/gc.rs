@@ -109,6 +109,7 @@ mod tests {
                 &SourceRefs {
                     current: Some(id),
                     snapshots: vec![id],
+                    pinned: None,
                 },
             )
             .unwrap();

@@ -13,6 +13,16 @@ use super::{ObjectId, Store, StoreError};
 pub struct SourceRefs {
     pub current: Option<ObjectId>,
     pub snapshots: Vec<ObjectId>,
+    /// Set by `mirrorbox pin`: `current` stays this snapshot while syncs go on adding new ones.
+    pub pinned: Option<ObjectId>,
+}
+
+impl SourceRefs {
+    /// The newest snapshot a sync made (what the next sync compares with), which is
+    /// `current` unless a snapshot is pinned.
+    pub fn head(&self) -> Option<ObjectId> {
+        self.snapshots.last().copied().or(self.current)
+    }
 }
 
 /// The last sync run of a source, kept for the status page and the scheduler across restarts.
@@ -96,19 +106,42 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(super::err("read ref", &list_path)(e)),
         };
-        Ok(SourceRefs { current, snapshots })
+        let pinned_path = dir.join("pinned");
+        let pinned =
+            match fs::read_to_string(&pinned_path) {
+                Ok(text) => Some(text.trim().parse().map_err(
+                    |e: super::object::BadObjectId| bad_ref(pinned_path.clone(), e.to_string()),
+                )?),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(super::err("read ref", &pinned_path)(e)),
+            };
+        Ok(SourceRefs {
+            current,
+            snapshots,
+            pinned,
+        })
     }
 
-    /// Replaces a source's refs: the snapshot list first, then `current`. A crash between the
-    /// two leaves the old current published and the new snapshot merely retained.
+    /// Replaces a source's refs: the snapshot list first, then the pin, then `current`. A
+    /// crash between them leaves the old current published and the new snapshot merely
+    /// retained.
     pub fn write_refs(&self, source: &str, refs: &SourceRefs) -> Result<(), StoreError> {
         let dir = self.source_dir(source);
+        let pinned_path = dir.join("pinned");
         let mut list = String::new();
         for id in &refs.snapshots {
             list.push_str(&id.to_hex());
             list.push('\n');
         }
         self.write_atomic(&dir.join("snapshots"), list.as_bytes())?;
+        match &refs.pinned {
+            Some(id) => self.write_atomic(&pinned_path, format!("{id}\n").as_bytes())?,
+            None => match fs::remove_file(&pinned_path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(super::err("remove ref", &pinned_path)(e)),
+            },
+        }
         match &refs.current {
             Some(id) => self.write_atomic(&dir.join("current"), format!("{id}\n").as_bytes())?,
             None => {
@@ -156,6 +189,7 @@ mod tests {
         let refs = SourceRefs {
             current: Some(two),
             snapshots: vec![one, two],
+            pinned: None,
         };
         store.write_refs("a", &refs).unwrap();
         assert_eq!(store.read_refs("a").unwrap(), refs);

@@ -69,7 +69,8 @@ pub fn unix_now() -> i64 {
 /// Runs one sync of `source` against the store (blocking; call from a blocking thread).
 pub fn run(store: &Store, source: &SourceConfig) -> Result<SyncReport, SyncError> {
     let refs = store.read_refs(&source.id)?;
-    let previous = match refs.current {
+    // A pinned current is older than what the last sync made: compare with the newest.
+    let previous = match refs.head() {
         Some(id) => Some(Manifest::load(store, &id)?),
         None => None,
     };
@@ -93,6 +94,14 @@ pub fn run(store: &Store, source: &SourceConfig) -> Result<SyncReport, SyncError
     if let Some((path, bytes)) = report.pending_state.take() {
         store.write_atomic(&path, &bytes)?;
     }
+    if let (Some(pinned), true) = (refs.pinned, published.1) {
+        report.problems.push(format!(
+            "the new snapshot is retained but not published: `{}` is pinned to {} (mirrorbox unpin {})",
+            source.id,
+            pinned.short(crate::view::SNAPSHOT_ID_CHARS),
+            source.id
+        ));
+    }
     report.changed = published.1;
     report.snapshot = Some(published.0.short(crate::view::SNAPSHOT_ID_CHARS));
     Ok(report)
@@ -107,9 +116,9 @@ fn publish(
     previous: Option<&Manifest>,
     manifest: &Manifest,
 ) -> Result<(ObjectId, bool), SyncError> {
-    if let (Some(previous), Some(current)) = (previous, refs.current) {
+    if let (Some(previous), Some(head)) = (previous, refs.head()) {
         if previous.same_content(manifest) {
-            return Ok((current, false));
+            return Ok((head, false));
         }
     }
     // Every object must be stored before the snapshot can name it.
@@ -130,13 +139,22 @@ fn publish(
         .filter(|s| *s != id)
         .collect();
     snapshots.push(id);
-    let excess = snapshots.len().saturating_sub(source.keep);
-    snapshots.drain(..excess);
+    // Trim the oldest, but never a pinned snapshot (it is still published).
+    let mut excess = snapshots.len().saturating_sub(source.keep);
+    snapshots.retain(|s| {
+        if excess > 0 && Some(*s) != refs.pinned {
+            excess -= 1;
+            false
+        } else {
+            true
+        }
+    });
     store.write_refs(
         &source.id,
         &SourceRefs {
-            current: Some(id),
+            current: Some(refs.pinned.unwrap_or(id)),
             snapshots,
+            pinned: refs.pinned,
         },
     )?;
     Ok((id, true))
