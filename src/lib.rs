@@ -19,6 +19,7 @@ pub mod config;
 pub mod http;
 pub mod import_pom;
 pub mod manifest;
+pub mod notify;
 pub mod pin;
 pub mod puavo;
 pub mod scheduler;

@@ -31,6 +31,8 @@ async fn serve(config: Config, initial_sync: bool) -> anyhow::Result<()> {
     let scheduler = Scheduler::new(app.clone());
     crate::admin::start(scheduler.clone(), &app.config.data_dir)?;
     scheduler.start(stopped.clone(), initial_sync);
+    crate::notify::ready(&format!("serving {} sources", app.config.sources.len()));
+    tokio::spawn(crate::notify::watchdog());
 
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
@@ -43,6 +45,7 @@ async fn serve(config: Config, initial_sync: bool) -> anyhow::Result<()> {
                 _ = interrupt.recv() => break,
                 _ = hangup.recv() => {
                     tracing::info!("SIGHUP: reloading the certificate and the view");
+                    crate::notify::reloading();
                     if let Some(cert) = &cert {
                         match cert.reload() {
                             Ok(()) => tracing::info!("certificate reloaded"),
@@ -55,9 +58,11 @@ async fn serve(config: Config, initial_sync: bool) -> anyhow::Result<()> {
                             tracing::error!(error = %e, "view reload failed");
                         }
                     }).await;
+                    crate::notify::ready("reloaded");
                 }
             }
         }
+        crate::notify::stopping();
         let _ = stop.send(true);
     });
     server::serve(app.clone(), listeners, stopped).await?;
