@@ -563,6 +563,20 @@ fn check_config(config: Config) -> anyhow::Result<i32> {
                     upstream, series, ..
                 } => println!("  mirrors {upstream}: series {}", series.join(" ")),
             },
+            SourceKind::Files(files) => {
+                let index = match &files.index {
+                    crate::config::FilesIndex::Listing => "directory listings".to_string(),
+                    crate::config::FilesIndex::Aplinfo => "aplinfo.dat".to_string(),
+                    crate::config::FilesIndex::Checksums(name) => name.clone(),
+                };
+                println!("  from {} (files found by {index})", files.url);
+                if !files.filter.include.is_empty() {
+                    println!("  include: {}", files.filter.include.join(" "));
+                }
+                if !files.filter.exclude.is_empty() {
+                    println!("  exclude: {}", files.filter.exclude.join(" "));
+                }
+            }
             SourceKind::Dir { path } => {
                 if path.is_dir() {
                     println!("  from directory {}", path.display());

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use crate::sync::apt::index::Filter;
 use crate::sync::apt::repository::Repository;
 use crate::sync::fetch::FetchOptions;
+use crate::sync::files::filter::PathFilter;
 
 /// A configuration problem, always with the file it came from.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +99,8 @@ pub enum SourceKind {
     Apt(Box<AptConfig>),
     /// A Puavo image repository, built from a folder of images or mirrored from another one.
     Puavo(Box<PuavoConfig>),
+    /// An upstream HTTP directory tree (ISO images, container templates).
+    Files(Box<FilesConfig>),
 }
 
 impl SourceKind {
@@ -106,6 +109,7 @@ impl SourceKind {
             SourceKind::Dir { .. } => "dir",
             SourceKind::Apt(_) => "apt",
             SourceKind::Puavo(_) => "puavo",
+            SourceKind::Files(_) => "files",
         }
     }
 }
@@ -126,6 +130,27 @@ pub struct AptConfig {
     /// Accept a Release whose Valid-Until has passed.
     pub allow_expired: bool,
     pub fetch: FetchOptions,
+}
+
+/// A `files` source: which upstream tree, which of its files, and how to find them.
+#[derive(Debug, Clone)]
+pub struct FilesConfig {
+    /// The tree's root, `http://` or `https://`, always ending with `/`.
+    pub url: String,
+    pub filter: PathFilter,
+    pub index: FilesIndex,
+    pub fetch: FetchOptions,
+}
+
+/// How a `files` source learns which files the upstream has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FilesIndex {
+    /// Walk the HTML directory listings from the root.
+    Listing,
+    /// Proxmox `aplinfo.dat` at the root: the templates it lists, and itself.
+    Aplinfo,
+    /// A checksum file (`SHA256SUMS`, relative to the root): the files it names, and itself.
+    Checksums(String),
 }
 
 /// A Puavo source: where the images come from, and how the published tree names them.
@@ -244,6 +269,11 @@ struct RawSource {
     urlbase: Option<String>,
     torrents: Option<bool>,
     torrent_trackers: Option<Vec<String>>,
+    // files
+    url: Option<String>,
+    include: Option<Vec<String>>,
+    exclude: Option<Vec<String>>,
+    index: Option<String>,
     // fetching
     parallel: Option<usize>,
     retries: Option<u32>,
@@ -256,12 +286,17 @@ struct RawSource {
 
 impl RawSource {
     /// Keys that only some kinds take, with whether they are set.
-    fn kind_keys(&self) -> [(&'static str, &'static [&'static str], bool); 27] {
+    fn kind_keys(&self) -> [(&'static str, &'static [&'static str], bool); 31] {
         const DIR: &[&str] = &["dir"];
         const APT: &[&str] = &["apt"];
         const PUAVO: &[&str] = &["puavo"];
-        const FETCHING: &[&str] = &["apt", "puavo"];
+        const FILES: &[&str] = &["files"];
+        const FETCHING: &[&str] = &["apt", "puavo", "files"];
         [
+            ("url", FILES, self.url.is_some()),
+            ("include", FILES, self.include.is_some()),
+            ("exclude", FILES, self.exclude.is_some()),
+            ("index", FILES, self.index.is_some()),
             ("image_dir", PUAVO, self.image_dir.is_some()),
             ("series_config", PUAVO, self.series_config.is_some()),
             ("write_config", PUAVO, self.write_config.is_some()),
@@ -493,7 +528,7 @@ fn parse_source(table: toml::Table) -> Result<SourceConfig, String> {
     }
     if !["dir", "apt", "files", "puavo"].contains(&raw.kind.as_str()) {
         return Err(format!(
-            "key `kind`: `{}` is not one of `dir`, `apt`, `puavo`",
+            "key `kind`: `{}` is not one of `dir`, `apt`, `files`, `puavo`",
             raw.kind
         ));
     }
@@ -514,13 +549,12 @@ fn parse_source(table: toml::Table) -> Result<SourceConfig, String> {
         },
         "apt" => SourceKind::Apt(Box::new(parse_apt(&raw)?)),
         "puavo" => SourceKind::Puavo(Box::new(parse_puavo(&raw)?)),
-        "files" => {
+        "files" => SourceKind::Files(Box::new(parse_files(&raw)?)),
+        other => {
             return Err(format!(
-                "key `kind`: `{}` sources are not supported by this version yet",
-                raw.kind
+                "key `kind`: `{other}` is not one of `dir`, `apt`, `files`, `puavo`"
             ))
         }
-        other => return Err(format!("key `kind`: `{other}` is not one of `dir`, `apt`")),
     };
     Ok(SourceConfig {
         id: raw.id,
@@ -530,6 +564,71 @@ fn parse_source(table: toml::Table) -> Result<SourceConfig, String> {
         verify_every,
         keep,
         kind,
+    })
+}
+
+fn parse_files(raw: &RawSource) -> Result<FilesConfig, String> {
+    let url = raw
+        .url
+        .as_deref()
+        .ok_or("key `url`: missing (the upstream directory to mirror, e.g. \"http://download.proxmox.com/iso/\")")?
+        .trim();
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("key `url`: `{url}`: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(format!(
+            "key `url`: `{url}` must be an http:// or https:// URL"
+        ));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(format!(
+            "key `url`: `{url}` must name a directory, without `?` or `#`"
+        ));
+    }
+    // The root is a directory: relative links and paths resolve below it only with a `/`.
+    let mut url = parsed.to_string();
+    if !url.ends_with('/') {
+        url.push('/');
+    }
+    let patterns = |list: &Option<Vec<String>>, key: &str| -> Result<Vec<String>, String> {
+        let list = list.clone().unwrap_or_default();
+        for pattern in &list {
+            PathFilter::check_pattern(pattern).map_err(|m| format!("key `{key}`: {m}"))?;
+        }
+        Ok(list)
+    };
+    let filter = PathFilter {
+        include: patterns(&raw.include, "include")?,
+        exclude: patterns(&raw.exclude, "exclude")?,
+    };
+    let index = match raw.index.as_deref().map(str::trim) {
+        None | Some("listing") => FilesIndex::Listing,
+        Some("aplinfo") => FilesIndex::Aplinfo,
+        Some(name) => {
+            let valid = !name.is_empty()
+                && !name.starts_with('/')
+                && !name.ends_with('/')
+                && !name.contains(['?', '#', '\\'])
+                && name
+                    .split('/')
+                    .all(|s| !s.is_empty() && s != "." && s != "..");
+            if !valid {
+                return Err(format!(
+                    "key `index`: `{name}` is not `listing`, `aplinfo` or the relative path of a checksum file such as `SHA256SUMS`"
+                ));
+            }
+            if !crate::sync::files::checksums::is_checksum_file(name) {
+                return Err(format!(
+                    "key `index`: `{name}` is not `listing`, `aplinfo` or a checksum file (`SHA256SUMS`, `SHA512SUMS`, `*.sha256`, `*.sha512`)"
+                ));
+            }
+            FilesIndex::Checksums(name.to_string())
+        }
+    };
+    Ok(FilesConfig {
+        url,
+        filter,
+        index,
+        fetch: fetch_options(raw)?,
     })
 }
 
@@ -822,6 +921,89 @@ mod tests {
             assert!(message.contains("test.toml"), "{message}");
             assert!(message.contains(place), "{message}");
             assert!(message.contains(key), "{message}");
+        }
+    }
+
+    fn files_source(keys: &str) -> Result<Config, String> {
+        parse(&format!(
+            "data_dir = \"d\"\n[[source]]\nid = \"iso\"\nkind = \"files\"\nmount = \"/iso\"\n{keys}\n"
+        ))
+    }
+
+    #[test]
+    fn files_source_is_parsed() {
+        let config = files_source(
+            "url = \"http://download.proxmox.com/iso\"\ninclude = [\"*.iso\", \"SHA256SUMS\"]\nexclude = [\"**/*beta*\"]\nparallel = 4\nusername = \"u\"\npassword = \"p\"\n",
+        )
+        .unwrap();
+        let SourceKind::Files(files) = &config.sources[0].kind else {
+            panic!("not a files source");
+        };
+        assert_eq!(config.sources[0].kind.name(), "files");
+        assert_eq!(files.url, "http://download.proxmox.com/iso/");
+        assert_eq!(files.filter.include, ["*.iso", "SHA256SUMS"]);
+        assert_eq!(files.filter.exclude, ["**/*beta*"]);
+        assert_eq!(files.index, FilesIndex::Listing);
+        assert_eq!(files.fetch.parallel, 4);
+        assert!(files.fetch.basic_auth.is_some());
+
+        let config = files_source("url = \"https://h/images/\"\nindex = \"aplinfo\"\n").unwrap();
+        let SourceKind::Files(files) = &config.sources[0].kind else {
+            panic!("not a files source");
+        };
+        assert_eq!(files.url, "https://h/images/");
+        assert_eq!(files.index, FilesIndex::Aplinfo);
+
+        let config = files_source("url = \"https://h/\"\nindex = \"iso/SHA256SUMS\"\n").unwrap();
+        let SourceKind::Files(files) = &config.sources[0].kind else {
+            panic!("not a files source");
+        };
+        assert_eq!(files.index, FilesIndex::Checksums("iso/SHA256SUMS".into()));
+    }
+
+    #[test]
+    fn files_source_errors_name_the_key() {
+        let cases = [
+            ("", "url"),
+            ("url = \"ftp://h/iso/\"", "url"),
+            ("url = \"/srv/iso\"", "url"),
+            ("url = \"http://h/iso/?C=N\"", "url"),
+            ("url = \"http://h/\"\ninclude = [\"/iso/*\"]", "include"),
+            ("url = \"http://h/\"\nexclude = [\"\"]", "exclude"),
+            ("url = \"http://h/\"\nexclude = [\"../x\"]", "exclude"),
+            ("url = \"http://h/\"\nindex = \"index.html\"", "index"),
+            ("url = \"http://h/\"\nindex = \"../SHA256SUMS\"", "index"),
+            ("url = \"http://h/\"\nindex = \"/SHA256SUMS\"", "index"),
+            ("url = \"http://h/\"\nparallel = 0", "parallel"),
+            ("url = \"http://h/\"\nbandwidth = \"fast\"", "bandwidth"),
+            ("url = \"http://h/\"\nusername = \"u\"", "password"),
+            ("url = \"http://h/\"\npath = \"/srv\"", "path"),
+            (
+                "url = \"http://h/\"\nrepository = \"deb http://h/ x main\"",
+                "repository",
+            ),
+            ("url = \"http://h/\"\ninclde = [\"*\"]", "inclde"),
+        ];
+        for (keys, key) in cases {
+            let message = files_source(keys).expect_err(keys);
+            assert!(message.contains("test.toml"), "{message}");
+            assert!(message.contains("source `iso`"), "{message}");
+            assert!(
+                message.contains(&format!("`{key}`")) || message.contains(key),
+                "{key}: {message}"
+            );
+        }
+        // Keys of `files` sources belong to them only.
+        for keys in [
+            "url = \"http://h/\"",
+            "include = [\"*\"]",
+            "index = \"aplinfo\"",
+        ] {
+            let text = format!(
+                "data_dir = \"d\"\n[[source]]\nid = \"web\"\nkind = \"dir\"\nmount = \"/f\"\npath = \"/srv\"\n{keys}\n"
+            );
+            let message = parse(&text).expect_err(keys);
+            assert!(message.contains("only to files"), "{message}");
         }
     }
 

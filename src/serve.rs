@@ -31,12 +31,13 @@ async fn serve(config: Config, initial_sync: bool) -> anyhow::Result<()> {
     let scheduler = Scheduler::new(app.clone());
     crate::admin::start(scheduler.clone(), &app.config.data_dir)?;
     scheduler.start(stopped.clone(), initial_sync);
-    crate::notify::ready(&format!("serving {} sources", app.config.sources.len()));
-    tokio::spawn(crate::notify::watchdog());
 
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut hangup = signal(SignalKind::hangup())?;
+    // Only now: a reload right after READY must find its handler in place.
+    crate::notify::ready(&format!("serving {} sources", app.config.sources.len()));
+    tokio::spawn(crate::notify::watchdog());
     let signals_app = app.clone();
     tokio::spawn(async move {
         loop {

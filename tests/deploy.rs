@@ -100,3 +100,41 @@ fn serve_speaks_the_notify_protocol() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn the_example_config_is_valid_and_mirrors_every_proxmox_repository() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/mirrorbox.example.toml");
+    let config = mirrorbox::config::Config::load(&file).unwrap_or_else(|e| panic!("{e}"));
+    let lines: Vec<String> = config
+        .sources
+        .iter()
+        .filter_map(|s| match &s.kind {
+            mirrorbox::config::SourceKind::Apt(apt) => {
+                Some(format!("{} {}", apt.repository.url, apt.repository.suite))
+            }
+            _ => None,
+        })
+        .collect();
+    for suite in ["buster", "bullseye", "bookworm"] {
+        for product in ["pve", "pbs", "pbs-client", "pmg"] {
+            let wanted = format!("download.proxmox.com/debian/{product}");
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.contains(&wanted) && l.ends_with(&format!(" {suite}"))),
+                "{product} {suite} missing: {lines:?}"
+            );
+        }
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("/debian/ceph-") && l.ends_with(&format!(" {suite}"))),
+            "no Ceph for {suite}"
+        );
+    }
+    let kinds: Vec<&str> = config.sources.iter().map(|s| s.kind.name()).collect();
+    assert!(
+        kinds.contains(&"files") && kinds.contains(&"puavo"),
+        "{kinds:?}"
+    );
+}

@@ -3,6 +3,7 @@
 pub mod apt;
 pub mod dir;
 pub mod fetch;
+pub mod files;
 pub mod puavo;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -85,6 +86,9 @@ pub fn run(store: &Store, source: &SourceConfig) -> Result<SyncReport, SyncError
         }
         SourceKind::Puavo(config) => {
             puavo::sync(store, &source.id, config, previous.as_ref(), &mut report)?
+        }
+        SourceKind::Files(config) => {
+            files::sync(store, &source.id, config, previous.as_ref(), &mut report)?
         }
     };
     let manifest = Manifest::new(&source.id, unix_now(), entries);
