@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use crate::config::Config;
+use crate::http::metrics::Metrics;
 use crate::http::objects::ObjectCache;
 use crate::manifest::{Manifest, ManifestError};
 use crate::store::gc::{self, GcReport};
@@ -28,6 +29,8 @@ pub struct App {
     pub view: ViewHandle,
     pub objects: ObjectCache,
     pub started: i64,
+    /// Request, connection and sync counters for `/.metrics`, and the store's cached size.
+    pub metrics: Arc<Metrics>,
     live: Mutex<HashMap<String, LiveStatus>>,
     manifests: Mutex<HashMap<ObjectId, Arc<Manifest>>>,
     /// Syncs store objects no ref names yet; GC must not run meanwhile. Syncs share it, GC
@@ -56,7 +59,9 @@ impl App {
             .iter()
             .map(|s| (s.id.clone(), Mutex::new(())))
             .collect();
+        let metrics = Arc::new(Metrics::new(&config, store.objects_dir().to_path_buf()));
         let app = App {
+            metrics,
             store,
             view: ViewHandle::new(View::default()),
             objects,
@@ -236,6 +241,7 @@ impl App {
                 Err(message)
             }
         };
+        self.metrics.sync_finished(id, &record);
         if let Err(e) = self.store.write_run_record(id, &record) {
             tracing::warn!(error = %e, "cannot record the sync run");
         }

@@ -6,11 +6,16 @@ cd "$(dirname "$0")/.."
 
 missing=()
 declare -A package_of=([curl]=curl [wget]=wget [openssl]=openssl [gpg]=gpg [xz]=xz-utils
-  [apt-ftparchive]=apt-utils [dpkg-deb]=dpkg [dpkg-source]=dpkg-dev [script]=bsdutils [rdiff]=rdiff [mksquashfs]=squashfs-tools)
+  [apt-ftparchive]=apt-utils [dpkg-deb]=dpkg [dpkg-source]=dpkg-dev [script]=bsdutils [rdiff]=rdiff [mksquashfs]=squashfs-tools
+  [jq]=jq [systemd-analyze]=systemd [chromium]=chromium)
 for tool in "${!package_of[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")
 done
 [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
+# nginx lives in /usr/sbin, outside a normal user's PATH.
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
+# Chromium renders the status page; without fonts its screenshot is empty boxes.
+fc-list 2>/dev/null | grep -qi liberation || missing+=(fonts-liberation)
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
   missing+=(python3 python3-venv)
 fi
@@ -36,12 +41,12 @@ if ! ls /var/lib/apt/lists/*_InRelease >/dev/null 2>&1; then
   fi
 fi
 
-# REDbot, the HTTP linter, in a private virtual environment.
+# REDbot (the HTTP linter) and the Prometheus text parser, in a private virtual environment.
 venv=target/pyenv
-if ! "$venv/bin/python" -c 'import redbot' >/dev/null 2>&1; then
+if ! "$venv/bin/python" -c 'import redbot, prometheus_client' >/dev/null 2>&1; then
   rm -rf "$venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check redbot
+  "$venv/bin/pip" install -q --disable-pip-version-check redbot prometheus-client
 fi
 export MIRRORBOX_PYTHON="$PWD/$venv/bin/python"
 

@@ -2,11 +2,14 @@
 //!
 //! Reading order: `server` (listeners, connections, shutdown) → this file's [`handle`]
 //! (methods, Host, paths, routing) → `respond` (preconditions, ranges) → `body` (streaming).
+//! `metrics` counts every answer (status, mount, body bytes) and serves `/.metrics`;
+//! `status_page` serves `/.status` and `/.status.json`.
 
 pub mod body;
 pub mod conditional;
 mod idle;
 pub mod listing;
+pub mod metrics;
 pub mod objects;
 pub mod path;
 pub mod policy;
@@ -17,6 +20,7 @@ mod status_page;
 pub mod tls;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -28,12 +32,20 @@ use crate::app::App;
 use crate::sync::unix_now;
 use crate::view::Node;
 use body::Body;
+use metrics::CountedBody;
 use respond::{error, Content, Representation};
 
 /// Answers one request. Never panics on client input; every refusal has the right status.
-pub async fn handle<B>(app: &App, req: Request<B>, peer: SocketAddr) -> Response<Body> {
+/// `tls`: the connection is HTTPS (for the URLs the status page shows).
+pub async fn handle<B>(
+    app: Arc<App>,
+    req: Request<B>,
+    peer: SocketAddr,
+    tls: bool,
+) -> Response<CountedBody> {
     let started = Instant::now();
-    let response = route(app, &req).await;
+    let mut slot = app.metrics.other_slot();
+    let response = route(&app, &req, tls, &mut slot).await;
     if app.config.server.access_log {
         let length = response
             .headers()
@@ -51,10 +63,12 @@ pub async fn handle<B>(app: &App, req: Request<B>, peer: SocketAddr) -> Response
             us = started.elapsed().as_micros() as u64,
         );
     }
-    response
+    let cell = app.metrics.count_request(response.status().as_u16(), slot);
+    response.map(|body| CountedBody::new(body, app, cell))
 }
 
-async fn route<B>(app: &App, req: &Request<B>) -> Response<Body> {
+/// `slot`: set to the metrics slot (mount) of the path once it is known.
+async fn route<B>(app: &App, req: &Request<B>, tls: bool, slot: &mut usize) -> Response<Body> {
     let method = req.method();
     if method != Method::GET && method != Method::HEAD {
         return not_allowed(method);
@@ -73,9 +87,14 @@ async fn route<B>(app: &App, req: &Request<B>) -> Response<Body> {
     };
     match decoded.key.as_str() {
         "/.status" | "/.status.json" | "/.status.html" => {
-            return status_page::respond(app, req, &decoded.key);
+            *slot = app.metrics.status_slot();
+            return status_page::respond(app, req, &decoded.key, tls).await;
         }
-        _ => {}
+        "/.metrics" => {
+            *slot = app.metrics.status_slot();
+            return metrics::respond(app, req).await;
+        }
+        _ => *slot = app.metrics.mount_slot(&decoded.key),
     }
     let view = app.view.load();
     let Some(node) = view.get(&decoded.key) else {

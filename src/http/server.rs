@@ -88,6 +88,8 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let config = app.config.server.clone();
     let builder = Arc::new(builder(&config));
+    // Measure the store now, so the first status page or scrape need not wait for it.
+    app.metrics.store.prime();
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let mut accept_loops = tokio::task::JoinSet::new();
     for (listener, tls) in listeners.bound {
@@ -146,15 +148,17 @@ async fn accept_loop(
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let _open = app.metrics.connection_opened();
             let idle = app.config.server.idle_timeout;
             match tls {
                 None => {
                     serve_connection(
                         IdleTimeout::new(stream, idle),
                         peer,
-                        app,
+                        app.clone(),
                         &builder,
                         shutdown,
+                        false,
                     )
                     .await
                 }
@@ -169,9 +173,10 @@ async fn accept_loop(
                             serve_connection(
                                 IdleTimeout::new(tls_stream, idle),
                                 peer,
-                                app,
+                                app.clone(),
                                 &builder,
                                 shutdown,
+                                true,
                             )
                             .await
                         }
@@ -190,12 +195,13 @@ async fn serve_connection<IO>(
     app: Arc<App>,
     builder: &auto::Builder<TokioExecutor>,
     mut shutdown: watch::Receiver<bool>,
+    tls: bool,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |req| {
         let app = app.clone();
-        async move { Ok::<_, Infallible>(super::handle(&app, req, peer).await) }
+        async move { Ok::<_, Infallible>(super::handle(app, req, peer, tls).await) }
     });
     let connection = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
