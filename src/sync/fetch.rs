@@ -2,6 +2,11 @@
 //! and sha256 before the object is accepted, resumed after interruptions (`Range` on the kept
 //! partial file), retried with back-off that honours `Retry-After`, bounded in parallelism and,
 //! if configured, in bandwidth.
+//!
+//! Every kind of remote sync uses the one [`Fetcher`]: signed indices fetched into memory
+//! ([`Fetcher::small`]), objects whose hash an index gives ([`Fetcher::object`]), and for
+//! plain file trees, which have no index, listing pages ([`Fetcher::bounded`]) and files
+//! whose hash is known only once the last byte is in ([`Fetcher::changed`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -96,6 +101,40 @@ pub struct Small {
     pub last_modified: Option<String>,
 }
 
+/// What identifies the version of an upstream file we hold: sent back as If-None-Match and
+/// If-Modified-Since, so an unchanged file costs a body-less 304.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+impl Validators {
+    /// ETag and Last-Modified of a response.
+    fn of(headers: &HeaderMap) -> Validators {
+        let text = |name| {
+            headers
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+                .map(str::to_string)
+        };
+        Validators {
+            etag: text(header::ETAG),
+            last_modified: text(header::LAST_MODIFIED),
+        }
+    }
+}
+
+/// A body now in the store, with the validators the upstream gave for it.
+#[derive(Debug, Clone)]
+pub struct Downloaded {
+    pub stored: Stored,
+    pub validators: Validators,
+}
+
+/// One attempt's failure, and how long the server asked us to wait before the next.
+type Failure = (FetchError, Option<Duration>);
+
 /// Counters of one sync.
 #[derive(Debug, Default)]
 pub struct FetchStats {
@@ -149,6 +188,10 @@ pub async fn progress(label: &str, stats: &FetchStats) {
     }
 }
 
+/// The one HTTP client of remote syncs. Every request of a sync goes through it, so the
+/// client settings (proxy, credentials, extra headers, timeouts), the retry rules (back-off,
+/// `Retry-After`), the parallelism and the bandwidth limit live here and nowhere else, and
+/// [`FetchStats`] counts all of it.
 pub struct Fetcher {
     client: reqwest::Client,
     options: FetchOptions,
@@ -194,16 +237,91 @@ impl Fetcher {
         })
     }
 
-    fn request(&self, url: &str) -> reqwest::RequestBuilder {
-        let request = self.client.get(url);
-        match &self.options.basic_auth {
-            Some((user, password)) => request.basic_auth(user, Some(password)),
-            None => request,
+    /// A GET with the credentials, and the conditions that make an unchanged upstream answer
+    /// 304 with no body.
+    fn request(
+        &self,
+        url: &str,
+        if_none_match: Option<&str>,
+        if_modified_since: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let mut request = self.client.get(url);
+        if let Some((user, password)) = &self.options.basic_auth {
+            request = request.basic_auth(user, Some(password));
+        }
+        if let Some(etag) = if_none_match {
+            request = request.header(header::IF_NONE_MATCH, etag);
+        }
+        if let Some(date) = if_modified_since {
+            request = request.header(header::IF_MODIFIED_SINCE, date);
+        }
+        request
+    }
+
+    /// Sends one request and counts it. Success, 304 and 416 are answers for the caller to
+    /// read (what they mean depends on what was asked); anything else is a failure, retryable
+    /// or not, with the server's `Retry-After`.
+    async fn send(
+        &self,
+        url: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, Failure> {
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let response = request.send().await.map_err(|e| (network(url, e), None))?;
+        let status = response.status();
+        if status.is_success()
+            || status == StatusCode::NOT_MODIFIED
+            || status == StatusCode::RANGE_NOT_SATISFIABLE
+        {
+            return Ok(response);
+        }
+        Err(refused(url, &response))
+    }
+
+    /// Runs conditional GETs of `url` until `read` makes something of a response, the error
+    /// is not worth another try, or the retries are used up. `read` sees every answer
+    /// [`Fetcher::send`] lets through and may fail retryably itself (a cut body).
+    async fn get<T, F, Fut>(
+        &self,
+        url: &str,
+        if_none_match: Option<&str>,
+        if_modified_since: Option<&str>,
+        mut read: F,
+    ) -> Result<T, FetchError>
+    where
+        F: FnMut(reqwest::Response) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Failure>>,
+    {
+        let mut tries = 0;
+        loop {
+            let request = self.request(url, if_none_match, if_modified_since);
+            let attempt = match self.send(url, request).await {
+                Ok(response) => read(response).await,
+                Err(failure) => Err(failure),
+            };
+            match attempt {
+                Ok(value) => return Ok(value),
+                Err(failure) => self.again(url, &mut tries, failure).await?,
+            }
         }
     }
 
-    /// Waits as long as the bandwidth limit asks for after `bytes` more bytes.
-    async fn throttle(&self, bytes: usize) {
+    /// After failed attempt number `tries`: waits and returns `Ok` if another attempt is
+    /// worth it (network trouble, "try later" statuses, retries left), else the error.
+    async fn again(&self, url: &str, tries: &mut u32, failure: Failure) -> Result<(), FetchError> {
+        let (error, retry_after) = failure;
+        if !error.retryable() || *tries >= self.options.retries {
+            return Err(error);
+        }
+        tracing::warn!(url, %error, attempt = *tries, "retrying");
+        self.pause(*tries, retry_after).await;
+        *tries += 1;
+        Ok(())
+    }
+
+    /// Counts received bytes and waits as long as the bandwidth limit asks for after them.
+    async fn count(&self, bytes: usize) {
+        self.stats.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         let (Some(budget), Some(rate)) = (&self.budget, self.options.bandwidth) else {
             return;
         };
@@ -234,78 +352,135 @@ impl Fetcher {
         conditional: Option<(&str, &str)>,
     ) -> Result<Small, FetchError> {
         let _slot = self.slots.acquire().await.expect("semaphore open");
-        let mut attempt = 0;
-        loop {
-            let mut request = self.request(url);
-            if let Some((etag, modified)) = conditional {
-                if !etag.is_empty() {
-                    request = request.header(header::IF_NONE_MATCH, etag);
-                }
-                if !modified.is_empty() {
-                    request = request.header(header::IF_MODIFIED_SINCE, modified);
-                }
+        // An empty validator is one the upstream never gave.
+        let (etag, modified) = conditional.unwrap_or_default();
+        let etag = Some(etag).filter(|v| !v.is_empty());
+        let modified = Some(modified).filter(|v| !v.is_empty());
+        self.get(url, etag, modified, |response| async move {
+            let status = response.status();
+            if status == StatusCode::NOT_MODIFIED {
+                return Ok(Small {
+                    status: 304,
+                    bytes: Vec::new(),
+                    etag: None,
+                    last_modified: None,
+                });
             }
-            self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            let result = async {
-                let response = request.send().await.map_err(|e| (network(url, e), None))?;
-                let status = response.status();
-                let retry_after = retry_after(response.headers());
-                if status == StatusCode::NOT_FOUND {
-                    return Err((FetchError::NotFound { url: url.into() }, None));
-                }
-                if status == StatusCode::NOT_MODIFIED {
-                    return Ok(Small {
-                        status: 304,
-                        bytes: Vec::new(),
-                        etag: None,
-                        last_modified: None,
-                    });
-                }
-                if !status.is_success() {
+            if !status.is_success() {
+                return Err(refused(url, &response));
+            }
+            let Validators {
+                etag,
+                last_modified,
+            } = Validators::of(response.headers());
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|e| (network(url, e), None))?;
+            self.stats
+                .bytes
+                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            Ok(Small {
+                status: status.as_u16(),
+                bytes: bytes.to_vec(),
+                etag,
+                last_modified,
+            })
+        })
+        .await
+    }
+
+    /// Fetches a body into memory that has no business being larger than `max` bytes (a
+    /// directory listing): streamed and counted against the bandwidth limit like a download,
+    /// and given up at `max` so a wrong URL cannot fill the memory.
+    pub async fn bounded(&self, url: &str, max: usize) -> Result<Vec<u8>, FetchError> {
+        let _slot = self.slots.acquire().await.expect("semaphore open");
+        self.get(url, None, None, |response| async move {
+            // A 304 or 416 to a plain GET is not a page.
+            if !response.status().is_success() {
+                return Err(refused(url, &response));
+            }
+            let mut body = response.bytes_stream();
+            let mut bytes = Vec::new();
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| (network(url, e), None))?;
+                bytes.extend_from_slice(&chunk);
+                self.count(chunk.len()).await;
+                if bytes.len() > max {
                     return Err((
-                        FetchError::Status {
+                        FetchError::Network {
                             url: url.into(),
-                            status: status.as_u16(),
+                            message: format!(
+                                "more than {max} bytes: too large to be what was asked for"
+                            ),
                         },
-                        retry_after,
+                        None,
                     ));
                 }
-                let text = |name| {
-                    response
-                        .headers()
-                        .get(name)
-                        .and_then(|v: &HeaderValue| v.to_str().ok())
-                        .map(str::to_string)
-                };
-                let etag = text(header::ETAG);
-                let last_modified = text(header::LAST_MODIFIED);
-                let bytes = response
-                    .bytes()
-                    .await
-                    .map_err(|e| (network(url, e), None))?;
-                self.stats
-                    .bytes
-                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                Ok(Small {
-                    status: status.as_u16(),
-                    bytes: bytes.to_vec(),
-                    etag,
-                    last_modified,
-                })
             }
-            .await;
-            match result {
-                Ok(small) => return Ok(small),
-                Err((error, retry_after))
-                    if error.retryable() && attempt < self.options.retries =>
-                {
-                    tracing::warn!(%error, attempt, "retrying");
-                    self.pause(attempt, retry_after).await;
-                    attempt += 1;
+            Ok(bytes)
+        })
+        .await
+    }
+
+    /// Streams `url` into a new object of the store when its hash is not known in advance
+    /// (a plain file tree has no index). `held`: the validators of the copy we have, so an
+    /// unchanged file costs one body-less 304, answered as `None`. A cut connection starts
+    /// the file over: without the hash there is no telling a kept partial file is still good.
+    pub async fn changed(
+        &self,
+        store: &Store,
+        url: &str,
+        held: &Validators,
+    ) -> Result<Option<Downloaded>, FetchError> {
+        let _slot = self.slots.acquire().await.expect("semaphore open");
+        let (etag, modified) = (held.etag.as_deref(), held.last_modified.as_deref());
+        self.get(url, etag, modified, |response| async move {
+            let asked = etag.is_some() || modified.is_some();
+            if response.status() == StatusCode::NOT_MODIFIED && asked {
+                self.stats.files.fetch_add(1, Ordering::Relaxed);
+                return Ok(None);
+            }
+            // A 304 or 416 we did not ask for has no file in it.
+            if !response.status().is_success() {
+                return Err(refused(url, &response));
+            }
+            let validators = Validators::of(response.headers());
+            let length = response.content_length();
+            let mut writer = store.writer().map_err(|e| (e.into(), None))?;
+            let mut body = response.bytes_stream();
+            while let Some(chunk) = body.next().await {
+                // Dropping the writer on an error removes its temp file.
+                let chunk = chunk.map_err(|e| (network(url, e), None))?;
+                std::io::Write::write_all(&mut writer, &chunk).map_err(|e| {
+                    let error = StoreError {
+                        action: "write download",
+                        path: store.root().join("tmp"),
+                        source: e,
+                    };
+                    (error.into(), None)
+                })?;
+                self.count(chunk.len()).await;
+            }
+            if let Some(length) = length {
+                if writer.size() != length {
+                    return Err((
+                        FetchError::Network {
+                            url: url.into(),
+                            message: format!(
+                                "connection closed after {} of {length} bytes",
+                                writer.size()
+                            ),
+                        },
+                        None,
+                    ));
                 }
-                Err((error, _)) => return Err(error),
             }
-        }
+            let stored = writer.finish().map_err(|e| (e.into(), None))?;
+            self.stats.files.fetch_add(1, Ordering::Relaxed);
+            Ok(Some(Downloaded { stored, validators }))
+        })
+        .await
     }
 
     /// Downloads `url` into the store as the object `expected.sha256`, unless it is there.
@@ -315,40 +490,50 @@ impl Fetcher {
         url: &str,
         expected: Expected,
     ) -> Result<Stored, FetchError> {
+        Ok(self
+            .object_with_validators(store, url, expected)
+            .await?
+            .stored)
+    }
+
+    /// [`Fetcher::object`], also returning the validators of the last response, for a sync
+    /// that asks "changed since?" next time. An object already stored has none.
+    pub async fn object_with_validators(
+        &self,
+        store: &Store,
+        url: &str,
+        expected: Expected,
+    ) -> Result<Downloaded, FetchError> {
         if store.contains(&expected.sha256) {
-            return Ok(already_stored(expected));
+            return Ok(already_stored(store, expected));
         }
         let _slot = self.slots.acquire().await.expect("semaphore open");
         // Another sync (another suite sharing this package) may be fetching it right now.
         let _claim = store.claim_download(&expected.sha256).await;
         if store.contains(&expected.sha256) {
-            return Ok(already_stored(expected));
+            return Ok(already_stored(store, expected));
         }
         let mut partial = store.partial(&expected.sha256)?;
-        let mut attempt = 0;
-        loop {
+        let mut tries = 0;
+        let validators = loop {
             match self.object_once(url, expected, &mut partial).await {
-                Ok(()) => break,
-                Err((error, retry_after))
-                    if error.retryable() && attempt < self.options.retries =>
-                {
-                    tracing::warn!(%error, attempt, have = partial.size(), "retrying (resuming what arrived)");
-                    self.pause(attempt, retry_after).await;
-                    attempt += 1;
-                }
-                Err((error, _)) => {
-                    if !error.retryable() {
-                        partial.discard();
+                Ok(validators) => break validators,
+                Err(failure) => match self.again(url, &mut tries, failure).await {
+                    Ok(()) => tracing::info!(url, have = partial.size(), "resuming what arrived"),
+                    Err(error) => {
+                        if !error.retryable() {
+                            partial.discard();
+                        }
+                        return Err(error);
                     }
-                    return Err(error);
-                }
+                },
             }
-        }
+        };
         let size = partial.size();
         match partial.finish()? {
             Ok(stored) => {
                 self.stats.files.fetch_add(1, Ordering::Relaxed);
-                Ok(stored)
+                Ok(Downloaded { stored, validators })
             }
             Err(actual) => Err(FetchError::Hash {
                 url: url.into(),
@@ -364,26 +549,23 @@ impl Fetcher {
         url: &str,
         expected: Expected,
         partial: &mut crate::store::PartialWriter<'_>,
-    ) -> Result<(), (FetchError, Option<Duration>)> {
+    ) -> Result<Validators, Failure> {
         let have = partial.size();
         if let Some(size) = expected.size {
             if have > size {
                 partial.restart().map_err(|e| (e.into(), None))?;
             } else if have == size && size > 0 {
-                return Ok(());
+                return Ok(Validators::default());
             }
         }
         let have = partial.size();
-        let mut request = self.request(url);
+        let mut request = self.request(url, None, None);
         if have > 0 {
             request = request.header(header::RANGE, format!("bytes={have}-"));
         }
-        self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let response = request.send().await.map_err(|e| (network(url, e), None))?;
-        let status = response.status();
-        let retry_after = retry_after(response.headers());
-        match status {
-            StatusCode::NOT_FOUND => return Err((FetchError::NotFound { url: url.into() }, None)),
+        let response = self.send(url, request).await?;
+        let validators = Validators::of(response.headers());
+        match response.status() {
             StatusCode::PARTIAL_CONTENT if have > 0 => {
                 let start = response
                     .headers()
@@ -405,22 +587,15 @@ impl Fetcher {
             }
             StatusCode::RANGE_NOT_SATISFIABLE if have > 0 => {
                 // What we have is all there is (or garbage): the hash check decides.
-                return Ok(());
+                return Ok(validators);
             }
             status if status.is_success() => {
                 if have > 0 {
                     partial.restart().map_err(|e| (e.into(), None))?;
                 }
             }
-            status => {
-                return Err((
-                    FetchError::Status {
-                        url: url.into(),
-                        status: status.as_u16(),
-                    },
-                    retry_after,
-                ))
-            }
+            // 304 or 416 to a request that did not ask for them.
+            _ => return Err(refused(url, &response)),
         }
         let start = partial.size();
         if let (Some(expected_size), Some(length)) = (expected.size, response.content_length()) {
@@ -455,10 +630,7 @@ impl Fetcher {
                 ));
             }
             partial.write_chunk(&chunk).map_err(|e| (e.into(), None))?;
-            self.stats
-                .bytes
-                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
-            self.throttle(chunk.len()).await;
+            self.count(chunk.len()).await;
         }
         if let Some(size) = expected.size {
             if partial.size() < size {
@@ -474,17 +646,39 @@ impl Fetcher {
                 ));
             }
         }
-        Ok(())
+        Ok(validators)
     }
 }
 
-fn already_stored(expected: Expected) -> Stored {
-    Stored {
-        id: expected.sha256,
-        size: expected.size.unwrap_or(0),
-        method: crate::store::IngestMethod::Existing,
-        stamp: None,
+/// An object the store holds already: nothing to download. Without a signed size (a checksum
+/// file gives none), the stored file tells it.
+fn already_stored(store: &Store, expected: Expected) -> Downloaded {
+    let size = expected.size.unwrap_or_else(|| {
+        std::fs::metadata(store.object_path(&expected.sha256)).map_or(0, |m| m.len())
+    });
+    Downloaded {
+        stored: Stored {
+            id: expected.sha256,
+            size,
+            method: crate::store::IngestMethod::Existing,
+            stamp: None,
+        },
+        validators: Validators::default(),
     }
+}
+
+/// The failure for an answer that is not the one asked for: 404 is final, other statuses
+/// carry the server's `Retry-After`.
+fn refused(url: &str, response: &reqwest::Response) -> Failure {
+    let status = response.status();
+    if status == StatusCode::NOT_FOUND {
+        return (FetchError::NotFound { url: url.into() }, None);
+    }
+    let error = FetchError::Status {
+        url: url.into(),
+        status: status.as_u16(),
+    };
+    (error, retry_after(response.headers()))
 }
 
 fn network(url: &str, error: reqwest::Error) -> FetchError {

@@ -24,13 +24,13 @@ use std::io::Read;
 use futures_util::stream::{self, StreamExt};
 use reqwest::Url;
 
-use super::fetch::FetchError;
+use super::fetch::{FetchError, Fetcher};
 use super::{last_modified, unix_now, SyncError, SyncReport};
 use crate::config::{FilesConfig, FilesIndex};
 use crate::manifest::{Entry, Manifest};
 use crate::store::{IngestMethod, ObjectId, Store};
 use checksums::{Algorithm, Expectations};
-use download::{Client, Outcome};
+use download::Outcome;
 use listing::Link;
 use state::{FileState, State};
 
@@ -79,7 +79,7 @@ struct Mirror<'a> {
     previous: HashMap<&'a str, &'a Entry>,
     /// Validators of the last published sync.
     state: State,
-    client: Client,
+    fetcher: Fetcher,
 }
 
 /// A file of the new snapshot (or an index read for it), once fetched or kept.
@@ -112,19 +112,19 @@ impl<'a> Mirror<'a> {
                 .map(|m| m.entries.iter().map(|e| (e.path.as_str(), e)).collect())
                 .unwrap_or_default(),
             state: state::load(store, source),
-            client: Client::new(&config.fetch)?,
+            fetcher: Fetcher::new(config.fetch.clone())?,
         })
     }
 
     async fn run(self, report: &mut SyncReport) -> Result<Vec<Entry>, SyncError> {
         let result = tokio::select! {
             result = self.attempt(report) => result,
-            _ = super::fetch::progress(self.source, &self.client.stats) => unreachable!("progress never ends"),
+            _ = super::fetch::progress(self.source, &self.fetcher.stats) => unreachable!("progress never ends"),
         };
         if super::fetch::progress_enabled() {
             eprint!("\r\x1b[K"); // clear the progress line
         }
-        let stats = &self.client.stats;
+        let stats = &self.fetcher.stats;
         report.upstream_requests = stats.requests.load(std::sync::atomic::Ordering::Relaxed);
         report.bytes_fetched = stats.bytes.load(std::sync::atomic::Ordering::Relaxed);
         result
@@ -315,7 +315,7 @@ impl<'a> Mirror<'a> {
             }
             let listed: Vec<_> = stream::iter(level)
                 .map(|(dir, url)| async move {
-                    let page = self.client.page(&url).await;
+                    let page = download::page(&self.fetcher, &url).await;
                     (dir, url, page)
                 })
                 .buffer_unordered(self.config.fetch.parallel.max(1))
@@ -360,7 +360,7 @@ impl<'a> Mirror<'a> {
         links: &[Link],
         expectations: &Expectations,
     ) -> Result<Vec<Got>, SyncError> {
-        let stats = &self.client.stats;
+        let stats = &self.fetcher.stats;
         stats
             .planned_files
             .fetch_add(links.len() as u64, std::sync::atomic::Ordering::Relaxed);
@@ -440,9 +440,7 @@ impl<'a> Mirror<'a> {
             Plan::Resumable(id) => (None, Some(id)),
             Plan::Plain => (None, None),
         };
-        let outcome = self
-            .client
-            .file(self.store, &link.url, conditional, resumable)
+        let outcome = download::file(&self.fetcher, self.store, &link.url, conditional, resumable)
             .await
             .map_err(|e| match e {
                 FetchError::Store(e) => SyncError::Store(e),
@@ -483,14 +481,14 @@ impl<'a> Mirror<'a> {
                 },
                 stored: stored.method != IngestMethod::Existing,
             },
-            Outcome::Mismatch { actual, size } => {
+            Outcome::Mismatch { actual } => {
                 let (id, from) = expected.expect("only known downloads can mismatch");
                 return Err(mismatch(
                     &link.path,
                     Algorithm::Sha256,
                     &id.to_hex(),
                     &from.from,
-                    &format!("{} ({size} bytes)", actual.to_hex()),
+                    &actual,
                 ));
             }
         };
