@@ -213,6 +213,7 @@ impl App {
                 record.upstream_requests = report.upstream_requests;
                 record.bytes_fetched = report.bytes_fetched;
                 record.problems = report.problems.clone();
+                record.partial = report.partial;
                 if report.changed {
                     if let Err(e) = self.refresh_view() {
                         tracing::error!(error = %e, "cannot rebuild the view after publishing");

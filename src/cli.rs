@@ -232,7 +232,12 @@ fn print_replies(replies: &[admin::Reply]) -> i32 {
     let mut code = 0;
     for reply in replies {
         match (&reply.source, &reply.report) {
-            (Some(source), Some(report)) => println!("{source}: {}", describe_sync(report)),
+            (Some(source), Some(report)) => {
+                println!("{source}: {}", describe_sync(report));
+                if report.partial {
+                    code = 1;
+                }
+            }
             (Some(source), None) => println!("{source}: FAILED: {}", reply.message),
             (None, _) => println!("{}", reply.message),
         }
@@ -245,7 +250,12 @@ fn print_replies(replies: &[admin::Reply]) -> i32 {
 
 fn describe_sync(report: &crate::sync::SyncReport) -> String {
     let mut text = format!(
-        "{} snapshot {} ({} files, {} bytes; stored {} new files, {} bytes)",
+        "{}{} snapshot {} ({} files, {} bytes; stored {} new files, {} bytes)",
+        if report.partial {
+            "PARTLY FAILED: "
+        } else {
+            ""
+        },
         if report.changed {
             "published"
         } else {
@@ -314,7 +324,12 @@ fn sync(config: Config, sources: Vec<String>) -> anyhow::Result<i32> {
     let mut code = 0;
     for (id, result) in results {
         match result {
-            Ok(report) => println!("{id}: {}", describe_sync(&report)),
+            Ok(report) => {
+                println!("{id}: {}", describe_sync(&report));
+                if report.partial {
+                    code = 1;
+                }
+            }
             Err(message) => {
                 println!("{id}: FAILED: {message}");
                 code = 1;
@@ -541,6 +556,7 @@ fn check_config(config: Config) -> anyhow::Result<i32> {
                 crate::config::PuavoMode::Build {
                     image_dir,
                     series_config,
+                    write_config,
                     ..
                 } => {
                     println!(
@@ -557,6 +573,36 @@ fn check_config(config: Config) -> anyhow::Result<i32> {
                     }
                     if let Some(path) = series_config {
                         println!("  series from {}", path.display());
+                    }
+                    match series_config {
+                        Some(path) if !write_config => {
+                            match crate::sync::puavo::build::read_series_config(path) {
+                                Ok(series) => {
+                                    for s in &series {
+                                        let missing: Vec<String> = s
+                                            .all_images()
+                                            .into_iter()
+                                            .filter(|f| !image_dir.join(f).is_file())
+                                            .collect();
+                                        println!("  series {}: {} images", s.name, s.images.len());
+                                        if !missing.is_empty() {
+                                            println!(
+                                                "  PROBLEM: series {}: not in {}: {}",
+                                                s.name,
+                                                image_dir.display(),
+                                                missing.join(", ")
+                                            );
+                                            problems += 1;
+                                        }
+                                    }
+                                }
+                                Err(e) => {
+                                    println!("  PROBLEM: {e}");
+                                    problems += 1;
+                                }
+                            }
+                        }
+                        _ => {}
                     }
                 }
                 crate::config::PuavoMode::Mirror {

@@ -84,7 +84,7 @@ fn version_of(file: &str) -> String {
 /// A folder with series `bookworm` (4 images) and `bullseye` (2 images) and a stray file.
 fn image_folder() -> (tempfile::TempDir, Vec<String>, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
-    let compressions = ["gzip", "xz", "zstd", "gzip"];
+    let compressions = ["gzip", "xz", "zstd", "lzo"];
     let bookworm: Vec<String> = (1..=4).map(|d| image_name("bookworm", d)).collect();
     for (i, file) in bookworm.iter().enumerate() {
         make_image(dir.path(), file, "bookworm", i, compressions[i]);
@@ -93,6 +93,15 @@ fn image_folder() -> (tempfile::TempDir, Vec<String>, Vec<String>) {
     for (i, file) in bullseye.iter().enumerate() {
         make_image(dir.path(), file, "bullseye", 10 + i, "gzip");
     }
+    // An image kept elsewhere and linked in with a relative symlink, as admins do.
+    let elsewhere = dir.path().join("store");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::rename(dir.path().join(&bullseye[0]), elsewhere.join(&bullseye[0])).unwrap();
+    std::os::unix::fs::symlink(
+        format!("store/{}", bullseye[0]),
+        dir.path().join(&bullseye[0]),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("README.txt"), "not an image\n").unwrap();
     (dir, bookworm, bullseye)
 }
@@ -112,6 +121,19 @@ fn sync(site: &Site, id: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "sync {id}: {text}");
+    text
+}
+
+/// A sync in which some series failed: exit status 1, the rest published.
+fn sync_partly(site: &Site, id: &str) -> String {
+    let out = site.cli(&["sync", id]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "sync {id}: {text}");
+    assert!(text.contains("PARTLY FAILED"), "{text}");
     text
 }
 
@@ -414,13 +436,22 @@ fn deltas_are_remembered_and_series_configs_are_read_in_both_forms() {
         serde_json::json!({
             "puavo-os-test-bookworm-amd64": {
                 "images": bookworm,
-                "extra_rdiffs": { bookworm.last().unwrap(): [bullseye[1]] }
+                "extra_rdiffs": {
+                    bookworm.last().unwrap(): [bullseye[1]],
+                    &bookworm[0]: [bullseye[0]],
+                }
             },
         })
         .to_string(),
     )
     .unwrap();
     let written = config.path().join("written");
+    std::fs::create_dir_all(&written).unwrap();
+    std::fs::write(
+        written.join("custom.json"),
+        serde_json::json!({ "puavo-os-test-bookworm-amd64": [&bookworm[0]] }).to_string(),
+    )
+    .unwrap();
     let sources = [
         puavo_source("byname", "/byname", images.path(), ""),
         puavo_source(
@@ -450,16 +481,22 @@ fn deltas_are_remembered_and_series_configs_are_read_in_both_forms() {
                 written.display()
             ),
         ),
+        puavo_source(
+            "reread",
+            "/reread",
+            images.path(),
+            &format!("series_config = \"{}\"", written.display()),
+        ),
     ]
     .join("\n");
     let site = Site::with(false, &sources);
     let server = site.start_without_sync();
-    for id in ["byname", "old", "new", "extra", "written"] {
+    for id in ["byname", "old", "new", "extra", "written", "reread"] {
         sync(&site, id);
     }
     // Every pair is made once: sources share the delta cache.
     let made = server.log_text().matches("rdiff made").count();
-    assert_eq!(made, 3 * 3 + 2 + 1, "{}", server.log_text());
+    assert_eq!(made, 3 * 3 + 2 + 2, "{}", server.log_text());
 
     let tree = |mount: &str| {
         let mut files = BTreeMap::new();
@@ -475,12 +512,39 @@ fn deltas_are_remembered_and_series_configs_are_read_in_both_forms() {
     let by_name = tree("/byname");
     assert_eq!(tree("/old"), by_name, "old config form");
     assert_eq!(tree("/new"), by_name, "current config form");
-    assert_eq!(tree("/written"), by_name, "written config");
-    // write_config wrote one current-form file per distribution.
-    for dist in ["bookworm", "bullseye"] {
-        let text = std::fs::read(written.join(format!("{dist}.json"))).unwrap();
+    // Series order follows the config files (bullseye.json before custom.json): the same
+    // meta files and CKSUMS lines, bullseye's lines first.
+    let same_lines = |mount: &str| {
+        let mut files = tree(mount);
+        let mut lines: Vec<String> = String::from_utf8(files.remove("CKSUMS").unwrap())
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        (files, lines)
+    };
+    assert_eq!(
+        same_lines("/written"),
+        same_lines("/byname"),
+        "written config"
+    );
+    assert_eq!(
+        same_lines("/reread"),
+        same_lines("/byname"),
+        "written config read back"
+    );
+    // write_config rewrote the file that defined bookworm (current form, all images) and
+    // wrote a new one for bullseye: no series is defined twice.
+    assert!(!written.join("bookworm.json").exists());
+    for (file, dist) in [("custom.json", "bookworm"), ("bullseye.json", "bullseye")] {
+        let text = std::fs::read(written.join(file)).unwrap();
         let value: serde_json::Value = serde_json::from_slice(&text).unwrap();
-        assert!(value[format!("puavo-os-test-{dist}-amd64")]["images"].is_array());
+        let listed = value[format!("puavo-os-test-{dist}-amd64")]["images"]
+            .as_array()
+            .unwrap()
+            .len();
+        assert_eq!(listed, if dist == "bookworm" { 4 } else { 2 }, "{file}");
     }
     // The extra rdiff crosses distributions and applies.
     let extra = rdiff_name(&bullseye[1], bookworm.last().unwrap());
@@ -501,6 +565,18 @@ fn deltas_are_remembered_and_series_configs_are_read_in_both_forms() {
     );
     let cksums = String::from_utf8(get(&server, "/extra/CKSUMS")).unwrap();
     assert!(cksums.contains(&extra), "{cksums}");
+    // Extras apply to older images too (puavo-os does the same), and the meta lists them.
+    let older = rdiff_name(&bullseye[0], &bookworm[0]);
+    assert!(cksums.contains(&older), "{cksums}");
+    let meta: serde_json::Value = serde_json::from_slice(&get(
+        &server,
+        "/extra/meta/puavo-os-test-bookworm-amd64.json",
+    ))
+    .unwrap();
+    assert_eq!(
+        meta["puavo-os-test-bookworm-amd64"]["images"][0]["diffs"][0]["filename"],
+        older.as_str()
+    );
     assert!(
         !cksums.contains("bullseye-2024-03-01-101500-amd64.img"),
         "only the configured series: {cksums}"
@@ -514,6 +590,29 @@ fn deltas_are_remembered_and_series_configs_are_read_in_both_forms() {
     sync(&site, "byname");
     let after = server.log_text().matches("rdiff made").count();
     assert_eq!(after - before, 4 + 1 + 1, "{}", server.log_text());
+    // check-config reads series configs: a broken one, or an image not in image_dir, is a
+    // PROBLEM before any sync runs.
+    assert!(site.cli(&["check-config"]).status.success());
+    std::fs::write(old_dir.join("broken.json"), "{\"s\": {\"imgs\": []}}").unwrap();
+    let out = site.cli(&["check-config"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        !out.status.success() && text.contains("PROBLEM") && text.contains("broken.json"),
+        "{text}"
+    );
+    std::fs::write(
+        old_dir.join("broken.json"),
+        serde_json::json!({ "other-series": ["gone-2024-01-01-000000-x.img"] }).to_string(),
+    )
+    .unwrap();
+    let out = site.cli(&["check-config"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        !out.status.success() && text.contains("gone-2024-01-01-000000-x.img"),
+        "{text}"
+    );
+    std::fs::remove_file(old_dir.join("broken.json")).unwrap();
+
     // Nothing changed: nothing made, nothing new.
     let output = sync(&site, "byname");
     assert!(output.contains("unchanged"), "{output}");
@@ -535,7 +634,7 @@ fn a_corrupt_image_fails_only_its_series() {
     std::fs::write(images.path().join(&cut), &whole[..whole.len() / 2]).unwrap();
     let fresh = image_name("bookworm", 9);
     make_image(images.path(), &fresh, "bookworm", 7, "gzip");
-    let output = sync(&site, "images");
+    let output = sync_partly(&site, "images");
     assert!(
         output.contains("warning: series `puavo-os-test-bullseye-amd64` failed"),
         "{output}"
@@ -568,7 +667,7 @@ fn a_corrupt_image_fails_only_its_series() {
 
     // Not a squashfs at all: same.
     std::fs::write(images.path().join(&cut), pattern(100_000, 3)).unwrap();
-    let output = sync(&site, "images");
+    let output = sync_partly(&site, "images");
     assert!(output.contains("not a squashfs image"), "{output}");
     let _ = bookworm;
 }
@@ -736,7 +835,7 @@ fn mirror_mode_copies_verifies_and_rewrites() {
     let name = fresh.file_name().unwrap().to_str().unwrap();
     let fresh_site = Site::with(false, &mirror("fresh", "/fresh", ""));
     let fresh_server = fresh_site.start_without_sync();
-    let output = sync(&fresh_site, "fresh");
+    let output = sync_partly(&fresh_site, "fresh");
     assert!(
         output.contains("series `puavo-os-test-bullseye-amd64` failed"),
         "{output}"

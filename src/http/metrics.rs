@@ -190,7 +190,7 @@ impl Metrics {
         if let Some(index) = self.sources.iter().position(|(id, _)| &**id == source) {
             let counters = &self.sync[index];
             counters.runs.fetch_add(1, Relaxed);
-            if !record.ok {
+            if !record.ok || record.partial {
                 counters.failures.fetch_add(1, Relaxed);
             }
             counters
@@ -644,11 +644,11 @@ pub fn render(app: &App, store: Option<StoreUsage>) -> String {
         &mut out,
         "mirrorbox_sync_last_ok",
         "gauge",
-        "1 if the last sync run succeeded, 0 if it failed (no sample: never run).",
+        "1 if the last sync run succeeded, 0 if it or a part of it (a Puavo series) failed (no sample: never run).",
         &|r| {
             r.record
                 .as_ref()
-                .map(|rec| if rec.ok { "1" } else { "0" }.to_string())
+                .map(|rec| if rec.ok && !rec.partial { "1" } else { "0" }.to_string())
         },
     );
     per_source(

@@ -83,12 +83,14 @@ pub struct Series {
 }
 
 impl Series {
-    /// Each of the last three images from every other image of the series, plus extras;
+    /// Each of the last three images from every other image of the series, and every image
+    /// from its `extra_rdiffs` sources (puavo-os applies those to any image of the list);
     /// `(target, sources)` in series order.
     pub fn rdiff_pairs(&self) -> Vec<(String, Vec<String>)> {
         let first_target = self.images.len().saturating_sub(3);
         let mut pairs = Vec::new();
-        for (index, target) in self.images.iter().enumerate().skip(first_target) {
+        for (index, target) in self.images.iter().enumerate() {
+            let last_three = index >= first_target;
             let mut sources: Vec<String> = Vec::new();
             let extras = self
                 .extra_rdiffs
@@ -99,14 +101,16 @@ impl Series {
                 .images
                 .iter()
                 .enumerate()
-                .filter(|(i, _)| *i != index)
+                .filter(|(i, _)| last_three && *i != index)
                 .map(|(_, s)| s);
             for source in others.chain(extras) {
                 if source != target && !sources.contains(source) {
                     sources.push(source.clone());
                 }
             }
-            pairs.push((target.clone(), sources));
+            if last_three || !sources.is_empty() {
+                pairs.push((target.clone(), sources));
+            }
         }
         pairs
     }
@@ -325,6 +329,15 @@ mod tests {
         assert_eq!(pairs[2].1, vec!["a", "b", "c", "d", "old"]);
         let total: usize = pairs.iter().map(|(_, s)| s.len()).sum();
         assert_eq!(total, 3 * 4 + 1);
+        // Extras of an older image count too.
+        let mut older = series.clone();
+        older.extra_rdiffs = vec![("a".into(), vec!["b".into(), "old".into()])];
+        let pairs = older.rdiff_pairs();
+        assert_eq!(pairs.len(), 4);
+        assert_eq!(
+            pairs[0],
+            ("a".into(), vec!["b".to_string(), "old".to_string()])
+        );
         let one = Series {
             name: "s".into(),
             images: vec!["a".into()],

@@ -90,7 +90,8 @@ pub fn check_image(path: &Path) -> Result<(), ImageError> {
 }
 
 /// The image's puavo-conf definitions: every `*.json` file of [`DEFINITIONS_DIR`] (name
-/// order) parsed as a JSON object, merged into one object (a later file's key wins). Errors are
+/// order) parsed as a JSON object, merged into one object (a key defined twice is an error,
+/// as in puavo-os). Errors are
 /// reasons for a warning; the caller publishes `{}` then.
 pub fn puavo_conf(path: &Path) -> Result<Map<String, Value>, String> {
     let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
@@ -131,7 +132,17 @@ pub fn puavo_conf(path: &Path) -> Result<Map<String, Value>, String> {
         let value: Value = serde_json::from_slice(&bytes)
             .map_err(|e| format!("{DEFINITIONS_DIR}/{name} is not JSON: {e}"))?;
         match value {
-            Value::Object(object) => merged.extend(object),
+            Value::Object(object) => {
+                // puavo-os refuses an image that defines a parameter twice; so do we.
+                for (key, definition) in object {
+                    if merged.contains_key(&key) {
+                        return Err(format!(
+                            "{DEFINITIONS_DIR}/{name} defines `{key}` again (duplicate definition)"
+                        ));
+                    }
+                    merged.insert(key, definition);
+                }
+            }
             _ => return Err(format!("{DEFINITIONS_DIR}/{name} is not a JSON object")),
         }
     }

@@ -302,6 +302,9 @@ impl Store {
     /// a reflink (copy-on-write clone, immune to later changes of the original), else a hard
     /// link (stamped, see [`Stored::stamp`]), else a copy. The bytes are hashed exactly once.
     pub fn ingest_file(&self, source: &Path) -> Result<Stored, StoreError> {
+        // Links, clones and copies are of the file itself, never of a symlink to it.
+        let resolved = fs::canonicalize(source).map_err(err("resolve", source))?;
+        let source = resolved.as_path();
         let before = fs::metadata(source).map_err(err("stat", source))?;
         if self.ingest == IngestMode::Auto {
             if let Some(stored) = self.ingest_by_reflink(source, &before)? {

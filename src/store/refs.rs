@@ -47,6 +47,9 @@ pub struct RunRecord {
     /// Problems of a sync that still published (e.g. one Puavo series failed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
+    /// Part of the source failed (see `problems`); the rest was published.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
     /// Unix seconds of the last deep verify.
     #[serde(default)]
     pub last_verify: Option<i64>,

@@ -55,6 +55,10 @@ pub struct SyncReport {
     /// built, an image without readable puavo-conf).
     #[serde(default)]
     pub problems: Vec<String>,
+    /// Part of the source (a Puavo series) failed and kept its previous files; the rest was
+    /// published. Counts as a failure for exit codes and metrics.
+    #[serde(default)]
+    pub partial: bool,
     /// A small state file to write once the snapshot is published (path, bytes).
     #[serde(skip)]
     pub pending_state: Option<(std::path::PathBuf, Vec<u8>)>,

@@ -43,6 +43,16 @@ pub fn run(
         move |source| SyncError::Input { path, source }
     };
     let files = image_files(image_dir).map_err(input(image_dir))?;
+    if series_config.is_none() || *write_config {
+        let (_, ignored) = series::group_by_name(&files);
+        for file in ignored {
+            let message = format!(
+                "{file}: not named <prefix>-YYYY-MM-DD-HHMMSS-<suffix>.img, so in no series; not published"
+            );
+            tracing::warn!(source, "{message}");
+            report.problems.push(message);
+        }
+    }
     let all_series = match series_config {
         None => {
             let (series, _) = series::group_by_name(&files);
@@ -115,7 +125,7 @@ fn config_files(path: &Path) -> Result<Vec<PathBuf>, SyncError> {
     Ok(files)
 }
 
-fn read_series_config(path: &Path) -> Result<Vec<Series>, SyncError> {
+pub(crate) fn read_series_config(path: &Path) -> Result<Vec<Series>, SyncError> {
     let mut all: Vec<Series> = Vec::new();
     for file in config_files(path)? {
         let text = fs::read(&file).map_err(|source| SyncError::Input {
@@ -139,37 +149,57 @@ fn read_series_config(path: &Path) -> Result<Vec<Series>, SyncError> {
     Ok(all)
 }
 
-/// Groups the folder's images by name and writes one `<dist>.json` per distribution into
-/// `dir` (keeping `extra_rdiffs` already written there), like puavo-update-repository.
+/// Groups the folder's images by name and writes the series into `dir`, like
+/// puavo-update-repository: a series goes back into the file that already defines it (so
+/// no series is ever defined twice), a new one into `<dist>.json`; `extra_rdiffs` already
+/// written there are kept. Files the admin wrote that no scanned series belongs to stay as
+/// they are.
 fn write_series_config(dir: &Path, files: &[String]) -> Result<Vec<Series>, SyncError> {
     let (mut grouped, _) = series::group_by_name(files);
     fs::create_dir_all(dir).map_err(|source| SyncError::Input {
         path: dir.to_path_buf(),
         source,
     })?;
-    let existing = read_series_config(dir).unwrap_or_default();
-    for series in &mut grouped {
-        if let Some(old) = existing.iter().find(|s| s.name == series.name) {
-            series.extra_rdiffs = old.extra_rdiffs.clone();
+    // Which file defines which series now (a file that cannot be read is rewritten).
+    let mut home: std::collections::HashMap<String, (PathBuf, Series)> = Default::default();
+    for file in config_files(dir)? {
+        let Ok(text) = fs::read(&file) else { continue };
+        match series::parse_config(&text) {
+            Ok(defined) => {
+                for s in defined {
+                    home.entry(s.name.clone()).or_insert((file.clone(), s));
+                }
+            }
+            Err(why) => {
+                tracing::warn!(file = %file.display(), %why, "series config unreadable; rewritten")
+            }
         }
     }
-    let mut by_dist: std::collections::BTreeMap<String, Vec<Series>> = Default::default();
-    for series in &grouped {
-        let dist = series
-            .images
-            .first()
-            .and_then(|f| ImageName::parse(f))
-            .map(|n| n.dist().to_string())
-            .unwrap_or_else(|| "images".into());
-        by_dist.entry(dist).or_default().push(series.clone());
+    let mut by_file: std::collections::BTreeMap<PathBuf, Vec<Series>> = Default::default();
+    for series in &mut grouped {
+        let file = match home.get(&series.name) {
+            Some((file, old)) => {
+                series.extra_rdiffs = old.extra_rdiffs.clone();
+                file.clone()
+            }
+            None => {
+                let dist = series
+                    .images
+                    .first()
+                    .and_then(|f| ImageName::parse(f))
+                    .map(|n| n.dist().to_string())
+                    .unwrap_or_else(|| "images".into());
+                dir.join(format!("{dist}.json"))
+            }
+        };
+        by_file.entry(file).or_default().push(series.clone());
     }
-    for (dist, series) in &by_dist {
-        let path = dir.join(format!("{dist}.json"));
+    for (path, series) in &by_file {
         let text = series::render_config(series);
-        if fs::read(&path).ok().as_deref() != Some(text.as_slice()) {
-            let tmp = dir.join(format!(".{dist}.json.tmp"));
+        if fs::read(path).ok().as_deref() != Some(text.as_slice()) {
+            let tmp = path.with_extension("json.tmp");
             fs::write(&tmp, &text)
-                .and_then(|_| fs::rename(&tmp, &path))
+                .and_then(|_| fs::rename(&tmp, path))
                 .map_err(|source| SyncError::Input {
                     path: path.clone(),
                     source,
@@ -178,7 +208,7 @@ fn write_series_config(dir: &Path, files: &[String]) -> Result<Vec<Series>, Sync
         }
     }
     // Publishing order follows the files, as reading them back would.
-    Ok(by_dist.into_values().flatten().collect())
+    Ok(by_file.into_values().flatten().collect())
 }
 
 enum BuildError {
@@ -308,7 +338,10 @@ impl Builder<'_> {
 
     /// Stores an image (unchanged images cost a `stat`), checking new ones first.
     fn image(&self, file: &str, tree: &Tree, report: &mut SyncReport) -> Result<Entry, BuildError> {
-        let path = self.image_dir.join(file);
+        // A link in image_dir stands for the file it points to: the store links or copies
+        // that file, never the link (a hard link to a symlink would dangle with its target).
+        let path = fs::canonicalize(self.image_dir.join(file))
+            .map_err(|e| BuildError::Series(format!("image `{file}`: {e}")))?;
         let meta =
             fs::metadata(&path).map_err(|e| BuildError::Series(format!("image `{file}`: {e}")))?;
         let prev = tree.previous(file);

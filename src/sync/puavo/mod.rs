@@ -52,7 +52,22 @@ pub fn sync(
     if failed > 0 && failed == outcomes.len() {
         return Err(SyncError::Upstream(report.problems.join("; ")));
     }
-    tree.finish(outcomes.iter().map(|(s, _)| s.as_str()))
+    report.partial = failed > 0;
+    let known: std::collections::HashSet<ObjectId> = previous
+        .map(|m| m.entries.iter().map(|e| e.object).collect())
+        .unwrap_or_default();
+    let entries = tree.finish(outcomes.iter().map(|(s, _)| s.as_str()))?;
+    // New to this source: made (rdiffs, meta, CKSUMS, torrents), fetched or ingested now.
+    let mut counted = std::collections::HashSet::new();
+    report.files_stored = 0;
+    report.bytes_stored = 0;
+    for entry in &entries {
+        if !known.contains(&entry.object) && counted.insert(entry.object) {
+            report.files_stored += 1;
+            report.bytes_stored += entry.size;
+        }
+    }
+    Ok(entries)
 }
 
 /// The published tree being assembled: entries by path, and each series' meta listing.
