@@ -39,6 +39,20 @@ pub struct Reply {
     pub report: Option<SyncReport>,
 }
 
+/// The reply to a request that is not about one source.
+fn outcome(result: anyhow::Result<String>) -> Reply {
+    let (ok, message) = match result {
+        Ok(message) => (true, message),
+        Err(e) => (false, e.to_string()),
+    };
+    Reply {
+        source: None,
+        ok,
+        message,
+        report: None,
+    }
+}
+
 pub fn socket_path(data_dir: &Path) -> PathBuf {
     data_dir.join("admin.sock")
 }
@@ -110,43 +124,19 @@ async fn serve(stream: UnixStream, scheduler: Arc<Scheduler>) -> anyhow::Result<
         Request::Gc => {
             let app = app.clone();
             let result = tokio::task::spawn_blocking(move || app.gc()).await?;
-            replies.push(match result {
-                Ok(r) => Reply {
-                    source: None,
-                    ok: true,
-                    message: format!(
-                        "removed {} objects ({} bytes), kept {}",
-                        r.removed, r.bytes_freed, r.kept
-                    ),
-                    report: None,
-                },
-                Err(e) => Reply {
-                    source: None,
-                    ok: false,
-                    message: e.to_string(),
-                    report: None,
-                },
-            });
+            replies.push(outcome(result.map(|r| {
+                format!(
+                    "removed {} objects ({} bytes), kept {}",
+                    r.removed, r.bytes_freed, r.kept
+                )
+            })));
         }
         Request::Pin { source, snapshot } => {
             let app = app.clone();
             let result =
                 tokio::task::spawn_blocking(move || app.set_pin(&source, snapshot.as_deref()))
                     .await?;
-            replies.push(match result {
-                Ok(current) => Reply {
-                    source: None,
-                    ok: true,
-                    message: current,
-                    report: None,
-                },
-                Err(e) => Reply {
-                    source: None,
-                    ok: false,
-                    message: e.to_string(),
-                    report: None,
-                },
-            });
+            replies.push(outcome(result));
         }
         Request::Verify { sources } => {
             let app = app.clone();

@@ -64,6 +64,22 @@ pub struct SyncReport {
     pub pending_state: Option<(std::path::PathBuf, Vec<u8>)>,
 }
 
+/// Drives a remote sync's async work to the end. Syncs run on blocking threads (or the
+/// CLI's main thread), never on a runtime worker, so blocking here is allowed; without a
+/// runtime (the CLI) a small one is made for the sync.
+pub fn block_on<T>(
+    work: impl std::future::Future<Output = Result<T, SyncError>>,
+) -> Result<T, SyncError> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => handle.block_on(work),
+        Err(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| SyncError::Upstream(format!("cannot start the download runtime: {e}")))?
+            .block_on(work),
+    }
+}
+
 pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

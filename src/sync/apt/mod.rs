@@ -60,16 +60,7 @@ pub fn sync(
     previous: Option<&Manifest>,
     report: &mut SyncReport,
 ) -> Result<Vec<Entry>, SyncError> {
-    let work = Mirror::new(store, source, config, previous)?.run(report);
-    match tokio::runtime::Handle::try_current() {
-        // Syncs run on blocking threads (or the CLI's main thread), never on a runtime worker.
-        Ok(handle) => handle.block_on(work),
-        Err(_) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| apt_error(format!("cannot start the download runtime: {e}")))?
-            .block_on(work),
-    }
+    super::block_on(Mirror::new(store, source, config, previous)?.run(report))
 }
 
 struct Mirror<'a> {

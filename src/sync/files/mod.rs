@@ -58,16 +58,7 @@ pub fn sync(
     report: &mut SyncReport,
 ) -> Result<Vec<Entry>, SyncError> {
     let mirror = Mirror::new(store, source, config, previous)?;
-    let work = mirror.run(report);
-    match tokio::runtime::Handle::try_current() {
-        // Syncs run on blocking threads (or the CLI's main thread), never on a runtime worker.
-        Ok(handle) => handle.block_on(work),
-        Err(_) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| upstream_error(format!("cannot start the download runtime: {e}")))?
-            .block_on(work),
-    }
+    super::block_on(mirror.run(report))
 }
 
 struct Mirror<'a> {

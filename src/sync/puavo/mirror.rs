@@ -25,15 +25,7 @@ pub fn run(
     tree: &mut Tree,
     report: &mut SyncReport,
 ) -> Result<SeriesOutcomes, SyncError> {
-    let work = mirror(store, source, config, tree, report);
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) => handle.block_on(work),
-        Err(_) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| SyncError::Upstream(format!("cannot start the download runtime: {e}")))?
-            .block_on(work),
-    }
+    crate::sync::block_on(mirror(store, source, config, tree, report))
 }
 
 async fn mirror(
