@@ -201,6 +201,16 @@ pub struct Fetcher {
 }
 
 impl Fetcher {
+    /// Ends a sync's downloading: clears the progress line and puts the request and byte
+    /// counts into the report.
+    pub fn finish(&self, report: &mut crate::sync::SyncReport) {
+        if progress_enabled() {
+            eprint!("\r\x1b[K");
+        }
+        report.upstream_requests = self.stats.requests.load(Ordering::Relaxed);
+        report.bytes_fetched = self.stats.bytes.load(Ordering::Relaxed);
+    }
+
     pub fn new(options: FetchOptions) -> Result<Fetcher, FetchError> {
         let mut headers = HeaderMap::new();
         for (name, value) in &options.headers {

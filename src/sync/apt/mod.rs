@@ -135,12 +135,7 @@ impl<'a> Mirror<'a> {
                 other => break other,
             }
         };
-        if super::fetch::progress_enabled() {
-            eprint!("\r\x1b[K"); // clear the progress line
-        }
-        let stats = &self.fetcher.stats;
-        report.upstream_requests = stats.requests.load(std::sync::atomic::Ordering::Relaxed);
-        report.bytes_fetched = stats.bytes.load(std::sync::atomic::Ordering::Relaxed);
+        self.fetcher.finish(report);
         result
     }
 

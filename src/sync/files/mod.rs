@@ -112,12 +112,7 @@ impl<'a> Mirror<'a> {
             result = self.attempt(report) => result,
             _ = super::fetch::progress(self.source, &self.fetcher.stats) => unreachable!("progress never ends"),
         };
-        if super::fetch::progress_enabled() {
-            eprint!("\r\x1b[K"); // clear the progress line
-        }
-        let stats = &self.fetcher.stats;
-        report.upstream_requests = stats.requests.load(std::sync::atomic::Ordering::Relaxed);
-        report.bytes_fetched = stats.bytes.load(std::sync::atomic::Ordering::Relaxed);
+        self.fetcher.finish(report);
         result
     }
 

@@ -105,17 +105,10 @@ async fn mirror(
             Err(SeriesError::Series(why)) => Err(why),
             Err(SeriesError::Store(e)) => return Err(e),
         };
+        tracing::debug!(source, series = %name, ok = outcome.is_ok(), "series mirrored");
         outcomes.push((name.clone(), outcome));
     }
-    report.upstream_requests = fetcher
-        .stats
-        .requests
-        .load(std::sync::atomic::Ordering::Relaxed);
-    report.bytes_fetched = fetcher
-        .stats
-        .bytes
-        .load(std::sync::atomic::Ordering::Relaxed);
-    let _ = source;
+    fetcher.finish(report);
     Ok(outcomes)
 }
 
