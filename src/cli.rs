@@ -256,10 +256,10 @@ fn describe_sync(report: &crate::sync::SyncReport) -> String {
         } else {
             ""
         },
-        if report.changed {
-            "published"
-        } else {
-            "unchanged,"
+        match (report.changed, report.pinned) {
+            (true, false) => "published",
+            (true, true) => "retained (pinned, not published)",
+            (false, _) => "unchanged,",
         },
         report.snapshot.as_deref().unwrap_or("-"),
         report.files,

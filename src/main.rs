@@ -7,6 +7,15 @@ use tracing_subscriber::EnvFilter;
 
 fn main() {
     let cli = mirrorbox::cli::Cli::parse();
+    if !matches!(cli.command, mirrorbox::cli::Command::Serve { .. }) {
+        // A listing piped into `head` ends quietly, as other tools do, instead of a panic on
+        // the closed pipe. The server keeps SIGPIPE ignored: a client closing its socket must
+        // not end the process.
+        // SAFETY: resetting a signal to its default action before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let level = match i16::from(cli.verbose) - i16::from(cli.quiet) {
         i16::MIN..=-2 => "error",
         -1 => "warn",

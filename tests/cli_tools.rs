@@ -92,6 +92,11 @@ fn pin_publishes_an_older_snapshot_until_unpin() {
     std::fs::write(&file, b"version 3").unwrap();
     let out = site.cli(&["sync", "site"]);
     assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("retained (pinned, not published)"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(get("/files/f"), b"version 1", "pinned through a sync");
     let (ids_now, current) = snapshots(&site);
     assert_eq!(current, ids[0]);

@@ -59,6 +59,9 @@ pub struct SyncReport {
     /// published. Counts as a failure for exit codes and metrics.
     #[serde(default)]
     pub partial: bool,
+    /// The source is pinned: a new snapshot was retained, not published.
+    #[serde(default)]
+    pub pinned: bool,
     /// A small state file to write once the snapshot is published (path, bytes).
     #[serde(skip)]
     pub pending_state: Option<(std::path::PathBuf, Vec<u8>)>,
@@ -118,6 +121,7 @@ pub fn run(store: &Store, source: &SourceConfig) -> Result<SyncReport, SyncError
     if let Some((path, bytes)) = report.pending_state.take() {
         store.write_atomic(&path, &bytes)?;
     }
+    report.pinned = refs.pinned.is_some();
     if let (Some(pinned), true) = (refs.pinned, published.1) {
         report.problems.push(format!(
             "the new snapshot is retained but not published: `{}` is pinned to {} (mirrorbox unpin {})",
