@@ -247,36 +247,29 @@ impl Nginx {
     /// The requests logged since the last call: a marker request is made first and waited
     /// for, so every request of a finished sync is in.
     fn requests(&mut self) -> Requests {
-        self.markers += 1;
-        let marker = format!("/__marker_{}", self.markers);
-        let _ = common::curl(&["-o", "/dev/null", &format!("http://{}{marker}", self.addr)]);
         let log = self.dir.path().join("access.log");
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            if let Some(end) = lines.iter().position(|l| l.contains(&marker)) {
-                let out = lines[self.seen..end]
-                    .iter()
-                    .map(|line| {
-                        let fields: Vec<&str> = line.split(' ').collect();
-                        assert_eq!(fields.len(), 4, "unexpected access log line {line}");
-                        (
-                            fields[1].to_string(),
-                            fields[2].parse().unwrap(),
-                            Some(fields[3].parse().unwrap()),
-                        )
-                    })
-                    .collect();
-                self.seen = end + 1;
-                return out;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "nginx never logged {marker}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        requests_until_marker(
+            "nginx",
+            self.addr,
+            &mut self.markers,
+            &mut self.seen,
+            || {
+                std::fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .lines()
+                    .map(str::to_string)
+                    .collect()
+            },
+            |line| {
+                let fields: Vec<&str> = line.split(' ').collect();
+                assert_eq!(fields.len(), 4, "unexpected access log line {line}");
+                Some((
+                    fields[1].to_string(),
+                    fields[2].parse().unwrap(),
+                    Some(fields[3].parse().unwrap()),
+                ))
+            },
+        )
     }
 }
 
@@ -284,6 +277,36 @@ impl Drop for Nginx {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Requests a marker path, waits until the server's log (`read_log`) shows it, and returns
+/// the requests logged since the previous call (`seen`: the line after the last marker), so
+/// every request of a finished sync is in.
+fn requests_until_marker(
+    server: &str,
+    addr: std::net::SocketAddr,
+    markers: &mut usize,
+    seen: &mut usize,
+    read_log: impl Fn() -> Vec<String>,
+    parse: impl Fn(&str) -> Option<(String, u16, Option<u64>)>,
+) -> Requests {
+    *markers += 1;
+    let marker = format!("/__marker_{markers}");
+    let _ = common::curl(&["-o", "/dev/null", &format!("http://{addr}{marker}")]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let lines = read_log();
+        if let Some(end) = lines.iter().position(|l| l.contains(&marker)) {
+            let out = lines[*seen..end].iter().filter_map(|l| parse(l)).collect();
+            *seen = end + 1;
+            return out;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{server} never logged {marker}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -462,31 +485,20 @@ impl Python {
     /// Requests logged since the last call (`"GET /path HTTP/1.1" 304 -`); Python does not
     /// log body sizes, so they are `None`: a 200 carries the body, a 304 none.
     fn requests(&mut self) -> Requests {
-        self.markers += 1;
-        let marker = format!("/__marker_{}", self.markers);
-        let _ = common::curl(&["-o", "/dev/null", &format!("http://{}{marker}", self.addr)]);
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let lines = self.log.lock().unwrap().clone();
-            if let Some(end) = lines.iter().position(|l| l.contains(&marker)) {
-                let out = lines[self.seen..end]
-                    .iter()
-                    .filter_map(|line| {
-                        let request = line.split('"').nth(1)?;
-                        let status = line.split('"').nth(2)?.split_whitespace().next()?;
-                        let path = request.split(' ').nth(1)?;
-                        Some((path.to_string(), status.parse().ok()?, None))
-                    })
-                    .collect();
-                self.seen = end + 1;
-                return out;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "python never logged {marker}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let log = self.log.clone();
+        requests_until_marker(
+            "python",
+            self.addr,
+            &mut self.markers,
+            &mut self.seen,
+            || log.lock().unwrap().clone(),
+            |line| {
+                let request = line.split('"').nth(1)?;
+                let status = line.split('"').nth(2)?.split_whitespace().next()?;
+                let path = request.split(' ').nth(1)?;
+                Some((path.to_string(), status.parse().ok()?, None))
+            },
+        )
     }
 }
 
