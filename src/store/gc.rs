@@ -13,12 +13,14 @@ pub struct GcReport {
     pub bytes_freed: u64,
 }
 
-/// Collects the objects every ref of every source names: manifests and what they list.
+/// Collects the objects every ref of every source names: manifests and what they list, and
+/// the objects a source holds for its next sync (`refs/<source>/held`).
 /// Fails rather than return a partial set: a sweep after a partial mark would delete live data.
 pub fn mark(store: &Store) -> Result<HashSet<ObjectId>, ManifestError> {
     let mut live = HashSet::new();
     for source in store.sources_with_refs()? {
         let refs = store.read_refs(&source)?;
+        live.extend(store.read_held(&source));
         let mut manifests: Vec<ObjectId> = refs.snapshots.clone();
         manifests.extend(refs.current);
         for id in manifests {

@@ -159,6 +159,24 @@ impl Store {
         Ok(())
     }
 
+    /// Objects a sync fetched but could not publish yet (a failed Puavo series): GC keeps
+    /// them until the source's next sync replaces the list, so a multi-gigabyte download is
+    /// not thrown away and fetched again. A list that cannot be read holds nothing.
+    pub fn read_held(&self, source: &str) -> Vec<ObjectId> {
+        fs::read_to_string(self.source_dir(source).join("held"))
+            .map(|text| text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn write_held(&self, source: &str, objects: &[ObjectId]) -> Result<(), StoreError> {
+        let mut text = String::new();
+        for id in objects {
+            text.push_str(&id.to_hex());
+            text.push('\n');
+        }
+        self.write_atomic(&self.source_dir(source).join("held"), text.as_bytes())
+    }
+
     pub fn read_run_record(&self, source: &str) -> Option<RunRecord> {
         let text = fs::read(self.source_dir(source).join("state.json")).ok()?;
         serde_json::from_slice(&text).ok()

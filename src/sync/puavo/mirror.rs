@@ -47,6 +47,8 @@ async fn mirror(
     };
     let fetcher = Fetcher::new(fetch.clone()).map_err(|e| SyncError::Upstream(e.to_string()))?;
     let cache = Cache::open(store)?;
+    // Everything this run fetched (or found) for the series, published or not.
+    let held = std::cell::RefCell::new(Vec::new());
     let mut outcomes = Vec::new();
     for name in series {
         let outcome = async {
@@ -55,8 +57,8 @@ async fn mirror(
             let listing = meta::parse(name, &fetched.bytes)
                 .map_err(|e| SeriesError::Series(format!("{url}: {e}")))?;
             let kept = newest(&listing, *keep_images);
-            let files = download_series(store, &fetcher, &cache, upstream, &kept, tree).await?;
-            let mut files = files;
+            let mut files =
+                download_series(store, &fetcher, &cache, upstream, &kept, tree, &held).await?;
             if config.torrents {
                 let urlbase = config.urlbase.as_deref().unwrap_or_default();
                 for image in &kept {
@@ -109,6 +111,8 @@ async fn mirror(
         outcomes.push((name.clone(), outcome));
     }
     fetcher.finish(report);
+    // Downloads of a series that failed stay until the next sync, which will want them.
+    store.write_held(source, &held.borrow())?;
     Ok(outcomes)
 }
 
@@ -147,6 +151,7 @@ async fn download_series(
     upstream: &str,
     kept: &[ListedImage],
     tree: &Tree<'_>,
+    held: &std::cell::RefCell<Vec<ObjectId>>,
 ) -> Result<Vec<Entry>, SeriesError> {
     let mut wanted: Vec<(String, String, &Listed)> = Vec::new();
     for image in kept {
@@ -187,29 +192,47 @@ async fn download_series(
         });
     }
     let mut files = Vec::new();
+    let mut first_error = None;
+    // Every download runs to its end even after one fails: what arrived is kept (`held`)
+    // for the next run instead of being cut off.
     while let Some(result) = tasks.next().await {
-        let (path, listed, object) = result?;
+        let (path, listed, object) = match result {
+            Ok(done) => done,
+            Err(e) => {
+                first_error.get_or_insert(e);
+                continue;
+            }
+        };
+        held.borrow_mut().push(object);
+        if first_error.is_some() {
+            continue;
+        }
         // SHA-512 and cksum: what laptops and old clients check.
         let facts = cache
             .facts(&object, false)
             .map_err(|e| SeriesError::Store(SyncError::Store(e)))?;
-        if let Some(sha512) = &listed.sha512 {
-            if *sha512 != facts.sha512 {
-                return Err(SeriesError::Series(format!(
-                    "{path}: SHA-512 {} does not match the meta file's {sha512}",
-                    facts.sha512
-                )));
-            }
-        }
-        if listed.cksum != facts.cksum.to_string() {
-            return Err(SeriesError::Series(format!(
+        let mismatch = match &listed.sha512 {
+            Some(sha512) if *sha512 != facts.sha512 => Some(format!(
+                "{path}: SHA-512 {} does not match the meta file's {sha512}",
+                facts.sha512
+            )),
+            _ if listed.cksum != facts.cksum.to_string() => Some(format!(
                 "{path}: cksum {} does not match the meta file's {}",
                 facts.cksum, listed.cksum
-            )));
+            )),
+            _ => None,
+        };
+        match mismatch {
+            Some(why) => {
+                first_error.get_or_insert(SeriesError::Series(why));
+            }
+            None => files.push(tree.entry(path, object, listed.size)),
         }
-        files.push(tree.entry(path, object, listed.size));
     }
-    Ok(files)
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(files),
+    }
 }
 
 /// The upstream meta with only the kept images, and `urls` pointing at `urlbase` if given.
