@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use crate::config::Config;
+use crate::http::access::Access;
 use crate::http::metrics::Metrics;
 use crate::http::objects::ObjectCache;
 use crate::manifest::{Manifest, ManifestError};
@@ -31,6 +32,8 @@ pub struct App {
     pub started: i64,
     /// Request, connection and sync counters for `/.metrics`, and the store's cached size.
     pub metrics: Arc<Metrics>,
+    /// `[[access]]` rules and their htpasswd files.
+    pub access: Access,
     live: Mutex<HashMap<String, LiveStatus>>,
     manifests: Mutex<HashMap<ObjectId, Arc<Manifest>>>,
     /// Syncs store objects no ref names yet; GC must not run meanwhile. Syncs share it, GC
@@ -44,6 +47,7 @@ pub struct App {
 impl App {
     /// Takes the data-dir lock, opens the store, clears interrupted writes and builds the view.
     pub fn open(config: Config) -> anyhow::Result<App> {
+        let access = Access::load(&config)?;
         let lock = DataLock::acquire(&config.data_dir)?;
         let store = Store::open(&config.data_dir, &config.store)?;
         let cleaned = store.clean_tmp()?;
@@ -62,6 +66,7 @@ impl App {
         let metrics = Arc::new(Metrics::new(&config, store.objects_dir().to_path_buf()));
         let app = App {
             metrics,
+            access,
             store,
             view: ViewHandle::new(View::default()),
             objects,

@@ -37,6 +37,26 @@ pub struct Config {
     pub server: ServerConfig,
     pub store: StoreConfig,
     pub sources: Vec<SourceConfig>,
+    /// `[[access]]` rules, in file order (see [`AccessConfig`]).
+    pub access: Vec<AccessConfig>,
+}
+
+/// One `[[access]]` rule: who may read what is under `path`.
+///
+/// Addresses are checked first (`deny` wins over `allow`; an absent `allow` allows every
+/// address), then, if `htpasswd` is set, HTTP basic auth. The longest `path` that contains a
+/// request's path decides alone; `crate::http::access` applies the rules.
+#[derive(Debug, Clone)]
+pub struct AccessConfig {
+    /// A URL prefix in mount form: `""` for the whole server, otherwise `/a/b`.
+    pub path: String,
+    pub allow: Vec<ipnet::IpNet>,
+    pub deny: Vec<ipnet::IpNet>,
+    pub htpasswd: Option<PathBuf>,
+    /// Shown by browsers in the password prompt.
+    pub realm: String,
+    /// `[[access]] #N (path "…")`, for messages.
+    pub label: String,
 }
 
 /// Listeners and connection limits.
@@ -206,6 +226,18 @@ struct RawConfig {
     store: RawStore,
     #[serde(default)]
     source: Vec<toml::Table>,
+    #[serde(default)]
+    access: Vec<toml::Table>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccess {
+    path: String,
+    allow: Option<Vec<String>>,
+    deny: Option<Vec<String>>,
+    htpasswd: Option<PathBuf>,
+    realm: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -425,12 +457,14 @@ impl Config {
             }
             sources.push(source);
         }
+        let access = parse_access_rules(raw.access).map_err(invalid)?;
         Ok(Config {
             file: file.to_path_buf(),
             data_dir,
             server,
             store,
             sources,
+            access,
         })
     }
 
@@ -836,6 +870,115 @@ fn fetch_options(raw: &RawSource) -> Result<FetchOptions, String> {
     Ok(fetch)
 }
 
+/// Default realm of `[[access]]` rules with `htpasswd`.
+pub const DEFAULT_REALM: &str = "mirrorbox";
+
+/// `[[access]]` tables, checked each on its own and for duplicate paths.
+fn parse_access_rules(tables: Vec<toml::Table>) -> Result<Vec<AccessConfig>, String> {
+    let mut rules: Vec<AccessConfig> = Vec::new();
+    for (index, table) in tables.into_iter().enumerate() {
+        let label = match table.get("path").and_then(|v| v.as_str()) {
+            Some(path) => format!("[[access]] #{} (path \"{path}\")", index + 1),
+            None => format!("[[access]] #{}", index + 1),
+        };
+        let rule = parse_access(table, &label).map_err(|m| format!("{label}: {m}"))?;
+        if let Some(other) = rules.iter().find(|r| r.path == rule.path) {
+            return Err(format!(
+                "{label}: key `path`: {} has the same path",
+                other.label
+            ));
+        }
+        rules.push(rule);
+    }
+    Ok(rules)
+}
+
+fn parse_access(table: toml::Table, label: &str) -> Result<AccessConfig, String> {
+    let raw: RawAccess = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| e.message().to_string())?;
+    let path = access_path(&raw.path).map_err(|m| format!("key `path`: {m}"))?;
+    let ranges = |list: Option<Vec<String>>, key: &str| -> Result<Vec<ipnet::IpNet>, String> {
+        let list = list.unwrap_or_default();
+        list.iter()
+            .map(|text| parse_range(text).map_err(|m| format!("key `{key}`: {m}")))
+            .collect()
+    };
+    if raw.allow.as_ref().is_some_and(|a| a.is_empty()) {
+        return Err("key `allow`: empty list (leave the key out to allow every address, or deny = [\"0.0.0.0/0\", \"::/0\"] to refuse all)".into());
+    }
+    let allow = ranges(raw.allow, "allow")?;
+    let deny = ranges(raw.deny, "deny")?;
+    if raw.realm.is_some() && raw.htpasswd.is_none() {
+        return Err("key `realm`: only applies with `htpasswd`".into());
+    }
+    let realm = raw.realm.unwrap_or_else(|| DEFAULT_REALM.to_string());
+    if realm.is_empty()
+        || realm.len() > 200
+        || realm
+            .chars()
+            .any(|c| c.is_control() || c == '"' || c == '\\')
+    {
+        return Err(format!(
+            "key `realm`: `{realm}` must be 1 to 200 characters without quotes, backslashes or control characters"
+        ));
+    }
+    if raw
+        .htpasswd
+        .as_ref()
+        .is_some_and(|p| p.as_os_str().is_empty())
+    {
+        return Err("key `htpasswd`: empty path".into());
+    }
+    Ok(AccessConfig {
+        path,
+        allow,
+        deny,
+        htpasswd: raw.htpasswd,
+        realm,
+        label: label.to_string(),
+    })
+}
+
+/// `10.0.0.0/8`, `2001:db8::/32`, or a single address (`192.0.2.7` means `/32`). Host bits
+/// are cleared: `10.1.2.3/8` is `10.0.0.0/8`.
+fn parse_range(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    if let Ok(net) = text.parse::<ipnet::IpNet>() {
+        return Ok(net.trunc());
+    }
+    if let Ok(addr) = text.parse::<std::net::IpAddr>() {
+        return Ok(ipnet::IpNet::from(addr));
+    }
+    Err(format!(
+        "`{text}` is not an address range like 10.0.0.0/8 or 2001:db8::/32"
+    ))
+}
+
+/// An `[[access]]` path: like a mount, or `/.status` / `/.metrics`. `/.snapshots/…` is refused:
+/// snapshots follow the rule of their source's mount.
+fn access_path(path: &str) -> Result<String, String> {
+    if !path.starts_with('/') {
+        return Err(format!("`{path}` must start with `/`"));
+    }
+    let first = path.split('/').find(|s| !s.is_empty()).unwrap_or("");
+    if first.starts_with(".snapshots") {
+        return Err(format!(
+            "`{path}`: snapshots are covered by the rule of their source's mount; name the mount"
+        ));
+    }
+    if first.starts_with(".status") || first.starts_with(".metrics") {
+        let normalized = format!("/{first}");
+        return match normalized.as_str() {
+            "/.status" | "/.metrics" if path.trim_end_matches('/') == normalized => Ok(normalized),
+            _ => Err(format!(
+                "`{path}`: use `/.status` (covers /.status, /.status.json and /.status.html) or `/.metrics`"
+            )),
+        };
+    }
+    normalize_mount(path)
+}
+
 /// A mount is an absolute URL prefix without a trailing slash (`/` itself stays `/`... as ``).
 /// Returned form: `""` for the root, otherwise `/a/b`.
 fn normalize_mount(mount: &str) -> Result<String, String> {
@@ -1004,6 +1147,61 @@ mod tests {
             );
             let message = parse(&text).expect_err(keys);
             assert!(message.contains("only to files"), "{message}");
+        }
+    }
+
+    fn access(keys: &str) -> Result<Config, String> {
+        parse(&format!(
+            "data_dir = \"d\"\n[[source]]\nid = \"pve\"\nkind = \"dir\"\nmount = \"/debian/pve\"\npath = \"/srv\"\n{keys}\n"
+        ))
+    }
+
+    #[test]
+    fn access_rules_are_parsed() {
+        let config = access(
+            "[[access]]\npath = \"/debian/pve/\"\nallow = [\"10.1.2.3/8\", \"2001:db8::/32\", \"192.0.2.7\"]\ndeny = [\"10.9.0.0/16\"]\nhtpasswd = \"/etc/mirrorbox/htpasswd\"\nrealm = \"Proxmox enterprise\"\n[[access]]\npath = \"/.status\"\nallow = [\"::1/128\"]\n[[access]]\npath = \"/\"\n",
+        )
+        .unwrap();
+        let rule = &config.access[0];
+        assert_eq!(rule.path, "/debian/pve");
+        assert_eq!(rule.allow[0].to_string(), "10.0.0.0/8");
+        assert_eq!(rule.allow[2].to_string(), "192.0.2.7/32");
+        assert_eq!(rule.deny[0].to_string(), "10.9.0.0/16");
+        assert_eq!(rule.realm, "Proxmox enterprise");
+        assert_eq!(config.access[1].path, "/.status");
+        assert_eq!(config.access[1].realm, DEFAULT_REALM);
+        assert_eq!(config.access[2].path, "");
+    }
+
+    #[test]
+    fn access_errors_name_entry_and_key() {
+        let cases = [
+            (
+                "path = \"/x\"\nallow = [\"10.0.0.0/33\"]",
+                "#1 (path \"/x\")",
+                "allow",
+            ),
+            ("path = \"/x\"\ndeny = [\"example.org\"]", "#1", "deny"),
+            ("path = \"/x\"\nallow = []", "#1", "allow"),
+            ("path = \"x\"", "#1", "path"),
+            ("path = \"/.snapshots/pve\"", "#1", "path"),
+            ("path = \"/.status.json\"", "#1", "path"),
+            ("path = \"/x\"\nrealm = \"r\"", "#1", "realm"),
+            (
+                "path = \"/x\"\nhtpasswd = \"/h\"\nrealm = \"a\\\"b\"",
+                "#1",
+                "realm",
+            ),
+            ("path = \"/x\"\nhtpaswd = \"/h\"", "#1", "htpaswd"),
+            ("allow = [\"::1\"]", "#1", "path"),
+            ("path = \"/x\"\n[[access]]\npath = \"/x/\"", "#2", "path"),
+        ];
+        for (keys, place, key) in cases {
+            let message = access(&format!("[[access]]\n{keys}")).expect_err(keys);
+            assert!(message.contains("test.toml"), "{message}");
+            assert!(message.contains("[[access]] "), "{message}");
+            assert!(message.contains(place), "{message}");
+            assert!(message.contains(key), "{key}: {message}");
         }
     }
 

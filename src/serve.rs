@@ -1,5 +1,6 @@
 //! `mirrorbox serve`: the server, the scheduler and the admin socket in one process, with
-//! signals: SIGTERM/SIGINT shut down gracefully, SIGHUP reloads the TLS certificate and the view.
+//! signals: SIGTERM/SIGINT shut down gracefully, SIGHUP reloads the TLS certificate, the
+//! htpasswd files of `[[access]]` rules and the view.
 
 use std::sync::Arc;
 
@@ -45,7 +46,7 @@ async fn serve(config: Config, initial_sync: bool) -> anyhow::Result<()> {
                 _ = terminate.recv() => break,
                 _ = interrupt.recv() => break,
                 _ = hangup.recv() => {
-                    tracing::info!("SIGHUP: reloading the certificate and the view");
+                    tracing::info!("SIGHUP: reloading the certificate, htpasswd files and the view");
                     crate::notify::reloading();
                     if let Some(cert) = &cert {
                         match cert.reload() {
@@ -55,6 +56,7 @@ async fn serve(config: Config, initial_sync: bool) -> anyhow::Result<()> {
                     }
                     let app = signals_app.clone();
                     let _ = tokio::task::spawn_blocking(move || {
+                        app.access.reload();
                         if let Err(e) = app.refresh_view() {
                             tracing::error!(error = %e, "view reload failed");
                         }

@@ -3,10 +3,14 @@
 //! Reading order: `server` (listeners, connections, shutdown) → this file's [`handle`]
 //! (methods, Host, paths, routing) → `respond` (preconditions, ranges) → `body` (streaming).
 //! `metrics` counts every answer (status, mount, body bytes) and serves `/.metrics`;
-//! `status_page` serves `/.status` and `/.status.json`.
+//! `status_page` serves `/.status` and `/.status.json`; `access` decides `[[access]]` rules
+//! (with `htpasswd` and `apr1` for passwords) before any lookup.
 
+pub mod access;
+mod apr1;
 pub mod body;
 pub mod conditional;
+pub mod htpasswd;
 mod idle;
 pub mod listing;
 pub mod metrics;
@@ -14,12 +18,13 @@ pub mod objects;
 pub mod path;
 pub mod policy;
 pub mod range;
+mod redact;
 pub mod respond;
 pub mod server;
 mod status_page;
 pub mod tls;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -31,6 +36,7 @@ use sha2::{Digest, Sha256};
 use crate::app::App;
 use crate::sync::unix_now;
 use crate::view::Node;
+use access::Decision;
 use body::Body;
 use metrics::CountedBody;
 use respond::{error, Content, Representation};
@@ -45,7 +51,7 @@ pub async fn handle<B>(
 ) -> Response<CountedBody> {
     let started = Instant::now();
     let mut slot = app.metrics.other_slot();
-    let response = route(&app, &req, tls, &mut slot).await;
+    let response = route(&app, &req, peer.ip(), tls, &mut slot).await;
     if app.config.server.access_log {
         let length = response
             .headers()
@@ -68,7 +74,13 @@ pub async fn handle<B>(
 }
 
 /// `slot`: set to the metrics slot (mount) of the path once it is known.
-async fn route<B>(app: &App, req: &Request<B>, tls: bool, slot: &mut usize) -> Response<Body> {
+async fn route<B>(
+    app: &App,
+    req: &Request<B>,
+    peer: IpAddr,
+    tls: bool,
+    slot: &mut usize,
+) -> Response<Body> {
     let method = req.method();
     if method != Method::GET && method != Method::HEAD {
         return not_allowed(method);
@@ -85,16 +97,89 @@ async fn route<B>(app: &App, req: &Request<B>, tls: bool, slot: &mut usize) -> R
         Ok(decoded) => decoded,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
+    let builtin = matches!(
+        decoded.key.as_str(),
+        "/.status" | "/.status.json" | "/.status.html" | "/.metrics"
+    );
+    *slot = if builtin {
+        app.metrics.status_slot()
+    } else {
+        app.metrics.mount_slot(&decoded.key)
+    };
+    // Before any lookup: a refused client must not learn whether the path exists.
+    let restricted = if app.access.has_rules() {
+        let authorization = req.headers().get(header::AUTHORIZATION);
+        match app.access.check(&decoded.key, peer, authorization).await {
+            Decision::Allowed { restricted } => restricted,
+            Decision::Forbidden => {
+                return error(
+                    StatusCode::FORBIDDEN,
+                    "this path is not served to your address",
+                )
+            }
+            Decision::Unauthorized(challenge) => {
+                let mut response = error(
+                    StatusCode::UNAUTHORIZED,
+                    "this path needs a user name and password",
+                );
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, challenge);
+                return response;
+            }
+            Decision::Busy => {
+                let mut response = error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many password checks at once; try again",
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return response;
+            }
+        }
+    } else {
+        false
+    };
+    let mut response = serve(app, req, &decoded, peer, restricted, tls).await;
+    if restricted {
+        // Content behind a rule must not be kept by shared caches for other clients.
+        private(response.headers_mut());
+    }
+    response
+}
+
+/// `Cache-Control: private, …` (unless the response is not stored at all).
+fn private(headers: &mut http::HeaderMap) {
+    let value = match headers.get(header::CACHE_CONTROL).map(|v| v.to_str()) {
+        Some(Ok(v)) if v.contains("no-store") || v.contains("private") => return,
+        Some(Ok(v)) => format!("private, {v}"),
+        _ => "private".to_string(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert(header::CACHE_CONTROL, value);
+    }
+}
+
+/// Answers a request that may be served. `restricted`: an `[[access]]` rule with an allow
+/// list or a password let it through.
+async fn serve<B>(
+    app: &App,
+    req: &Request<B>,
+    decoded: &path::RequestPath,
+    peer: IpAddr,
+    restricted: bool,
+    tls: bool,
+) -> Response<Body> {
+    let method = req.method();
     match decoded.key.as_str() {
         "/.status" | "/.status.json" | "/.status.html" => {
-            *slot = app.metrics.status_slot();
-            return status_page::respond(app, req, &decoded.key, tls).await;
+            // Full error messages (with filesystem paths) only for trusted clients.
+            let trusted = restricted || peer.is_loopback() || is_mapped_loopback(peer);
+            return status_page::respond(app, req, &decoded.key, tls, trusted).await;
         }
-        "/.metrics" => {
-            *slot = app.metrics.status_slot();
-            return metrics::respond(app, req).await;
-        }
-        _ => *slot = app.metrics.mount_slot(&decoded.key),
+        "/.metrics" => return metrics::respond(app, req).await,
+        _ => {}
     }
     let view = app.view.load();
     let Some(node) = view.get(&decoded.key) else {
@@ -141,6 +226,13 @@ async fn route<B>(app: &App, req: &Request<B>, tls: bool, slot: &mut usize) -> R
                 now,
             )
         }
+    }
+}
+
+fn is_mapped_loopback(peer: IpAddr) -> bool {
+    match peer {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        IpAddr::V4(_) => false,
     }
 }
 

@@ -14,6 +14,7 @@ use super::body::Body;
 use super::listing::{escape, human_size, STYLE};
 use super::metrics::{self, StoreUsage};
 use super::path::encode_segment;
+use super::redact;
 use super::respond::http_date;
 use crate::app::{App, LiveStatus};
 use crate::config::{PuavoMode, SourceKind};
@@ -179,7 +180,9 @@ fn client_use(kind: &SourceKind, base_url: &str, at_root: bool, series: Vec<Stri
     usage
 }
 
-async fn collect<B>(app: &App, req: &Request<B>, tls: bool) -> Status {
+/// `trusted`: show messages as they are; otherwise absolute filesystem paths in them are
+/// replaced by `…` (see `redact`).
+async fn collect<B>(app: &App, req: &Request<B>, tls: bool, trusted: bool) -> Status {
     let now = unix_now();
     let origin = origin(req, tls);
     let view = app.view.load();
@@ -215,7 +218,12 @@ async fn collect<B>(app: &App, req: &Request<B>, tls: bool) -> Status {
                 _ => Vec::new(),
             };
             let live = app.live_status(&source.id);
-            let last_run = app.store.read_run_record(&source.id);
+            let mut last_run = app.store.read_run_record(&source.id);
+            if !trusted {
+                if let Some(run) = &mut last_run {
+                    redact_run(run);
+                }
+            }
             let state = match &last_run {
                 _ if live.running => "syncing",
                 Some(run) if run.ok && run.problems.is_empty() => "ok",
@@ -258,8 +266,26 @@ async fn collect<B>(app: &App, req: &Request<B>, tls: bool) -> Status {
     }
 }
 
-pub async fn respond<B>(app: &App, req: &Request<B>, key: &str, tls: bool) -> Response<Body> {
-    let status = collect(app, req, tls).await;
+/// Every message of a run record, with absolute paths hidden.
+fn redact_run(run: &mut RunRecord) {
+    if let Some(error) = &mut run.error {
+        *error = redact::paths(error);
+    }
+    for problem in &mut run.problems {
+        *problem = redact::paths(problem);
+    }
+}
+
+/// `trusted`: the client may see full error messages (loopback, or let through by an
+/// `[[access]]` rule that restricts the status pages).
+pub async fn respond<B>(
+    app: &App,
+    req: &Request<B>,
+    key: &str,
+    tls: bool,
+    trusted: bool,
+) -> Response<Body> {
+    let status = collect(app, req, tls, trusted).await;
     let now = status.now;
     let (bytes, content_type) = if key == "/.status.json" {
         let mut json = serde_json::to_vec_pretty(&status).expect("status serializes");
