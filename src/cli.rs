@@ -633,6 +633,47 @@ fn check_config(config: Config) -> anyhow::Result<i32> {
             }
         }
     }
+    for rule in &config.access {
+        let path = if rule.path.is_empty() {
+            "/"
+        } else {
+            &rule.path
+        };
+        let list = |nets: &[ipnet::IpNet]| {
+            nets.iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let mut parts = Vec::new();
+        if !rule.allow.is_empty() {
+            parts.push(format!("allow {}", list(&rule.allow)));
+        }
+        if !rule.deny.is_empty() {
+            parts.push(format!("deny {}", list(&rule.deny)));
+        }
+        if let Some(file) = &rule.htpasswd {
+            parts.push(format!(
+                "password from {} (realm \"{}\")",
+                file.display(),
+                rule.realm
+            ));
+        }
+        if parts.is_empty() {
+            parts.push("open to everyone".into());
+        }
+        println!("access {path}: {}", parts.join("; "));
+    }
+    if !config.access.is_empty() {
+        // Reads the htpasswd files; refused lines are logged as warnings.
+        match crate::http::access::Access::load(&config) {
+            Ok(_) => println!("access rules: htpasswd files load fine"),
+            Err(e) => {
+                println!("PROBLEM: {e}");
+                problems += 1;
+            }
+        }
+    }
     match DataLock::acquire(&config.data_dir) {
         Ok(_) => println!("data directory: usable"),
         Err(LockError::Busy { .. }) => println!("data directory: in use by a running server"),

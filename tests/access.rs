@@ -567,3 +567,35 @@ async fn status_messages_are_whole_for_clients_a_status_rule_lets_through() {
     let (status, _) = status_as(&app, "/.status.json", "203.0.113.5:4000", None).await;
     assert_eq!(status, 401);
 }
+
+#[test]
+fn a_missing_htpasswd_file_stops_the_start_and_check_config_names_it() {
+    let site = private_site(
+        "[[access]]\npath = \"/private\"\nallow = [\"10.0.0.0/8\"]\nhtpasswd = \"HTPASSWD\"\n",
+    );
+    let out = site.cli(&["check-config"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text.contains("access /private: allow 10.0.0.0/8; password from"),
+        "{text}"
+    );
+    std::fs::remove_file(site.dir.path().join("htpasswd")).unwrap();
+    let out = site.cli(&["check-config"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains(
+            "[[access]] #1 (path \"/private\"): key `htpasswd`: cannot read htpasswd file"
+        ),
+        "{text}"
+    );
+    let out = Command::new(common::BIN)
+        .args(["serve", "--no-initial-sync", "--config"])
+        .arg(&site.config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("mirrorbox.toml: [[access]] #1"), "{text}");
+}

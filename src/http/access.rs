@@ -44,11 +44,12 @@ const WAITING_MAX: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
-    #[error("{config}: {rule}: key `htpasswd`: {source}")]
+    // `error`, not `source`: the message already carries it, once.
+    #[error("{config}: {rule}: key `htpasswd`: {error}")]
     Htpasswd {
         config: PathBuf,
         rule: String,
-        source: HtpasswdError,
+        error: HtpasswdError,
     },
 }
 
@@ -134,10 +135,10 @@ impl Access {
                     let users = match files.iter().find(|u| &u.file == file) {
                         Some(users) => users.clone(),
                         None => {
-                            let htpasswd = read(file).map_err(|source| AccessError::Htpasswd {
+                            let htpasswd = read(file).map_err(|error| AccessError::Htpasswd {
                                 config: config.file.clone(),
                                 rule: rule.label.clone(),
-                                source,
+                                error,
                             })?;
                             let users = Arc::new(Users {
                                 index: files.len() as u32,

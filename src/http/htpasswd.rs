@@ -16,10 +16,11 @@ const DUMMY_BCRYPT: &str = "$2b$10$wVEHXsYMmVrCDt.hcJ6kyuBPLPNrZ3hwZ7i9TEJaWQoCE
 
 #[derive(Debug, thiserror::Error)]
 pub enum HtpasswdError {
-    #[error("cannot read htpasswd file {file}: {source}")]
+    // `error`, not `source`: the message already carries it, once.
+    #[error("cannot read htpasswd file {file}: {error}")]
     Read {
         file: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -134,9 +135,9 @@ impl Htpasswd {
     /// Reads `file`. Lines that cannot be used are returned as [`Refused`], not errors: one bad
     /// line must not lock every other user out.
     pub fn load(file: &Path) -> Result<(Htpasswd, Vec<Refused>), HtpasswdError> {
-        let text = std::fs::read_to_string(file).map_err(|source| HtpasswdError::Read {
+        let text = std::fs::read_to_string(file).map_err(|error| HtpasswdError::Read {
             file: file.to_path_buf(),
-            source,
+            error,
         })?;
         Ok(Htpasswd::parse(&text))
     }
