@@ -32,7 +32,9 @@ pub struct App {
     pub started: i64,
     /// Request, connection and sync counters for `/.metrics`, and the store's cached size.
     pub metrics: Arc<Metrics>,
-    /// `[[access]]` rules and their htpasswd files.
+    /// `[[access]]` rules and their htpasswd files. [`App::open`] leaves it open (no rules):
+    /// only `serve` reads the htpasswd files and sets it, so CLI commands neither need them
+    /// readable nor repeat their warnings.
     pub access: Access,
     live: Mutex<HashMap<String, LiveStatus>>,
     manifests: Mutex<HashMap<ObjectId, Arc<Manifest>>>,
@@ -47,7 +49,6 @@ pub struct App {
 impl App {
     /// Takes the data-dir lock, opens the store, clears interrupted writes and builds the view.
     pub fn open(config: Config) -> anyhow::Result<App> {
-        let access = Access::load(&config)?;
         let lock = DataLock::acquire(&config.data_dir)?;
         let store = Store::open(&config.data_dir, &config.store)?;
         let cleaned = store.clean_tmp()?;
@@ -66,7 +67,7 @@ impl App {
         let metrics = Arc::new(Metrics::new(&config, store.objects_dir().to_path_buf()));
         let app = App {
             metrics,
-            access,
+            access: Access::open(),
             store,
             view: ViewHandle::new(View::default()),
             objects,

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use crate::app::App;
 use crate::config::Config;
+use crate::http::access::Access;
 use crate::http::server::{self, Listeners};
 use crate::http::tls::ReloadableCert;
 use crate::scheduler::Scheduler;
@@ -26,7 +27,14 @@ async fn serve(config: Config, initial_sync: bool) -> anyhow::Result<()> {
         Some(tls) if !config.server.https.is_empty() => Some(Arc::new(ReloadableCert::load(tls)?)),
         _ => None,
     };
-    let app = Arc::new(tokio::task::spawn_blocking(move || App::open(config)).await??);
+    let app = tokio::task::spawn_blocking(move || -> anyhow::Result<App> {
+        // First: a missing htpasswd file stops the start before the data directory is taken.
+        let access = Access::load(&config)?;
+        let mut app = App::open(config)?;
+        app.access = access;
+        Ok(app)
+    });
+    let app = Arc::new(app.await??);
     let listeners = Listeners::bind(&app.config.server, cert.clone()).await?;
     let (stop, stopped) = watch::channel(false);
     let scheduler = Scheduler::new(app.clone());
