@@ -579,6 +579,45 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_flood_of_bad_passwords_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let hash = bcrypt::hash("right", 4).unwrap();
+        std::fs::write(dir.path().join("htpasswd"), format!("alice:{hash}\n")).unwrap();
+        let access = Access::load(&config(
+            "[[access]]\npath = \"/\"\nhtpasswd = \"HTPASSWD\"\n",
+            dir.path(),
+        ))
+        .unwrap();
+        let slots = access.verifier.slots.available_permits();
+        let flood = 200;
+        let bad: Vec<HeaderValue> = (0..flood)
+            .map(|i| basic("alice", &format!("guess{i}")))
+            .collect();
+        let answers =
+            futures_util::future::join_all(bad.iter().map(|h| access.check("/x", LOCAL, Some(h))))
+                .await;
+        let busy = answers.iter().filter(|a| **a == Decision::Busy).count();
+        let refused = answers
+            .iter()
+            .filter(|a| matches!(a, Decision::Unauthorized(_)))
+            .count();
+        assert_eq!(busy + refused, flood);
+        assert_eq!(
+            busy,
+            flood.saturating_sub(slots + WAITING_MAX),
+            "{slots} slots"
+        );
+        // Nothing is left waiting, and a good password gets through afterwards.
+        assert_eq!(access.verifier.waiting.load(Ordering::Relaxed), 0);
+        assert_eq!(
+            access
+                .check("/x", LOCAL, Some(&basic("alice", "right")))
+                .await,
+            Decision::Allowed { restricted: true }
+        );
+    }
+
     #[test]
     fn a_missing_htpasswd_file_names_config_rule_and_key() {
         let dir = tempfile::tempdir().unwrap();
