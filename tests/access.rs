@@ -294,9 +294,15 @@ fn address_ranges_refuse_with_403_before_any_password_or_lookup() {
 fn status_pages_and_metrics_are_protected_on_their_own() {
     let site = private_site(
         "[[access]]\npath = \"/.status\"\nhtpasswd = \"HTPASSWD\"\nrealm = \"Status\"\n\
-         [[access]]\npath = \"/.metrics\"\ndeny = [\"127.0.0.0/8\", \"::1\"]\n",
+         [[access]]\npath = \"/.metrics\"\ndeny = [\"127.0.0.0/8\", \"::1\"]\n\
+         [[access]]\npath = \"/nowhere\"\nallow = [\"10.0.0.0/8\"]\n",
     );
     let server = start(&site);
+    assert!(
+        server.log_contains("[[access]] #3 (path \"/nowhere\"): key `path`: matches no mount"),
+        "{}",
+        server.log_text()
+    );
     for path in ["/.status", "/.status.json", "/.status.html"] {
         let answer = fetch(&server.url(path), &[]);
         assert_eq!(answer.status, 401, "{path}");
