@@ -2,12 +2,16 @@
 //!
 //! Unchanged files (same size, mtime and inode as recorded in the previous snapshot) are not
 //! read again, so a re-scan of a large tree costs one `stat` per file.
+//!
+//! Symlinks are followed only into the folder itself and the `follow_symlinks_into` roots
+//! (see [`super::confine`]).
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use super::confine::{is_symlink, Confinement};
 use super::{last_modified, unix_now, SyncError, SyncReport};
 use crate::manifest::{Entry, Manifest, Origin};
 use crate::store::{mtime_ns, IngestMethod, Store};
@@ -19,10 +23,12 @@ struct Found {
     meta: fs::Metadata,
 }
 
-/// Scans `root` and stores what is new; returns the entries of the new snapshot.
+/// Scans `root` and stores what is new; returns the entries of the new snapshot. Symlinks
+/// are followed only where they lead inside `root` or one of `follow_symlinks_into`.
 pub fn scan(
     store: &Store,
     root: &Path,
+    follow_symlinks_into: &[PathBuf],
     previous: Option<&Manifest>,
     report: &mut SyncReport,
 ) -> Result<Vec<Entry>, SyncError> {
@@ -30,8 +36,13 @@ pub fn scan(
         .map(|m| m.entries.iter().map(|e| (e.path.as_str(), e)).collect())
         .unwrap_or_default();
     let mut found = Vec::new();
-    let mut visited = HashSet::new();
-    walk(root, "", &mut found, &mut visited)?;
+    let mut ancestors = HashSet::new();
+    let confine =
+        Confinement::new(root, follow_symlinks_into).map_err(|source| SyncError::Input {
+            path: root.to_path_buf(),
+            source,
+        })?;
+    walk(&confine, confine.base(), "", &mut found, &mut ancestors)?;
     let now = unix_now();
     let mut entries = Vec::with_capacity(found.len());
     for file in found {
@@ -85,13 +96,16 @@ pub(crate) fn ingest_local(
     })
 }
 
-/// Walks a directory tree in name order, following symlinks but never in a loop. Names that
-/// cannot be URL paths (not UTF-8, control characters) are skipped with a warning.
+/// Walks a directory tree in name order, following symlinks that stay inside `confine`, but
+/// never in a loop (a link to a folder that is being walked already, an ancestor). A folder
+/// linked twice side by side is published at both places. Names that cannot be URL paths (not UTF-8, control characters) are skipped
+/// with a warning. `dir` is a resolved path, so every plain entry below it is inside too.
 fn walk(
+    confine: &Confinement,
     dir: &Path,
     prefix: &str,
     found: &mut Vec<Found>,
-    visited: &mut HashSet<(u64, u64)>,
+    ancestors: &mut HashSet<(u64, u64)>,
 ) -> Result<(), SyncError> {
     let input = |source| SyncError::Input {
         path: dir.to_path_buf(),
@@ -101,7 +115,8 @@ fn walk(
     if !meta.is_dir() {
         return Err(input(std::io::Error::other("not a directory")));
     }
-    if !visited.insert((meta.dev(), meta.ino())) {
+    let key = (meta.dev(), meta.ino());
+    if !ancestors.insert(key) {
         tracing::warn!(path = %dir.display(), "directory loop through a symlink; skipped");
         return Ok(());
     }
@@ -121,7 +136,18 @@ fn walk(
         } else {
             format!("{prefix}/{name}")
         };
-        // metadata() follows symlinks: a link to a file publishes that file's bytes.
+        // A link publishes what it points to, read through its resolved path, if allowed.
+        let path = if is_symlink(&path) {
+            match confine.resolve(&path) {
+                Ok(target) => target,
+                Err(refused) => {
+                    tracing::warn!("{refused}");
+                    continue;
+                }
+            }
+        } else {
+            path
+        };
         let meta = match fs::metadata(&path) {
             Ok(meta) => meta,
             Err(e) => {
@@ -130,16 +156,8 @@ fn walk(
             }
         };
         if meta.is_dir() {
-            walk(&path, &relative, found, visited)?;
+            walk(confine, &path, &relative, found, ancestors)?;
         } else if meta.is_file() {
-            let path = if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
-                fs::canonicalize(&path).map_err(|source| SyncError::Input {
-                    path: path.clone(),
-                    source,
-                })?
-            } else {
-                path
-            };
             found.push(Found {
                 relative,
                 path,
@@ -149,5 +167,6 @@ fn walk(
             tracing::warn!(path = %path.display(), "not a regular file; skipped");
         }
     }
+    ancestors.remove(&key);
     Ok(())
 }
