@@ -25,7 +25,7 @@ pub struct FileNode {
     /// Last-Modified, unix seconds.
     pub mtime: i64,
     /// See [`crate::store::Stored::stamp`].
-    pub stamp: Option<i64>,
+    pub stamp: Option<crate::store::Stamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -77,7 +77,7 @@ pub(crate) fn ingest_local(
         inode: meta.ino(),
     };
     if let Some(prev) = prev {
-        if prev.origin == Some(origin) && store.contains(&prev.object) {
+        if prev.origin == Some(origin) && still_good(store, prev) {
             return Ok(prev.clone());
         }
     }
@@ -94,6 +94,19 @@ pub(crate) fn ingest_local(
         stamp: stored.stamp,
         origin: Some(origin),
     })
+}
+
+/// The previous entry's object is there, and if it shares its inode with an outside file, its
+/// stamp still holds and records the ctime: an old stamp (mtime only) or a moved one sends the
+/// file through ingest again, which re-hashes and re-stamps it.
+fn still_good(store: &Store, prev: &Entry) -> bool {
+    let Ok(meta) = fs::metadata(store.object_path(&prev.object)) else {
+        return false;
+    };
+    match prev.stamp {
+        None => meta.is_file(),
+        Some(stamp) => !stamp.is_legacy() && stamp.matches(&meta),
+    }
 }
 
 /// Walks a directory tree in name order, following symlinks that stay inside `confine`, but
