@@ -69,6 +69,15 @@ fn dir_source_does_not_follow_links_out_of_its_folder() {
         "{}",
         server.log_text()
     );
+    // The status page lists it among the source's problems.
+    let status_json = body(&server, "/.status.json");
+    assert!(
+        status_json.contains(&format!(
+            "symlink {} points to",
+            public.join("passwd").display()
+        )),
+        "{status_json}"
+    );
     assert!(
         server.log_contains(&format!(
             "symlink {} points to {}",

@@ -42,7 +42,14 @@ pub fn scan(
             path: root.to_path_buf(),
             source,
         })?;
-    walk(&confine, confine.base(), "", &mut found, &mut ancestors)?;
+    walk(
+        &confine,
+        confine.base(),
+        "",
+        &mut found,
+        &mut ancestors,
+        &mut report.problems,
+    )?;
     let now = unix_now();
     let mut entries = Vec::with_capacity(found.len());
     for file in found {
@@ -119,6 +126,7 @@ fn walk(
     prefix: &str,
     found: &mut Vec<Found>,
     ancestors: &mut HashSet<(u64, u64)>,
+    problems: &mut Vec<String>,
 ) -> Result<(), SyncError> {
     let input = |source| SyncError::Input {
         path: dir.to_path_buf(),
@@ -155,6 +163,7 @@ fn walk(
                 Ok(target) => target,
                 Err(refused) => {
                     tracing::warn!("{refused}");
+                    problems.push(refused.to_string());
                     continue;
                 }
             }
@@ -169,7 +178,7 @@ fn walk(
             }
         };
         if meta.is_dir() {
-            walk(confine, &path, &relative, found, ancestors)?;
+            walk(confine, &path, &relative, found, ancestors, problems)?;
         } else if meta.is_file() {
             found.push(Found {
                 relative,

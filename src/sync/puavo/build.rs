@@ -45,7 +45,7 @@ pub fn run(
         move |source| SyncError::Input { path, source }
     };
     let confine = Confinement::new(image_dir, follow_symlinks_into).map_err(input(image_dir))?;
-    let files = image_files(&confine).map_err(input(image_dir))?;
+    let files = image_files(&confine, &mut report.problems).map_err(input(image_dir))?;
     if series_config.is_none() || *write_config {
         let (_, ignored) = series::group_by_name(&files);
         for file in ignored {
@@ -94,7 +94,7 @@ pub fn run(
 
 /// `*.img` regular files directly in the image folder, by name, and links to such files
 /// where `confine` allows them (a link elsewhere is left out with a warning).
-fn image_files(confine: &Confinement) -> std::io::Result<Vec<String>> {
+fn image_files(confine: &Confinement, problems: &mut Vec<String>) -> std::io::Result<Vec<String>> {
     let mut files = Vec::new();
     for entry in fs::read_dir(confine.base())? {
         let entry = entry?;
@@ -110,6 +110,7 @@ fn image_files(confine: &Confinement) -> std::io::Result<Vec<String>> {
                 Ok(target) => target,
                 Err(refused) => {
                     tracing::warn!("{refused}");
+                    problems.push(refused.to_string());
                     continue;
                 }
             }
