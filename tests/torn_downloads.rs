@@ -104,3 +104,23 @@ fn a_rewrite_that_restores_the_mtime_is_still_seen() {
     ]);
     assert_eq!(String::from_utf8_lossy(&second.stdout), "500");
 }
+
+#[test]
+fn replacing_the_original_by_a_rename_keeps_the_published_object_servable() {
+    let site = Site::new();
+    site.store_keys("ingest = \"auto\"");
+    let original = site.public().join("data.bin");
+    let old = pattern(1024 * 1024, 65);
+    std::fs::write(&original, &old).unwrap();
+    let server = site.start();
+    assert_eq!(std::fs::metadata(&original).unwrap().nlink(), 2);
+    // The careful way: a new file renamed over the original (the object keeps the old inode,
+    // whose link count, and so ctime, changes).
+    let tmp = site.public().join("data.bin.partial");
+    std::fs::write(&tmp, pattern(old.len(), 66)).unwrap();
+    std::fs::rename(&tmp, &original).unwrap();
+    // Until the next sync the published snapshot still names the old bytes, and serves them.
+    let out = common::curl(&["-f", &server.url("/files/data.bin")]);
+    assert!(out.status.success(), "{out:?}\n{}", server.log_text());
+    assert!(out.stdout == old, "old bytes expected");
+}

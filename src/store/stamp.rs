@@ -5,9 +5,14 @@
 //!
 //! mtime alone misses a rewrite that restores the mtime afterwards (`touch -r`, `rsync -a
 //! --inplace`); ctime cannot be set from user space, so it catches those. The inode number
-//! catches an object file that was replaced. The price: anything that changes the ctime
-//! without changing the bytes (chmod, chown, another hard link to the original) also makes the
-//! object unservable until the next sync re-hashes and re-stamps it.
+//! catches an object file that was replaced.
+//!
+//! The link count is part of the ctime too. When the original is replaced the careful way (a
+//! new file renamed over it) the object's inode drops to one link: nobody outside can write it
+//! any more, so the ctime is not compared then, and the object (and every retained snapshot
+//! naming it) keeps being served. While the inode is still shared, anything that moves the
+//! ctime without changing the bytes (chmod, chown, one more hard link to the original) makes
+//! the object unservable until the next sync re-hashes and re-stamps it.
 //!
 //! Manifests written before ctime was recorded hold a bare mtime (an integer). Those still
 //! read and are checked by mtime and size only; a sync re-ingests such files (see
@@ -84,10 +89,11 @@ impl Stamp {
     }
 
     /// True if the inode still looks as it did when stamped (what an old stamp lacks is not
-    /// compared).
+    /// compared, nor is the ctime of an inode no longer shared: see the module comment).
     pub fn matches(&self, meta: &Metadata) -> bool {
+        let shared = meta.nlink() > 1;
         self.mtime_ns == super::mtime_ns(meta)
-            && self.ctime_ns.is_none_or(|c| c == ctime_ns(meta))
+            && (!shared || self.ctime_ns.is_none_or(|c| c == ctime_ns(meta)))
             && self.inode.is_none_or(|i| i == meta.ino())
     }
 
@@ -129,6 +135,8 @@ mod tests {
     fn a_chmod_changes_the_stamp_but_not_an_old_one() {
         use std::os::unix::fs::PermissionsExt;
         let file = tempfile::NamedTempFile::new().unwrap();
+        let link = file.path().with_extension("link");
+        std::fs::hard_link(file.path(), &link).unwrap();
         let before = file.as_file().metadata().unwrap();
         let stamp = Stamp::of(&before);
         let legacy = Stamp {
@@ -141,5 +149,9 @@ mod tests {
         let after = file.as_file().metadata().unwrap();
         assert!(!stamp.matches(&after));
         assert!(legacy.matches(&after));
+        // The outside name goes away (replaced by a rename): no longer shared, still good.
+        std::fs::remove_file(&link).unwrap();
+        let alone = file.as_file().metadata().unwrap();
+        assert!(Stamp::of(&after).matches(&alone));
     }
 }
