@@ -11,7 +11,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::confine::{is_symlink, Confinement};
+use super::confine::Confinement;
 use super::{last_modified, unix_now, SyncError, SyncReport};
 use crate::manifest::{Entry, Manifest, Origin};
 use crate::store::{mtime_ns, IngestMethod, Store};
@@ -143,10 +143,13 @@ fn walk(
     }
     let mut names = Vec::new();
     for entry in fs::read_dir(dir).map_err(input)? {
-        names.push(entry.map_err(input)?.file_name());
+        let entry = entry.map_err(input)?;
+        // The type comes with the directory entry on most filesystems: no extra `lstat`.
+        let link = entry.file_type().map_err(input)?.is_symlink();
+        names.push((entry.file_name(), link));
     }
     names.sort();
-    for name in names {
+    for (name, link) in names {
         let path = dir.join(&name);
         let Some(name) = name.to_str().filter(|n| !n.chars().any(char::is_control)) else {
             tracing::warn!(path = %path.display(), "name is not valid UTF-8 text; skipped");
@@ -158,7 +161,7 @@ fn walk(
             format!("{prefix}/{name}")
         };
         // A link publishes what it points to, read through its resolved path, if allowed.
-        let path = if is_symlink(&path) {
+        let path = if link {
             match confine.resolve(&path) {
                 Ok(target) => target,
                 Err(refused) => {
