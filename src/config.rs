@@ -109,6 +109,9 @@ pub struct SourceConfig {
     pub verify_every: Option<Duration>,
     pub keep: usize,
     pub kind: SourceKind,
+    /// Folders outside the source's own (`dir` `path`, Puavo `image_dir`) that its symlinks may
+    /// point into; links to anywhere else are skipped (see `sync::confine`).
+    pub follow_symlinks_into: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -280,6 +283,9 @@ struct RawSource {
     keep: Option<usize>,
     // dir
     path: Option<PathBuf>,
+    // dir and puavo (build)
+    /// Read as a plain value so a wrong type is reported with the key's name.
+    follow_symlinks_into: Option<toml::Value>,
     // apt
     repository: Option<String>,
     architectures: Option<Vec<String>>,
@@ -318,7 +324,7 @@ struct RawSource {
 
 impl RawSource {
     /// Keys that only some kinds take, with whether they are set.
-    fn kind_keys(&self) -> [(&'static str, &'static [&'static str], bool); 31] {
+    fn kind_keys(&self) -> [(&'static str, &'static [&'static str], bool); 32] {
         const DIR: &[&str] = &["dir"];
         const APT: &[&str] = &["apt"];
         const PUAVO: &[&str] = &["puavo"];
@@ -341,6 +347,11 @@ impl RawSource {
             ("torrents", PUAVO, self.torrents.is_some()),
             ("torrent_trackers", PUAVO, self.torrent_trackers.is_some()),
             ("path", DIR, self.path.is_some()),
+            (
+                "follow_symlinks_into",
+                &["dir", "puavo"],
+                self.follow_symlinks_into.is_some(),
+            ),
             ("repository", APT, self.repository.is_some()),
             ("architectures", APT, self.architectures.is_some()),
             ("keys", APT, self.keys.is_some()),
@@ -590,6 +601,7 @@ fn parse_source(table: toml::Table) -> Result<SourceConfig, String> {
             ))
         }
     };
+    let follow_symlinks_into = parse_roots(raw.follow_symlinks_into)?;
     Ok(SourceConfig {
         id: raw.id,
         mount,
@@ -598,7 +610,29 @@ fn parse_source(table: toml::Table) -> Result<SourceConfig, String> {
         verify_every,
         keep,
         kind,
+        follow_symlinks_into,
     })
+}
+
+/// `follow_symlinks_into`: a list of absolute folder paths.
+fn parse_roots(value: Option<toml::Value>) -> Result<Vec<PathBuf>, String> {
+    const KEY: &str = "key `follow_symlinks_into`";
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    let toml::Value::Array(items) = value else {
+        return Err(format!(
+            "{KEY}: expected a list of folders, like [\"/srv/shared\"]"
+        ));
+    };
+    items
+        .into_iter()
+        .map(|item| match item {
+            toml::Value::String(path) if Path::new(&path).is_absolute() => Ok(PathBuf::from(path)),
+            toml::Value::String(path) => Err(format!("{KEY}: `{path}` must be an absolute path")),
+            other => Err(format!("{KEY}: `{other}` is not a folder path")),
+        })
+        .collect()
 }
 
 fn parse_files(raw: &RawSource) -> Result<FilesConfig, String> {
@@ -740,6 +774,7 @@ fn parse_puavo(raw: &RawSource) -> Result<PuavoConfig, String> {
                 ("series_config", raw.series_config.is_some()),
                 ("write_config", raw.write_config.is_some()),
                 ("rdiff_block_size", raw.rdiff_block_size.is_some()),
+                ("follow_symlinks_into", raw.follow_symlinks_into.is_some()),
             ] {
                 if set {
                     return Err(format!(
@@ -1209,5 +1244,26 @@ mod tests {
     fn duplicate_ids_are_refused() {
         let text = "data_dir = \"d\"\n[[source]]\nid = \"a\"\nkind = \"dir\"\nmount = \"/x\"\npath = \"/x\"\n[[source]]\nid = \"a\"\nkind = \"dir\"\nmount = \"/y\"\npath = \"/y\"\n";
         assert!(parse(text).unwrap_err().contains("used by another source"));
+    }
+
+    #[test]
+    fn follow_symlinks_into_is_checked() {
+        let dir = |keys: &str| {
+            parse(&format!(
+                "data_dir = \"d\"\n[[source]]\nid = \"a\"\nkind = \"dir\"\nmount = \"/x\"\npath = \"/x\"\n{keys}\n"
+            ))
+        };
+        let config = dir("follow_symlinks_into = [\"/srv/shared\"]").unwrap();
+        assert_eq!(
+            config.sources[0].follow_symlinks_into,
+            vec![PathBuf::from("/srv/shared")]
+        );
+        for bad in [
+            "follow_symlinks_into = [\"shared\"]",
+            "follow_symlinks_into = \"/srv\"",
+        ] {
+            let message = dir(bad).expect_err(bad);
+            assert!(message.contains("follow_symlinks_into"), "{message}");
+        }
     }
 }

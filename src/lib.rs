@@ -9,6 +9,7 @@
 //! - [`store`]: objects named by sha256, refs replaced atomically, GC, deep verify, the lock.
 //! - [`manifest`]: a snapshot's file list, itself stored as an object.
 //! - [`view`]: the in-memory map from URL path to file that requests read, swapped atomically.
+//! - [`page_cache`]: listings rendered once per view.
 //! - [`http`]: listeners, the request handler, and an RFC 9110 file responder.
 //! - [`app`], [`scheduler`], [`admin`], [`serve`], [`cli`]: how the pieces run together.
 
@@ -20,6 +21,7 @@ pub mod http;
 pub mod import_pom;
 pub mod manifest;
 pub mod notify;
+pub mod page_cache;
 pub mod pin;
 pub mod puavo;
 pub mod scheduler;

@@ -31,7 +31,7 @@ pub struct Entry {
     pub mtime: i64,
     /// See [`crate::store::Stored::stamp`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stamp: Option<i64>,
+    pub stamp: Option<crate::store::Stamp>,
     /// Where the bytes came from, for cheap change detection on the next sync.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<Origin>,

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, Weak};
 use arc_swap::ArcSwap;
 
 use crate::manifest::Manifest;
+use crate::page_cache::PageCache;
 use crate::store::ObjectId;
 
 /// Where retained snapshots appear: `/.snapshots/<source>/<id>/…`.
@@ -25,7 +26,7 @@ pub struct FileNode {
     /// Last-Modified, unix seconds.
     pub mtime: i64,
     /// See [`crate::store::Stored::stamp`].
-    pub stamp: Option<i64>,
+    pub stamp: Option<crate::store::Stamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +83,8 @@ pub struct View {
     /// Paths claimed by two sources with different content: the first source in config order
     /// wins, and the status page says so.
     pub conflicts: Vec<String>,
+    /// Directory listings of this view, rendered on first request (see [`PageCache`]).
+    pub listings: PageCache,
 }
 
 impl View {
@@ -185,7 +188,11 @@ impl View {
         }
         conflicts.sort();
         conflicts.dedup();
-        View { nodes, conflicts }
+        View {
+            nodes,
+            conflicts,
+            listings: PageCache::default(),
+        }
     }
 
     pub fn get(&self, path: &str) -> Option<&Node> {

@@ -43,6 +43,10 @@ impl Body {
     }
 }
 
+/// Runs just before the last frame of a stream goes out; an error replaces that frame, so the
+/// response is cut (never ends cleanly) when the file changed while it was being sent.
+pub type FinalCheck = Arc<dyn Fn() -> io::Result<()> + Send + Sync>;
+
 /// Streams segments of one open file (plus literal bytes between them).
 pub struct FileStream {
     file: Arc<File>,
@@ -50,6 +54,7 @@ pub struct FileStream {
     remaining: u64,
     /// The read in flight; its bytes come before anything still in `segments`.
     inflight: Option<JoinHandle<io::Result<Bytes>>>,
+    final_check: Option<FinalCheck>,
 }
 
 impl FileStream {
@@ -66,7 +71,14 @@ impl FileStream {
             segments: segments.into(),
             remaining,
             inflight: None,
+            final_check: None,
         }
+    }
+
+    /// Adds a [`FinalCheck`].
+    pub fn with_final_check(mut self, check: FinalCheck) -> FileStream {
+        self.final_check = Some(check);
+        self
     }
 
     /// Starts reading the next chunk if the next segment is a file range.
@@ -169,6 +181,19 @@ impl FileStream {
     }
 
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let frame = ready!(self.poll_chunk(cx));
+        if self.remaining == 0 && matches!(frame, Some(Ok(_))) {
+            if let Some(check) = self.final_check.take() {
+                check()?;
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn poll_chunk(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         if self.inflight.is_none() {
             match self.segments.front() {
                 None => return Poll::Ready(None),

@@ -1,9 +1,11 @@
-//! HTML directory listings, from the template in `static/listing.html`.
+//! HTML directory listings, from the template in `static/listing.html`. A listing is rendered
+//! once per view and then served from the view's [`crate::page_cache::PageCache`].
 
 use crate::view::{DirNode, Node, View};
 
 use super::path::encode_segment;
 use super::respond::http_date;
+use super::template;
 
 const TEMPLATE: &str = include_str!("../../static/listing.html");
 pub const STYLE: &str = include_str!("../../static/style.css");
@@ -37,15 +39,18 @@ pub fn render(view: &View, key: &str, dir: &DirNode) -> String {
         }
     }
     let count = dir.children.len();
-    TEMPLATE
-        .replace("{{title}}", &escape(&display_path(key)))
-        .replace("{{style}}", STYLE)
-        .replace("{{breadcrumbs}}", &breadcrumbs(key))
-        .replace(
-            "{{count}}",
-            &format!("{count} entr{}", if count == 1 { "y" } else { "ies" }),
-        )
-        .replace("{{rows}}", &rows)
+    let title = escape(&display_path(key));
+    let crumbs = breadcrumbs(key);
+    let count = format!("{count} entr{}", if count == 1 { "y" } else { "ies" });
+    // One pass: names that contain `{{…}}` are never taken for placeholders.
+    template::fill(TEMPLATE, |name| match name {
+        "title" => Some(title.as_str()),
+        "style" => Some(STYLE),
+        "breadcrumbs" => Some(crumbs.as_str()),
+        "count" => Some(count.as_str()),
+        "rows" => Some(rows.as_str()),
+        _ => None,
+    })
 }
 
 fn display_path(key: &str) -> String {

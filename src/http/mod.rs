@@ -22,6 +22,7 @@ mod redact;
 pub mod respond;
 pub mod server;
 mod status_page;
+pub mod template;
 pub mod tls;
 
 use std::net::{IpAddr, SocketAddr};
@@ -31,9 +32,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
-use sha2::{Digest, Sha256};
 
 use crate::app::App;
+use crate::page_cache::Page;
 use crate::sync::unix_now;
 use crate::view::Node;
 use access::Decision;
@@ -216,11 +217,13 @@ async fn serve<B>(
             redirect_to_slash(req, &decoded.key)
         }
         Node::Dir(dir) => {
-            let html = listing::render(&view, &decoded.key, dir);
-            generated(
+            let page = view
+                .listings
+                .get_or_render(&decoded.key, || listing::render(&view, &decoded.key, dir));
+            page_response(
                 method,
                 req.headers(),
-                html.into(),
+                &page,
                 "text/html; charset=utf-8",
                 dir.mtime,
                 now,
@@ -245,12 +248,23 @@ fn generated(
     last_modified: i64,
     now: i64,
 ) -> Response<Body> {
-    let digest = Sha256::digest(&bytes);
-    let etag = format!("\"{}\"", hex::encode(&digest[..16]));
+    let page = Page::new(bytes);
+    page_response(method, headers, &page, content_type, last_modified, now)
+}
+
+/// A page made earlier, with its ETag.
+fn page_response(
+    method: &Method,
+    headers: &http::HeaderMap,
+    page: &Page,
+    content_type: &'static str,
+    last_modified: i64,
+    now: i64,
+) -> Response<Body> {
     let rep = Representation {
-        len: bytes.len() as u64,
-        content: Content::Memory(bytes),
-        etag: HeaderValue::from_str(&etag).expect("hex is a valid header"),
+        len: page.bytes.len() as u64,
+        content: Content::Memory(page.bytes.clone()),
+        etag: HeaderValue::from_str(&page.etag).expect("hex is a valid header"),
         last_modified: last_modified.min(now),
         content_type: HeaderValue::from_static(content_type),
         cache_control: HeaderValue::from_static(policy::SHORT_CACHE),

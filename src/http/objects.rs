@@ -2,13 +2,13 @@
 //!
 //! Objects are immutable, so caching them is always correct, with one exception the store
 //! allows: an object hard-linked to a file outside the store (see `Stored::stamp`). Those are
-//! checked with `fstat` on every use (their cache entry keeps the file open for that), and their
-//! bytes are re-checked after being read into memory.
+//! checked with `fstat` on every use (their cache entry keeps the file open for that), their
+//! bytes are re-checked after being read into memory, and a streamed one is checked once more
+//! before its last frame goes out.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -99,7 +99,7 @@ impl ObjectCache {
             if node.stamp.is_some() {
                 check(&file, node)?;
             }
-            return Ok(Content::File(file));
+            return Ok(streamed(file, node));
         }
         let path = self.path(&node.object);
         let wanted = node.clone();
@@ -145,8 +145,28 @@ impl ObjectCache {
             files.clear();
         }
         files.insert(node.object, file.clone());
-        Ok(Content::File(file))
+        Ok(streamed(file, node))
     }
+}
+
+/// A large object to stream. A stamped one is checked again before its last bytes go out: a
+/// rewrite of its original during the download cuts the response instead of finishing it
+/// with mixed bytes under the old ETag.
+fn streamed(file: Arc<File>, node: &FileNode) -> Content {
+    if node.stamp.is_none() {
+        return Content::File(file);
+    }
+    let node = node.clone();
+    let checked = file.clone();
+    Content::CheckedFile(
+        file,
+        Arc::new(move || {
+            check(&checked, &node).map_err(|e| {
+                tracing::error!(error = %e, "response cut: the file changed while it was sent");
+                io::Error::other(e)
+            })
+        }),
+    )
 }
 
 /// The bytes on disk must still be the bytes the manifest describes.
@@ -155,14 +175,8 @@ fn check(file: &File, node: &FileNode) -> Result<(), OpenError> {
     if meta.len() != node.size {
         return Err(OpenError::Changed(node.object));
     }
-    if let Some(stamp) = node.stamp {
-        let mtime = meta
-            .mtime()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(meta.mtime_nsec());
-        if mtime != stamp {
-            return Err(OpenError::Changed(node.object));
-        }
+    if node.stamp.is_some_and(|stamp| !stamp.matches(&meta)) {
+        return Err(OpenError::Changed(node.object));
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
 
-use super::body::{Body, FileStream, Segment};
+use super::body::{Body, FileStream, FinalCheck, Segment};
 use super::conditional::{self, Decision, Validators};
 use super::range::{self, ByteRange, RangeOutcome};
 
@@ -17,6 +17,8 @@ use super::range::{self, ByteRange, RangeOutcome};
 pub enum Content {
     Memory(Bytes),
     File(Arc<File>),
+    /// A file that may change under us (see `ObjectCache`): checked before the last frame.
+    CheckedFile(Arc<File>, FinalCheck),
 }
 
 /// Everything needed to answer GET or HEAD for one resource.
@@ -167,6 +169,9 @@ fn content_range(r: ByteRange, len: u64) -> String {
 fn body_of(content: &Content, segments: Vec<Segment>) -> Body {
     match content {
         Content::File(file) => Body::Stream(FileStream::new(file.clone(), segments)),
+        Content::CheckedFile(file, check) => {
+            Body::Stream(FileStream::new(file.clone(), segments).with_final_check(check.clone()))
+        }
         Content::Memory(bytes) => {
             if let [Segment::File { start, end }] = segments.as_slice() {
                 return Body::bytes(bytes.slice(*start as usize..*end as usize));

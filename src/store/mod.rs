@@ -18,6 +18,7 @@ pub mod gc;
 mod lock;
 mod object;
 pub mod refs;
+mod stamp;
 pub mod verify;
 
 use std::fs::{self, File, OpenOptions};
@@ -30,6 +31,7 @@ use sha2::{Digest, Sha256};
 
 pub use lock::{DataLock, LockError};
 pub use object::ObjectId;
+pub use stamp::Stamp;
 
 use crate::config::{IngestMode, StoreConfig};
 
@@ -71,10 +73,10 @@ pub struct Stored {
     pub size: u64,
     pub method: IngestMethod,
     /// For objects that share their inode with a file outside the store (hard links): the
-    /// inode's mtime in nanoseconds when it was known good. The server refuses to send the
-    /// object if the inode's mtime or size has moved since, because then the bytes no longer
-    /// match the name.
-    pub stamp: Option<i64>,
+    /// inode's mtime, ctime and number when it was known good. The server refuses to send the
+    /// object, or cuts a response under way, if the inode has moved since, because then the
+    /// bytes no longer match the name (see [`Stamp`]).
+    pub stamp: Option<Stamp>,
 }
 
 impl Stored {
@@ -378,11 +380,17 @@ impl Store {
             // Raced with another writer of the same bytes; theirs is as good as ours.
             return self.reuse_existing(id, size);
         }
+        // Stamped after the rename, which moves the ctime.
+        let object = self.object_path(&id);
+        let placed = fs::metadata(&object).map_err(err("stat", &object))?;
+        if !same_content_stamp(before, &placed) {
+            return Err(changed_while_reading(source));
+        }
         Ok(Some(Stored {
             id,
             size,
             method: IngestMethod::HardLink,
-            stamp: Some(mtime_ns(&linked)),
+            stamp: Some(Stamp::of(&placed)),
         }))
     }
 
@@ -437,7 +445,7 @@ impl Store {
                 );
                 return Ok(None);
             }
-            Some(mtime_ns(&meta))
+            Some(Stamp::of(&meta))
         } else {
             None
         };

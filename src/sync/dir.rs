@@ -2,12 +2,16 @@
 //!
 //! Unchanged files (same size, mtime and inode as recorded in the previous snapshot) are not
 //! read again, so a re-scan of a large tree costs one `stat` per file.
+//!
+//! Symlinks are followed only into the folder itself and the `follow_symlinks_into` roots
+//! (see [`super::confine`]).
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use super::confine::Confinement;
 use super::{last_modified, unix_now, SyncError, SyncReport};
 use crate::manifest::{Entry, Manifest, Origin};
 use crate::store::{mtime_ns, IngestMethod, Store};
@@ -19,10 +23,12 @@ struct Found {
     meta: fs::Metadata,
 }
 
-/// Scans `root` and stores what is new; returns the entries of the new snapshot.
+/// Scans `root` and stores what is new; returns the entries of the new snapshot. Symlinks
+/// are followed only where they lead inside `root` or one of `follow_symlinks_into`.
 pub fn scan(
     store: &Store,
     root: &Path,
+    follow_symlinks_into: &[PathBuf],
     previous: Option<&Manifest>,
     report: &mut SyncReport,
 ) -> Result<Vec<Entry>, SyncError> {
@@ -30,8 +36,20 @@ pub fn scan(
         .map(|m| m.entries.iter().map(|e| (e.path.as_str(), e)).collect())
         .unwrap_or_default();
     let mut found = Vec::new();
-    let mut visited = HashSet::new();
-    walk(root, "", &mut found, &mut visited)?;
+    let mut ancestors = HashSet::new();
+    let confine =
+        Confinement::new(root, follow_symlinks_into).map_err(|source| SyncError::Input {
+            path: root.to_path_buf(),
+            source,
+        })?;
+    walk(
+        &confine,
+        confine.base(),
+        "",
+        &mut found,
+        &mut ancestors,
+        &mut report.problems,
+    )?;
     let now = unix_now();
     let mut entries = Vec::with_capacity(found.len());
     for file in found {
@@ -66,7 +84,7 @@ pub(crate) fn ingest_local(
         inode: meta.ino(),
     };
     if let Some(prev) = prev {
-        if prev.origin == Some(origin) && store.contains(&prev.object) {
+        if prev.origin == Some(origin) && still_good(store, prev) {
             return Ok(prev.clone());
         }
     }
@@ -85,13 +103,30 @@ pub(crate) fn ingest_local(
     })
 }
 
-/// Walks a directory tree in name order, following symlinks but never in a loop. Names that
-/// cannot be URL paths (not UTF-8, control characters) are skipped with a warning.
+/// The previous entry's object is there, and if it shares its inode with an outside file, its
+/// stamp still holds and records the ctime: an old stamp (mtime only) or a moved one sends the
+/// file through ingest again, which re-hashes and re-stamps it.
+fn still_good(store: &Store, prev: &Entry) -> bool {
+    let Ok(meta) = fs::metadata(store.object_path(&prev.object)) else {
+        return false;
+    };
+    match prev.stamp {
+        None => meta.is_file(),
+        Some(stamp) => !stamp.is_legacy() && stamp.matches(&meta),
+    }
+}
+
+/// Walks a directory tree in name order, following symlinks that stay inside `confine`, but
+/// never in a loop (a link to a folder that is being walked already, an ancestor). A folder
+/// linked twice side by side is published at both places. Names that cannot be URL paths (not UTF-8, control characters) are skipped
+/// with a warning. `dir` is a resolved path, so every plain entry below it is inside too.
 fn walk(
+    confine: &Confinement,
     dir: &Path,
     prefix: &str,
     found: &mut Vec<Found>,
-    visited: &mut HashSet<(u64, u64)>,
+    ancestors: &mut HashSet<(u64, u64)>,
+    problems: &mut Vec<String>,
 ) -> Result<(), SyncError> {
     let input = |source| SyncError::Input {
         path: dir.to_path_buf(),
@@ -101,16 +136,20 @@ fn walk(
     if !meta.is_dir() {
         return Err(input(std::io::Error::other("not a directory")));
     }
-    if !visited.insert((meta.dev(), meta.ino())) {
+    let key = (meta.dev(), meta.ino());
+    if !ancestors.insert(key) {
         tracing::warn!(path = %dir.display(), "directory loop through a symlink; skipped");
         return Ok(());
     }
     let mut names = Vec::new();
     for entry in fs::read_dir(dir).map_err(input)? {
-        names.push(entry.map_err(input)?.file_name());
+        let entry = entry.map_err(input)?;
+        // The type comes with the directory entry on most filesystems: no extra `lstat`.
+        let link = entry.file_type().map_err(input)?.is_symlink();
+        names.push((entry.file_name(), link));
     }
     names.sort();
-    for name in names {
+    for (name, link) in names {
         let path = dir.join(&name);
         let Some(name) = name.to_str().filter(|n| !n.chars().any(char::is_control)) else {
             tracing::warn!(path = %path.display(), "name is not valid UTF-8 text; skipped");
@@ -121,7 +160,19 @@ fn walk(
         } else {
             format!("{prefix}/{name}")
         };
-        // metadata() follows symlinks: a link to a file publishes that file's bytes.
+        // A link publishes what it points to, read through its resolved path, if allowed.
+        let path = if link {
+            match confine.resolve(&path) {
+                Ok(target) => target,
+                Err(refused) => {
+                    tracing::warn!("{refused}");
+                    problems.push(refused.to_string());
+                    continue;
+                }
+            }
+        } else {
+            path
+        };
         let meta = match fs::metadata(&path) {
             Ok(meta) => meta,
             Err(e) => {
@@ -130,16 +181,8 @@ fn walk(
             }
         };
         if meta.is_dir() {
-            walk(&path, &relative, found, visited)?;
+            walk(confine, &path, &relative, found, ancestors, problems)?;
         } else if meta.is_file() {
-            let path = if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
-                fs::canonicalize(&path).map_err(|source| SyncError::Input {
-                    path: path.clone(),
-                    source,
-                })?
-            } else {
-                path
-            };
             found.push(Found {
                 relative,
                 path,
@@ -149,5 +192,6 @@ fn walk(
             tracing::warn!(path = %path.display(), "not a regular file; skipped");
         }
     }
+    ancestors.remove(&key);
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Sync: turn a source's upstream into a new snapshot, and publish it only when complete.
 
 pub mod apt;
+pub mod confine;
 pub mod dir;
 pub mod fetch;
 pub mod files;
@@ -103,12 +104,26 @@ pub fn run(store: &Store, source: &SourceConfig) -> Result<SyncReport, SyncError
         ..SyncReport::default()
     };
     let entries = match &source.kind {
-        SourceKind::Dir { path } => dir::scan(store, path, previous.as_ref(), &mut report)?,
+        SourceKind::Dir { path } => dir::scan(
+            store,
+            path,
+            &source.follow_symlinks_into,
+            previous.as_ref(),
+            &mut report,
+        )?,
         SourceKind::Apt(config) => {
             apt::sync(store, &source.id, config, previous.as_ref(), &mut report)?
         }
         SourceKind::Puavo(config) => {
-            puavo::sync(store, &source.id, config, previous.as_ref(), &mut report)?
+            let follow = &source.follow_symlinks_into;
+            puavo::sync(
+                store,
+                &source.id,
+                config,
+                follow,
+                previous.as_ref(),
+                &mut report,
+            )?
         }
         SourceKind::Files(config) => {
             files::sync(store, &source.id, config, previous.as_ref(), &mut report)?

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use serde_json::Map;
 
+use super::super::confine::{is_symlink, Confinement};
 use super::cache::{Cache, CacheKey};
 use super::{SeriesOutcomes, SyncError, SyncReport, Tree};
 use crate::config::{PuavoConfig, PuavoMode};
@@ -26,6 +27,7 @@ pub fn run(
     store: &Store,
     source: &str,
     config: &PuavoConfig,
+    follow_symlinks_into: &[PathBuf],
     tree: &mut Tree,
     report: &mut SyncReport,
 ) -> Result<SeriesOutcomes, SyncError> {
@@ -42,7 +44,8 @@ pub fn run(
         let path = path.to_path_buf();
         move |source| SyncError::Input { path, source }
     };
-    let files = image_files(image_dir).map_err(input(image_dir))?;
+    let confine = Confinement::new(image_dir, follow_symlinks_into).map_err(input(image_dir))?;
+    let files = image_files(&confine, &mut report.problems).map_err(input(image_dir))?;
     if series_config.is_none() || *write_config {
         let (_, ignored) = series::group_by_name(&files);
         for file in ignored {
@@ -64,7 +67,7 @@ pub fn run(
     let builder = Builder {
         store,
         source,
-        image_dir,
+        confine,
         urlbase: config.urlbase.as_deref().unwrap_or_default(),
         torrents: config.torrents,
         trackers: &config.torrent_trackers,
@@ -89,15 +92,32 @@ pub fn run(
     Ok(outcomes)
 }
 
-/// `*.img` regular files (or links to them) directly in `dir`, by name.
-fn image_files(dir: &Path) -> std::io::Result<Vec<String>> {
+/// `*.img` regular files directly in the image folder, by name, and links to such files
+/// where `confine` allows them (a link elsewhere is left out with a warning).
+fn image_files(confine: &Confinement, problems: &mut Vec<String>) -> std::io::Result<Vec<String>> {
     let mut files = Vec::new();
-    for entry in fs::read_dir(dir)? {
+    for entry in fs::read_dir(confine.base())? {
         let entry = entry?;
         let Some(name) = entry.file_name().to_str().map(str::to_string) else {
             continue;
         };
-        if series::is_plain_image_file(&name) && entry.path().is_file() {
+        if !series::is_plain_image_file(&name) {
+            continue;
+        }
+        let path = entry.path();
+        let path = if is_symlink(&path) {
+            match confine.resolve(&path) {
+                Ok(target) => target,
+                Err(refused) => {
+                    tracing::warn!("{refused}");
+                    problems.push(refused.to_string());
+                    continue;
+                }
+            }
+        } else {
+            path
+        };
+        if path.is_file() {
             files.push(name);
         }
     }
@@ -227,7 +247,8 @@ impl From<crate::store::StoreError> for BuildError {
 struct Builder<'a> {
     store: &'a Store,
     source: &'a str,
-    image_dir: &'a Path,
+    /// Where images may be read from: `image_dir` and the `follow_symlinks_into` roots.
+    confine: Confinement,
     urlbase: &'a str,
     torrents: bool,
     trackers: &'a [String],
@@ -340,8 +361,14 @@ impl Builder<'_> {
     fn image(&self, file: &str, tree: &Tree, report: &mut SyncReport) -> Result<Entry, BuildError> {
         // A link in image_dir stands for the file it points to: the store links or copies
         // that file, never the link (a hard link to a symlink would dangle with its target).
-        let path = fs::canonicalize(self.image_dir.join(file))
-            .map_err(|e| BuildError::Series(format!("image `{file}`: {e}")))?;
+        // Series configs name images too, so the link rule is checked here as well.
+        let path = self
+            .confine
+            .resolve(&self.confine.base().join(file))
+            .map_err(|refused| {
+                tracing::warn!(source = self.source, "{refused}");
+                BuildError::Series(format!("image `{file}`: {refused}"))
+            })?;
         let meta =
             fs::metadata(&path).map_err(|e| BuildError::Series(format!("image `{file}`: {e}")))?;
         let prev = tree.previous(file);

@@ -26,12 +26,20 @@ pub fn sync(
     store: &Store,
     source: &str,
     config: &PuavoConfig,
+    follow_symlinks_into: &[std::path::PathBuf],
     previous: Option<&Manifest>,
     report: &mut SyncReport,
 ) -> Result<Vec<Entry>, SyncError> {
     let mut tree = Tree::new(store, previous);
     let outcomes = match &config.mode {
-        PuavoMode::Build { .. } => build::run(store, source, config, &mut tree, report)?,
+        PuavoMode::Build { .. } => build::run(
+            store,
+            source,
+            config,
+            follow_symlinks_into,
+            &mut tree,
+            report,
+        )?,
         PuavoMode::Mirror { .. } => mirror::run(store, source, config, &mut tree, report)?,
     };
     let mut failed = 0;
