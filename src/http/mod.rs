@@ -5,10 +5,13 @@
 //! `metrics` counts every answer (status, mount, body bytes) and serves `/.metrics`;
 //! `status_page` serves `/.status` and `/.status.json`.
 
+mod activity;
 pub mod body;
+pub mod budget;
 pub mod conditional;
 mod idle;
 pub mod listing;
+mod memory;
 pub mod metrics;
 pub mod objects;
 pub mod path;
