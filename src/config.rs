@@ -45,9 +45,11 @@ pub struct ServerConfig {
     pub http: Vec<SocketAddr>,
     pub https: Vec<SocketAddr>,
     pub tls: Option<TlsConfig>,
-    /// How long a client may take to send a request's headers.
+    /// How long a client may take to send a request's headers; for the first request, counted
+    /// from the accept (TLS handshake and protocol detection included).
     pub header_timeout: Duration,
-    /// How long a connection may see no traffic at all before it is closed.
+    /// How long a connection may stay open with no request in flight (whatever else it sends),
+    /// and how long one may move no bytes at all before it is closed.
     pub idle_timeout: Duration,
     /// Open connections above this wait in the accept queue.
     pub max_connections: usize,
