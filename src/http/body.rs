@@ -309,6 +309,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_budgeted_stream_is_whole_and_gives_its_room_back() {
+        let mut file = tempfile::tempfile().unwrap();
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+        file.write_all(&data).unwrap();
+        // Less room than one full read: chunks come in smaller pieces, one after the other.
+        let server = super::super::budget::Budget::new(96 * 1024, 64 * 1024);
+        let mut stream = FileStream::new(
+            Arc::new(file),
+            vec![Segment::File {
+                start: 7,
+                end: 2_999_000,
+            }],
+        );
+        stream.set_budget(server.connection());
+        let mut body = Body::Stream(stream);
+        let mut collected = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let chunk = frame.unwrap().into_data().unwrap();
+            assert!(chunk.len() <= 64 * 1024);
+            collected.extend_from_slice(&chunk);
+        }
+        assert_eq!(collected, &data[7..2_999_000]);
+        drop(body);
+        assert_eq!(server.held(), 0);
+    }
+
+    #[tokio::test]
     async fn truncated_file_is_an_error_not_a_short_body() {
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(b"short").unwrap();
