@@ -65,12 +65,27 @@ pub struct ServerConfig {
     pub http: Vec<SocketAddr>,
     pub https: Vec<SocketAddr>,
     pub tls: Option<TlsConfig>,
-    /// How long a client may take to send a request's headers.
+    /// How long a client may take to send a request's headers; for the first request, counted
+    /// from the accept (TLS handshake and protocol detection included).
     pub header_timeout: Duration,
-    /// How long a connection may see no traffic at all before it is closed.
+    /// How long a connection may stay open with no request in flight (whatever else it sends),
+    /// and how long one may move no bytes at all before it is closed.
     pub idle_timeout: Duration,
     /// Open connections above this wait in the accept queue.
     pub max_connections: usize,
+    /// Length of the kernel's accept queue (`listen(2)` backlog), where connections over
+    /// `max_connections` wait.
+    pub listen_backlog: u32,
+    /// Cap on one request's header block (HTTP/1.1: answered 431; HTTP/2: the advertised
+    /// `SETTINGS_MAX_HEADER_LIST_SIZE`, over it 431).
+    pub max_header_bytes: usize,
+    /// HTTP/2 streams a client may have open at once on one connection.
+    pub max_streams: u32,
+    /// File bytes read for responses but not yet handed to the kernel, all connections
+    /// together. Reads wait for room rather than allocate past it.
+    pub buffer_memory: usize,
+    /// The same, for one connection (so a few stalled clients cannot take all of it).
+    pub connection_buffer: usize,
     /// On SIGTERM, how long running downloads may take to finish.
     pub shutdown_grace: Duration,
     /// One tracing line per request, target `access`.
@@ -253,6 +268,11 @@ struct RawServer {
     header_timeout: Option<String>,
     idle_timeout: Option<String>,
     max_connections: Option<usize>,
+    listen_backlog: Option<u32>,
+    max_header_bytes: Option<String>,
+    max_streams: Option<u32>,
+    buffer_memory: Option<String>,
+    connection_buffer: Option<String>,
     shutdown_grace: Option<String>,
     access_log: Option<bool>,
 }
@@ -390,6 +410,31 @@ pub fn parse_rate(text: &str) -> Result<u64, String> {
     Ok(value * scale)
 }
 
+/// The least `buffer_memory` and `connection_buffer`: a few of the smallest file reads.
+const MIN_BUFFER: usize = 64 * 1024;
+
+/// Parses a size such as `64k`, `16M`, `1G` (binary multiples; `KiB`, `MiB`, `GiB` and a
+/// trailing `B` are also accepted). A bare number is bytes.
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let bad = || format!("`{text}` is not a size like 64k, 16M or 1G (bytes)");
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: usize = number.parse().map_err(|_| bad())?;
+    let scale: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        "g" | "gb" | "gib" => 1024 * 1024 * 1024,
+        _ => return Err(bad()),
+    };
+    value
+        .checked_mul(scale)
+        .ok_or_else(|| format!("`{text}` is too large"))
+}
+
 /// Parses a duration such as `90s`, `10m`, `2h` or `7d`. A bare number is seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -525,6 +570,36 @@ fn parse_server(raw: RawServer) -> Result<ServerConfig, String> {
     if max_connections == 0 {
         return Err("[server] key `max_connections`: must be at least 1".into());
     }
+    let size = |value: Option<String>, key: &str, default: usize| -> Result<usize, String> {
+        match value {
+            None => Ok(default),
+            Some(v) => parse_size(&v).map_err(|m| format!("[server] key `{key}`: {m}")),
+        }
+    };
+    let listen_backlog = raw.listen_backlog.unwrap_or(1024);
+    if listen_backlog == 0 {
+        return Err("[server] key `listen_backlog`: must be at least 1".into());
+    }
+    let max_header_bytes = size(raw.max_header_bytes, "max_header_bytes", 64 * 1024)?;
+    // hyper's HTTP/1.1 read buffer, which this sets, cannot be smaller than 8 KiB.
+    if !(8 * 1024..=16 * 1024 * 1024).contains(&max_header_bytes) {
+        return Err("[server] key `max_header_bytes`: must be between 8k and 16M".into());
+    }
+    let max_streams = raw.max_streams.unwrap_or(100);
+    if max_streams == 0 {
+        return Err("[server] key `max_streams`: must be at least 1".into());
+    }
+    let buffer_memory = size(raw.buffer_memory, "buffer_memory", 16 * 1024 * 1024)?;
+    let connection_buffer = size(raw.connection_buffer, "connection_buffer", 1024 * 1024)?;
+    if !(MIN_BUFFER..=u32::MAX as usize).contains(&buffer_memory) {
+        return Err("[server] key `buffer_memory`: must be between 64k and 4G".into());
+    }
+    if !(MIN_BUFFER..=buffer_memory).contains(&connection_buffer) {
+        return Err(
+            "[server] key `connection_buffer`: must be at least 64k and at most `buffer_memory`"
+                .into(),
+        );
+    }
     Ok(ServerConfig {
         http,
         https,
@@ -532,6 +607,11 @@ fn parse_server(raw: RawServer) -> Result<ServerConfig, String> {
         header_timeout: duration(raw.header_timeout, "header_timeout", 30)?,
         idle_timeout: duration(raw.idle_timeout, "idle_timeout", 75)?,
         max_connections,
+        listen_backlog,
+        max_header_bytes,
+        max_streams,
+        buffer_memory,
+        connection_buffer,
         shutdown_grace: duration(raw.shutdown_grace, "shutdown_grace", 30)?,
         access_log: raw.access_log.unwrap_or(true),
     })

@@ -2,6 +2,10 @@
 //! the page cache is read right on the runtime thread (`preadv2` with `RWF_NOWAIT`, which never
 //! blocks); anything else goes to the blocking pool with one chunk of read-ahead, so the disk
 //! and the socket work at the same time.
+//!
+//! On a connection, every chunk first reserves its bytes from the [`budget`](super::budget)
+//! (waiting when the connection or the server holds too much already) and is shorter when room
+//! is short; the read-ahead is only made when there is room for it right away.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -15,8 +19,13 @@ use bytes::{Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
 use tokio::task::JoinHandle;
 
-/// Bytes per blocking read: large reads keep HTTP/2 and TLS busy with few wake-ups.
+use super::budget::{self, ConnectionBudget, Held};
+
+/// Bytes per read at most: large reads keep HTTP/2 and TLS busy with few wake-ups.
 const READ_CHUNK: usize = 256 * 1024;
+
+/// A reservation being waited for; it yields the length it got.
+type Reserving = Pin<Box<dyn Future<Output = (usize, Held)> + Send>>;
 
 /// One piece of a body: literal bytes (multipart headers) or a file range.
 #[derive(Debug)]
@@ -55,6 +64,10 @@ pub struct FileStream {
     /// The read in flight; its bytes come before anything still in `segments`.
     inflight: Option<JoinHandle<io::Result<Bytes>>>,
     final_check: Option<FinalCheck>,
+    /// The connection's share of the buffer budget; `None` outside a connection (tests).
+    budget: Option<ConnectionBudget>,
+    /// Waiting for room for the next chunk.
+    reserving: Option<Reserving>,
 }
 
 impl FileStream {
@@ -72,6 +85,8 @@ impl FileStream {
             remaining,
             inflight: None,
             final_check: None,
+            budget: None,
+            reserving: None,
         }
     }
 
@@ -81,26 +96,71 @@ impl FileStream {
         self
     }
 
-    /// Starts reading the next chunk if the next segment is a file range.
-    fn start_read(&mut self) {
+    /// Counts this stream's chunks against a connection's budget.
+    pub fn set_budget(&mut self, budget: ConnectionBudget) {
+        self.budget = Some(budget);
+    }
+
+    /// Starts reading the next chunk into `buffer` (its length is the chunk's), from the front
+    /// file segment, in the blocking pool.
+    fn start_read(&mut self, mut buffer: BytesMut, held: Option<Held>) {
         let Some(Segment::File { start, end }) = self.segments.front_mut() else {
             return;
         };
         let offset = *start;
-        let len = (*end - *start).min(READ_CHUNK as u64) as usize;
+        let len = ((*end - *start) as usize).min(buffer.len());
+        buffer.truncate(len);
         *start += len as u64;
         if *start == *end {
             self.segments.pop_front();
         }
         let file = self.file.clone();
         self.inflight = Some(tokio::task::spawn_blocking(move || {
-            read_exact_at(&file, offset, len)
+            read_exact_at(&file, offset, &mut buffer)?;
+            Ok(budget::freeze(buffer, held))
         }));
+    }
+
+    /// Starts a read-ahead of the front file segment, if there is room for it right now.
+    fn read_ahead(&mut self) {
+        let Some(Segment::File { start, end }) = self.segments.front() else {
+            return;
+        };
+        let want = (*end - *start).min(READ_CHUNK as u64) as usize;
+        let (len, held) = match &self.budget {
+            None => (want, None),
+            Some(budget) => {
+                let len = budget.chunk_len(want);
+                match budget.try_reserve(len) {
+                    Some(held) => (len, Some(held)),
+                    None => return,
+                }
+            }
+        };
+        self.start_read(BytesMut::zeroed(len), held);
+    }
+
+    /// Room for the next chunk of up to `want` bytes: its length and reservation.
+    fn poll_reserve(&mut self, cx: &mut Context<'_>, want: usize) -> Poll<(usize, Option<Held>)> {
+        let Some(budget) = &self.budget else {
+            return Poll::Ready((want, None));
+        };
+        if self.reserving.is_none() {
+            let len = budget.chunk_len(want);
+            if let Some(held) = budget.try_reserve(len) {
+                return Poll::Ready((len, Some(held)));
+            }
+            self.reserving = Some(Box::pin(budget.clone().reserve(len)));
+        }
+        let waiting = self.reserving.as_mut().expect("a reservation is pending");
+        let (len, held) = ready!(waiting.as_mut().poll(cx));
+        self.reserving = None;
+        Poll::Ready((len, Some(held)))
     }
 }
 
-fn read_exact_at(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
-    let mut buffer = BytesMut::zeroed(len);
+fn read_exact_at(file: &File, offset: u64, buffer: &mut [u8]) -> io::Result<()> {
+    let len = buffer.len();
     let mut filled = 0;
     while filled < len {
         match file.read_at(&mut buffer[filled..], offset + filled as u64) {
@@ -115,7 +175,7 @@ fn read_exact_at(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
             Err(e) => return Err(e),
         }
     }
-    Ok(buffer.freeze())
+    Ok(())
 }
 
 impl http_body::Body for Body {
@@ -150,22 +210,18 @@ impl http_body::Body for Body {
     }
 }
 
-/// Reads what the page cache already holds, without blocking: `None` if nothing is cached (or
-/// the kernel cannot tell), so the caller goes to the blocking pool.
-fn read_cached(file: &File, offset: u64, len: usize) -> Option<Bytes> {
-    let mut buffer = BytesMut::zeroed(len);
+/// Reads what the page cache already holds into `buffer`, without blocking: the length read,
+/// or `None` if nothing is cached (or the kernel cannot tell), so the caller goes to the
+/// blocking pool.
+fn read_cached(file: &File, offset: u64, buffer: &mut [u8]) -> Option<usize> {
     let n = rustix::io::preadv2(
         file,
-        &mut [io::IoSliceMut::new(&mut buffer)],
+        &mut [io::IoSliceMut::new(buffer)],
         offset,
         rustix::io::ReadWriteFlags::NOWAIT,
     )
     .ok()?;
-    if n == 0 {
-        return None;
-    }
-    buffer.truncate(n);
-    Some(buffer.freeze())
+    (n > 0).then_some(n)
 }
 
 impl FileStream {
@@ -205,13 +261,17 @@ impl FileStream {
                     return Poll::Ready(Some(Ok(Frame::data(bytes))));
                 }
                 Some(Segment::File { start, end }) => {
+                    let (start, want) = (*start, (*end - *start).min(READ_CHUNK as u64) as usize);
+                    let (len, held) = ready!(self.poll_reserve(cx, want));
+                    let mut buffer = BytesMut::zeroed(len);
                     // Cached data is read right here: no thread hand-off, no read-ahead needed.
-                    let len = (*end - *start).min(READ_CHUNK as u64) as usize;
-                    if let Some(bytes) = read_cached(&self.file, *start, len) {
-                        self.advance(bytes.len() as u64);
+                    if let Some(n) = read_cached(&self.file, start, &mut buffer) {
+                        buffer.truncate(n);
+                        self.advance(n as u64);
+                        let bytes = budget::freeze(buffer, held);
                         return Poll::Ready(Some(Ok(Frame::data(bytes))));
                     }
-                    self.start_read()
+                    self.start_read(buffer, held)
                 }
             }
         }
@@ -225,7 +285,7 @@ impl FileStream {
         };
         self.remaining -= bytes.len() as u64;
         // Read ahead while this chunk goes out.
-        self.start_read();
+        self.read_ahead();
         Poll::Ready(Some(Ok(Frame::data(bytes))))
     }
 }
@@ -271,6 +331,33 @@ mod tests {
         expected.extend_from_slice(b"<mid>");
         expected.extend_from_slice(&data[0..5]);
         assert_eq!(collected.as_ref(), expected.as_slice());
+    }
+
+    #[tokio::test]
+    async fn a_budgeted_stream_is_whole_and_gives_its_room_back() {
+        let mut file = tempfile::tempfile().unwrap();
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+        file.write_all(&data).unwrap();
+        // Less room than one full read: chunks come in smaller pieces, one after the other.
+        let server = super::super::budget::Budget::new(96 * 1024, 64 * 1024);
+        let mut stream = FileStream::new(
+            Arc::new(file),
+            vec![Segment::File {
+                start: 7,
+                end: 2_999_000,
+            }],
+        );
+        stream.set_budget(server.connection());
+        let mut body = Body::Stream(stream);
+        let mut collected = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let chunk = frame.unwrap().into_data().unwrap();
+            assert!(chunk.len() <= 64 * 1024);
+            collected.extend_from_slice(&chunk);
+        }
+        assert_eq!(collected, &data[7..2_999_000]);
+        drop(body);
+        assert_eq!(server.held(), 0);
     }
 
     #[tokio::test]

@@ -1,7 +1,8 @@
 //! Closes connections that move no bytes in either direction for too long.
 //!
-//! hyper's header-read timeout covers a client that is slow to send a request; this covers the
-//! rest: a keep-alive connection nobody uses, and a client that stopped reading a download.
+//! hyper's header-read timeout covers a client that is slow to send a request, and
+//! [`activity`](super::activity) a connection with no request in flight (which may well move
+//! bytes: HTTP/2 PINGs); this covers a client that stopped reading in the middle of a response.
 
 use std::io;
 use std::pin::Pin;

@@ -249,6 +249,14 @@ impl CountedBody {
         };
         CountedBody { inner, meter }
     }
+
+    /// Counts a streamed file's chunks against its connection's buffer budget.
+    pub fn budgeted(mut self, budget: super::budget::ConnectionBudget) -> CountedBody {
+        if let Body::Stream(stream) = &mut self.inner {
+            stream.set_budget(budget);
+        }
+        self
+    }
 }
 
 impl http_body::Body for CountedBody {

@@ -7,12 +7,15 @@
 //! (with `htpasswd` and `apr1` for passwords) before any lookup.
 
 pub mod access;
+mod activity;
 mod apr1;
 pub mod body;
+pub mod budget;
 pub mod conditional;
 pub mod htpasswd;
 mod idle;
 pub mod listing;
+mod memory;
 pub mod metrics;
 pub mod objects;
 pub mod path;

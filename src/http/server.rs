@@ -1,5 +1,9 @@
 //! Listeners and connections: plain HTTP and HTTPS side by side, one task per connection, a
 //! connection cap, timeouts, and a graceful shutdown that lets downloads finish within a bound.
+//!
+//! Memory per connection is bounded: request heads by `max_header_bytes`, HTTP/2 streams by
+//! `max_streams`, and response data waiting for a slow client by the buffer budget
+//! ([`budget`](super::budget)), per connection and for the whole server.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -11,10 +15,13 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{watch, Semaphore};
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
+use super::activity::{Activity, Expired, Tracked};
+use super::budget::Budget;
 use super::idle::IdleTimeout;
 use super::tls::{self, ReloadableCert};
 use crate::app::App;
@@ -33,8 +40,7 @@ impl Listeners {
     ) -> anyhow::Result<Listeners> {
         let mut bound = Vec::new();
         for addr in &config.http {
-            let listener = TcpListener::bind(addr)
-                .await
+            let listener = listen(*addr, config.listen_backlog)
                 .with_context(|| format!("cannot listen for HTTP on {addr}"))?;
             bound.push((listener, None));
         }
@@ -42,8 +48,7 @@ impl Listeners {
             let cert = cert.context("HTTPS listeners need a certificate")?;
             let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(cert)?));
             for addr in &config.https {
-                let listener = TcpListener::bind(addr)
-                    .await
+                let listener = listen(*addr, config.listen_backlog)
                     .with_context(|| format!("cannot listen for HTTPS on {addr}"))?;
                 bound.push((listener, Some(acceptor.clone())));
             }
@@ -58,22 +63,45 @@ impl Listeners {
     }
 }
 
+/// Binds with the configured accept queue length (the standard library's `bind` asks for 128),
+/// which is where connections over `max_connections` wait.
+fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
+/// What one HTTP/2 stream may have queued in h2 beyond what it has sent; the chunk being
+/// handed over comes on top. Small, so a stream whose client does not read holds little.
+const H2_SEND_BUFFER: usize = 64 * 1024;
+
 fn builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_timeout)
+        // Bounds the request head (over it: 431) and what hyper queues for writing.
+        .max_buf_size(config.max_header_bytes)
+        // Queue body chunks instead of copying them into one growing buffer, so the bytes
+        // waiting for the socket are the budgeted chunks themselves.
+        .writev(true)
         // apt pipelines up to 10 requests; hyper answers them in order. (No `pipeline_flush`:
         // it buffers bodies without bound before writing, which costs memory and a copy.)
         .keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(256)
+        .max_concurrent_streams(config.max_streams)
+        .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX))
         .initial_connection_window_size(4 * 1024 * 1024)
         .initial_stream_window_size(1024 * 1024)
-        .max_send_buf_size(1024 * 1024)
+        .max_send_buf_size(H2_SEND_BUFFER)
         .keep_alive_interval(Some(Duration::from_secs(60)))
         .keep_alive_timeout(Duration::from_secs(20));
     builder
@@ -91,17 +119,22 @@ pub async fn serve(
     // Measure the store now, so the first status page or scrape need not wait for it.
     app.metrics.store.prime();
     let slots = Arc::new(Semaphore::new(config.max_connections));
+    let budget = Budget::new(config.buffer_memory, config.connection_buffer);
     let mut accept_loops = tokio::task::JoinSet::new();
     for (listener, tls) in listeners.bound {
         accept_loops.spawn(accept_loop(
             listener,
             tls,
-            app.clone(),
-            builder.clone(),
+            Shared {
+                app: app.clone(),
+                builder: builder.clone(),
+                budget: budget.clone(),
+            },
             slots.clone(),
             shutdown.clone(),
         ));
     }
+    accept_loops.spawn(super::memory::trim_after_bursts(budget));
     let _ = shutdown.wait_for(|stop| *stop).await;
     accept_loops.shutdown().await;
     let open = config.max_connections - slots.available_permits();
@@ -114,11 +147,18 @@ pub async fn serve(
     Ok(())
 }
 
+/// What every connection of a listener shares.
+#[derive(Clone)]
+struct Shared {
+    app: Arc<App>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    budget: Budget,
+}
+
 async fn accept_loop(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
-    app: Arc<App>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    shared: Shared,
     slots: Arc<Semaphore>,
     shutdown: watch::Receiver<bool>,
 ) {
@@ -141,44 +181,37 @@ async fn accept_loop(
                 continue;
             }
         };
+        let accepted = Instant::now();
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let builder = builder.clone();
+        let shared = shared.clone();
         let tls = tls.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let _open = app.metrics.connection_opened();
-            let idle = app.config.server.idle_timeout;
+            let _open = shared.app.metrics.connection_opened();
+            let server = &shared.app.config.server;
+            let idle = server.idle_timeout;
+            let connection = Connection {
+                peer,
+                accepted,
+                shared: &shared,
+            };
             match tls {
                 None => {
-                    serve_connection(
-                        IdleTimeout::new(stream, idle),
-                        peer,
-                        app.clone(),
-                        &builder,
-                        shutdown,
-                        false,
-                    )
-                    .await
+                    connection
+                        .serve(IdleTimeout::new(stream, idle), shutdown, false)
+                        .await
                 }
                 Some(acceptor) => {
-                    let handshake = tokio::time::timeout(
-                        app.config.server.header_timeout,
-                        acceptor.accept(stream),
-                    )
-                    .await;
+                    // The handshake counts against the time to the first request.
+                    let deadline = accepted + server.header_timeout;
+                    let handshake =
+                        tokio::time::timeout_at(deadline, acceptor.accept(stream)).await;
                     match handshake {
                         Ok(Ok(tls_stream)) => {
-                            serve_connection(
-                                IdleTimeout::new(tls_stream, idle),
-                                peer,
-                                app.clone(),
-                                &builder,
-                                shutdown,
-                                true,
-                            )
-                            .await
+                            connection
+                                .serve(IdleTimeout::new(tls_stream, idle), shutdown, true)
+                                .await
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -189,30 +222,69 @@ async fn accept_loop(
     }
 }
 
-async fn serve_connection<IO>(
-    io: IO,
+/// One accepted connection.
+struct Connection<'a> {
     peer: SocketAddr,
-    app: Arc<App>,
-    builder: &auto::Builder<TokioExecutor>,
-    mut shutdown: watch::Receiver<bool>,
-    tls: bool,
-) where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let service = service_fn(move |req| {
-        let app = app.clone();
-        async move { Ok::<_, Infallible>(super::handle(app, req, peer, tls).await) }
-    });
-    let connection = builder.serve_connection(TokioIo::new(io), service);
-    tokio::pin!(connection);
-    let result = tokio::select! {
-        result = connection.as_mut() => result,
-        _ = async { let _ = shutdown.wait_for(|stop| *stop).await; } => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
+    accepted: Instant,
+    shared: &'a Shared,
+}
+
+impl Connection<'_> {
+    /// Serves requests until the client leaves, a time limit ([`Activity`]) runs out, or the
+    /// server shuts down.
+    async fn serve<IO>(self, io: IO, mut shutdown: watch::Receiver<bool>, tls: bool)
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection {
+            peer,
+            accepted,
+            shared,
+        } = self;
+        let config = &shared.app.config.server;
+        let activity = Activity::new();
+        let service = {
+            let app = shared.app.clone();
+            let budget = shared.budget.connection();
+            let activity = activity.clone();
+            service_fn(move |req| {
+                let app = app.clone();
+                let budget = budget.clone();
+                let in_flight = activity.request_started();
+                async move {
+                    let response = super::handle(app, req, peer, tls).await;
+                    Ok::<_, Infallible>(
+                        response.map(|body| Tracked::new(body.budgeted(budget), in_flight)),
+                    )
+                }
+            })
+        };
+        let connection = shared.builder.serve_connection(TokioIo::new(io), service);
+        tokio::pin!(connection);
+        let expired = activity.watch(accepted, config.header_timeout, config.idle_timeout);
+        let result = tokio::select! {
+            result = connection.as_mut() => result,
+            _ = async { let _ = shutdown.wait_for(|stop| *stop).await; } => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+            why = expired => match why {
+                Expired::NoRequest => {
+                    // Still in the middle of a request head (or of the HTTP/2 preface): there
+                    // is no clean way to say goodbye, so just close.
+                    tracing::debug!(%peer, "no request within header_timeout; closing");
+                    return;
+                }
+                Expired::Idle => {
+                    // HTTP/2: GOAWAY, then close; HTTP/1.1: close between requests.
+                    tracing::debug!(%peer, "idle; closing");
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            },
+        };
+        if let Err(e) = result {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
         }
-    };
-    if let Err(e) = result {
-        tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
 }
