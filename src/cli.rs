@@ -228,6 +228,40 @@ fn open_or_busy(config: Config) -> anyhow::Result<Result<App, Config>> {
     }
 }
 
+/// Asks the server that holds the data directory. A complete answer comes back as `Ok`; an
+/// answer cut short (the server died mid-call) is reported here, with what is known of the
+/// outcome, and becomes exit status 1 (`Err(1)`): it must never read as success.
+/// `expected`: the sources a sync was asked for, to name those that did not answer.
+fn ask_server(
+    config: &Config,
+    request: &admin::Request,
+    expected: &[String],
+) -> anyhow::Result<Result<Vec<admin::Reply>, i32>> {
+    match admin::call(&config.data_dir, request) {
+        Ok(replies) => Ok(Ok(replies)),
+        Err(error @ admin::CallError::Truncated { .. }) => {
+            let admin::CallError::Truncated { replies, .. } = &error else {
+                unreachable!("matched above")
+            };
+            print_replies(replies);
+            eprintln!("mirrorbox: {error}");
+            let unanswered: Vec<&str> = expected
+                .iter()
+                .filter(|id| !replies.iter().any(|r| r.source.as_ref() == Some(*id)))
+                .map(String::as_str)
+                .collect();
+            if !unanswered.is_empty() {
+                eprintln!(
+                    "mirrorbox: no outcome for: {} (each either published a complete snapshot before the server went away, or left the previous one published)",
+                    unanswered.join(", ")
+                );
+            }
+            Ok(Err(1))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
 fn print_replies(replies: &[admin::Reply]) -> i32 {
     let mut code = 0;
     for reply in replies {
@@ -297,8 +331,17 @@ fn sync(config: Config, sources: Vec<String>) -> anyhow::Result<i32> {
         Ok(app) => app,
         Err(config) => {
             tracing::info!("a server holds the data directory; asking it to sync");
-            let replies = admin::call(&config.data_dir, &admin::Request::Sync { sources })?;
-            return Ok(print_replies(&replies));
+            let expected: Vec<String> = if sources.is_empty() {
+                config.sources.iter().map(|s| s.id.clone()).collect()
+            } else {
+                sources.clone()
+            };
+            return Ok(
+                match ask_server(&config, &admin::Request::Sync { sources }, &expected)? {
+                    Ok(replies) => print_replies(&replies),
+                    Err(code) => code,
+                },
+            );
         }
     };
     let ids: Vec<String> = if sources.is_empty() {
@@ -344,8 +387,12 @@ fn verify(config: Config, sources: Vec<String>) -> anyhow::Result<i32> {
     let app = match open_or_busy(config)? {
         Ok(app) => app,
         Err(config) => {
-            let replies = admin::call(&config.data_dir, &admin::Request::Verify { sources })?;
-            return Ok(print_replies(&replies));
+            return Ok(
+                match ask_server(&config, &admin::Request::Verify { sources }, &[])? {
+                    Ok(replies) => print_replies(&replies),
+                    Err(code) => code,
+                },
+            );
         }
     };
     let report = app.verify(&sources)?;
@@ -357,8 +404,10 @@ fn gc(config: Config) -> anyhow::Result<i32> {
     let app = match open_or_busy(config)? {
         Ok(app) => app,
         Err(config) => {
-            let replies = admin::call(&config.data_dir, &admin::Request::Gc)?;
-            return Ok(print_replies(&replies));
+            return Ok(match ask_server(&config, &admin::Request::Gc, &[])? {
+                Ok(replies) => print_replies(&replies),
+                Err(code) => code,
+            });
         }
     };
     let report = app.gc()?;
@@ -479,13 +528,14 @@ fn pin(config: Config, source: &str, snapshot: Option<String>) -> anyhow::Result
     let current = match open_or_busy(config)? {
         Ok(app) => app.set_pin(source, snapshot.as_deref())?,
         Err(config) => {
-            let replies = admin::call(
-                &config.data_dir,
-                &admin::Request::Pin {
-                    source: source.to_string(),
-                    snapshot: snapshot.clone(),
-                },
-            )?;
+            let request = admin::Request::Pin {
+                source: source.to_string(),
+                snapshot: snapshot.clone(),
+            };
+            let replies = match ask_server(&config, &request, &[])? {
+                Ok(replies) => replies,
+                Err(code) => return Ok(code),
+            };
             match replies.first() {
                 Some(reply) if reply.ok => reply.message.clone(),
                 Some(reply) => bail!("{}", reply.message),
