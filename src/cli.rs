@@ -1,7 +1,6 @@
 //! The command line (see the README): argument parsing and one function per subcommand.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -144,6 +143,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             no_initial_sync,
         } => {
             let config = config.load()?;
+            // The same checks as check-config: errors stop here, before anything is served.
+            for warning in crate::preflight::run(&config)? {
+                tracing::warn!("{warning}");
+            }
             crate::serve::run(config, !no_initial_sync)?;
             Ok(0)
         }
@@ -562,9 +565,10 @@ fn check_config(config: Config) -> anyhow::Result<i32> {
     for addr in &config.server.https {
         println!("listen: https://{addr}/");
     }
+    // The checks `serve` makes too (see preflight): errors end check-config as they would
+    // end serve, with exit status 2; warnings are listed below as PROBLEMs.
+    let warnings = crate::preflight::run(&config)?;
     if let Some(tls) = &config.server.tls {
-        let cert = crate::http::tls::ReloadableCert::load(tls)?;
-        drop(Arc::new(cert));
         println!("tls: {} (loads fine)", tls.cert.display());
     }
     let mut problems = 0;
@@ -594,12 +598,8 @@ fn check_config(config: Config) -> anyhow::Result<i32> {
                     repo.components.join(" "),
                     apt.architectures.join(" ")
                 );
-                match crate::sync::apt::keyring::Keyring::load(&apt.keys) {
-                    Ok(keyring) => println!("  keys: {}", keyring.describe()),
-                    Err(e) => {
-                        println!("  PROBLEM: {e}");
-                        problems += 1;
-                    }
+                if let Ok(keyring) = crate::sync::apt::keyring::Keyring::load(&apt.keys) {
+                    println!("  keys: {}", keyring.describe());
                 }
             }
             SourceKind::Puavo(puavo) => match &puavo.mode {
@@ -614,45 +614,16 @@ fn check_config(config: Config) -> anyhow::Result<i32> {
                         image_dir.display(),
                         puavo.urlbase.as_deref().unwrap_or("-")
                     );
-                    if !image_dir.is_dir() {
-                        println!(
-                            "  PROBLEM: directory {} does not exist",
-                            image_dir.display()
-                        );
-                        problems += 1;
-                    }
                     if let Some(path) = series_config {
                         println!("  series from {}", path.display());
-                    }
-                    match series_config {
-                        Some(path) if !write_config => {
-                            match crate::sync::puavo::build::read_series_config(path) {
-                                Ok(series) => {
-                                    for s in &series {
-                                        let missing: Vec<String> = s
-                                            .all_images()
-                                            .into_iter()
-                                            .filter(|f| !image_dir.join(f).is_file())
-                                            .collect();
-                                        println!("  series {}: {} images", s.name, s.images.len());
-                                        if !missing.is_empty() {
-                                            println!(
-                                                "  PROBLEM: series {}: not in {}: {}",
-                                                s.name,
-                                                image_dir.display(),
-                                                missing.join(", ")
-                                            );
-                                            problems += 1;
-                                        }
-                                    }
-                                }
-                                Err(e) => {
-                                    println!("  PROBLEM: {e}");
-                                    problems += 1;
+                        if !write_config {
+                            if let Ok(series) = crate::sync::puavo::build::read_series_config(path)
+                            {
+                                for s in &series {
+                                    println!("  series {}: {} images", s.name, s.images.len());
                                 }
                             }
                         }
-                        _ => {}
                     }
                 }
                 crate::config::PuavoMode::Mirror {
@@ -673,15 +644,12 @@ fn check_config(config: Config) -> anyhow::Result<i32> {
                     println!("  exclude: {}", files.filter.exclude.join(" "));
                 }
             }
-            SourceKind::Dir { path } => {
-                if path.is_dir() {
-                    println!("  from directory {}", path.display());
-                } else {
-                    println!("  PROBLEM: directory {} does not exist", path.display());
-                    problems += 1;
-                }
-            }
+            SourceKind::Dir { path } => println!("  from directory {}", path.display()),
         }
+    }
+    for warning in &warnings {
+        println!("PROBLEM: {warning}");
+        problems += 1;
     }
     match DataLock::acquire(&config.data_dir) {
         Ok(_) => println!("data directory: usable"),

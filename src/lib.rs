@@ -9,6 +9,8 @@
 //! - [`store`]: objects named by sha256, refs replaced atomically, GC, deep verify, the lock.
 //! - [`manifest`]: a snapshot's file list, itself stored as an object.
 //! - [`view`]: the in-memory map from URL path to file that requests read, swapped atomically.
+//! - [`preflight`]: the checks of a configuration against the machine that `check-config`
+//!   and `serve` share.
 //! - [`http`]: listeners, the request handler, and an RFC 9110 file responder.
 //! - [`app`], [`scheduler`], [`admin`], [`serve`], [`cli`]: how the pieces run together.
 
@@ -21,6 +23,7 @@ pub mod import_pom;
 pub mod manifest;
 pub mod notify;
 pub mod pin;
+pub mod preflight;
 pub mod puavo;
 pub mod scheduler;
 pub mod serve;
