@@ -215,7 +215,7 @@ async fn collect<B>(app: &App, req: &Request<B>, tls: bool) -> Status {
                 _ => Vec::new(),
             };
             let live = app.live_status(&source.id);
-            let last_run = app.store.read_run_record(&source.id);
+            let last_run = app.run_record(&source.id);
             let state = match &last_run {
                 _ if live.running => "syncing",
                 Some(run) if run.ok && run.problems.is_empty() => "ok",

@@ -33,6 +33,22 @@ pub enum SyncError {
     },
 }
 
+impl SyncError {
+    /// The disk (or its inodes) ran out: ENOSPC, or EDQUOT for a quota.
+    pub fn is_disk_full(&self) -> bool {
+        let io = match self {
+            SyncError::Store(e) => Some(&e.source),
+            SyncError::Input { source, .. } => Some(source),
+            SyncError::Manifest(ManifestError::Store(e)) => Some(&e.source),
+            _ => None,
+        };
+        io.is_some_and(|e| {
+            e.kind() == std::io::ErrorKind::StorageFull
+                || e.kind() == std::io::ErrorKind::QuotaExceeded
+        })
+    }
+}
+
 /// What a successful sync did.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct SyncReport {
