@@ -2,7 +2,8 @@
 //! store, the published view, and the bookkeeping of sync runs.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockWriteGuard};
 use std::time::Instant;
 
 use crate::config::Config;
@@ -36,6 +37,8 @@ pub struct App {
     /// scheduler read it before `state.json`, so a run whose record could not be written (a
     /// full disk) is still reported as it ended, not as the run before it.
     runs: Mutex<HashMap<String, RunRecord>>,
+    /// A failed sync left objects that nothing names; the next GC chance collects them.
+    garbage_pending: AtomicBool,
     manifests: Mutex<HashMap<ObjectId, Arc<Manifest>>>,
     /// Syncs store objects no ref names yet; GC must not run meanwhile. Syncs share it, GC
     /// takes it alone.
@@ -72,6 +75,7 @@ impl App {
             started: unix_now(),
             live: Mutex::default(),
             runs: Mutex::default(),
+            garbage_pending: AtomicBool::new(false),
             manifests: Mutex::default(),
             gate: RwLock::new(()),
             source_locks,
@@ -283,33 +287,47 @@ impl App {
         // page must still show this run (see `runs`).
         self.save_run_record(id, record);
         if failed && self.store.objects_created() != created_before {
-            self.remove_objects_of_failed_sync(id);
+            self.garbage_pending.store(true, Ordering::Relaxed);
         }
         self.set_running(id, false);
+        self.collect_pending_garbage(id);
         outcome
     }
 
     /// A failed sync publishes nothing, so the objects it stored that nothing else names are
-    /// garbage, and on a full disk they are what keeps it full. GC takes the gate alone: it
-    /// waits for every other running sync to publish (their objects are then named by refs),
-    /// and keeps what published refs, held lists and views in use name.
-    fn remove_objects_of_failed_sync(&self, id: &str) {
-        match self.gc() {
+    /// garbage, and on a full disk they are what keeps it full. They are collected as soon as
+    /// no sync is storing objects: GC needs the gate alone, so while other syncs run (their
+    /// new objects are not named by any ref yet) this leaves it pending, and the last of them
+    /// to end collects. Never blocks: a failed sync does not wait for a long one elsewhere.
+    fn collect_pending_garbage(&self, id: &str) {
+        if !self.garbage_pending.load(Ordering::Relaxed) {
+            return;
+        }
+        let Ok(alone) = self.gate.try_write() else {
+            return;
+        };
+        match self.gc_alone(&alone) {
             Ok(report) => tracing::info!(
                 source = id,
                 removed = report.removed,
                 bytes = report.bytes_freed,
-                "removed the objects of the failed sync"
+                "removed the objects of a failed sync"
             ),
             Err(e) => {
-                tracing::error!(source = id, error = %e, "cannot remove the objects of the failed sync")
+                tracing::error!(source = id, error = %e, "cannot remove the objects of a failed sync")
             }
         }
     }
 
     /// Removes objects that no ref and no view in use names. Waits for running syncs.
     pub fn gc(&self) -> anyhow::Result<GcReport> {
-        let _alone = self.gate.write().expect("not poisoned");
+        let alone = self.gate.write().expect("not poisoned");
+        self.gc_alone(&alone)
+    }
+
+    /// GC proper; the caller holds the gate for writing (no sync is storing objects).
+    fn gc_alone(&self, _alone: &RwLockWriteGuard<'_, ()>) -> anyhow::Result<GcReport> {
+        self.garbage_pending.store(false, Ordering::Relaxed);
         let mut live = gc::mark(&self.store)?;
         live.extend(self.view.live_objects());
         let report = gc::sweep(&self.store, &live)?;
