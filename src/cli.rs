@@ -240,12 +240,12 @@ fn ask_server(
     request: &admin::Request,
     expected: &[String],
 ) -> anyhow::Result<Result<Vec<admin::Reply>, i32>> {
-    match admin::call(&config.data_dir, request) {
-        Ok(replies) => Ok(Ok(replies)),
-        Err(error @ admin::CallError::Truncated { .. }) => {
-            let admin::CallError::Truncated { replies, .. } = &error else {
-                unreachable!("matched above")
-            };
+    let error = match admin::call(&config.data_dir, request) {
+        Ok(replies) => return Ok(Ok(replies)),
+        Err(error) => error,
+    };
+    match &error {
+        admin::CallError::Truncated { replies, .. } => {
             print_replies(replies);
             eprintln!("mirrorbox: {error}");
             let unanswered: Vec<&str> = expected
@@ -261,7 +261,7 @@ fn ask_server(
             }
             Ok(Err(1))
         }
-        Err(error) => Err(error.into()),
+        _ => Err(error.into()),
     }
 }
 
