@@ -1013,6 +1013,12 @@ mod tests {
             ("data_dir = \"d\"\n[server]\nhttps = [\"127.0.0.1:1\"]\n", "[server]", "https"),
             ("data_dir = \"d\"\n[server]\nhttp = [\"nowhere\"]\n", "[server]", "http"),
             ("data_dir = \"d\"\n[servre]\n", "test.toml", "servre"),
+            ("data_dir = \"d\"\n[server]\nmax_connections = \"50\"\n", "[server]", "`max_connections`"),
+            ("data_dir = \"d\"\n[server]\nheader_timeout = \"0s\"\n", "[server]", "header_timeout"),
+            ("data_dir = \"d\"\n[server]\nidle_timeout = \"0\"\n", "[server]", "idle_timeout"),
+            ("data_dir = \"d\"\n[server]\nhttp = [\"127.0.0.1:80\", \"127.0.0.1:80\"]\n", "[server]", "twice in `http`"),
+            ("data_dir = \"d\"\n[server]\n[server.tls]\ncert = \"c\"\nkey = \"k\"\n", "[server.tls]", "https"),
+            ("data_dir = \"d\"\n[[source]]\nid = \"web\"\nkind = \"dir\"\nmount = \"/f\"\npath = \"/srv\"\nkeep = \"3\"\n", "source `web`", "`keep`"),
             ("[server]\n", "test.toml", "data_dir"),
         ];
         for (text, place, key) in cases {
