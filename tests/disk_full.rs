@@ -10,8 +10,12 @@
 
 mod common;
 
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use common::{curl, pattern, Site};
 
@@ -213,5 +217,125 @@ fn a_sync_that_fills_the_disk_cleans_up_and_is_reported() {
                 && l.ends_with(" 0")),
         "{metrics}"
     );
+    drop(server);
+}
+
+/// An upstream that accepts connections and answers nothing until `hang_up`: a sync of it
+/// stays in flight as long as the test wants.
+struct SilentUpstream {
+    addr: std::net::SocketAddr,
+    held: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl SilentUpstream {
+    fn start() -> SilentUpstream {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let held: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let sink = held.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { break };
+                let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
+                let _ = stream.read(&mut [0u8; 1024]);
+                sink.lock().unwrap().push(stream);
+            }
+        });
+        SilentUpstream { addr, held }
+    }
+
+    /// Closes every connection: the sync waiting on one fails.
+    fn hang_up(&self) {
+        for stream in self.held.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+#[test]
+fn objects_of_a_failed_sync_wait_for_syncs_in_flight_and_the_cli_does_not() {
+    let upstream = SilentUpstream::start();
+    let site = Site::with(
+        false,
+        &format!(
+            "[[source]]\nid = \"slow\"\nkind = \"files\"\nmount = \"/slow\"\nurl = \"http://{}/\"\nretries = 0\n",
+            upstream.addr
+        ),
+    );
+    site.store_keys("ingest = \"copy\"");
+    let Some(disk) = Tmpfs::mount(&site.data()) else {
+        eprintln!("SKIPPED: cannot mount a tmpfs for the data directory (needs root)");
+        return;
+    };
+    std::fs::write(site.public().join("old.bin"), pattern(100_000, 1)).unwrap();
+    assert!(site.cli(&["sync", "site"]).status.success());
+    let server = site.start_without_sync();
+    let objects = site.data().join("objects/sha256");
+    for byte in 0..=255u8 {
+        std::fs::create_dir_all(objects.join(format!("{byte:02x}"))).unwrap();
+    }
+    let (before, _) = files(&objects);
+
+    // A sync of `slow` is in flight (it may be storing objects no ref names yet) ...
+    let slow = Command::new(common::BIN)
+        .args(["sync", "--config"])
+        .arg(&site.config)
+        .arg("slow")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        server.log_contains("sync started source=\"slow\""),
+        "{}",
+        server.log_text()
+    );
+    // ... when a sync of `site` runs out of space after storing two objects.
+    for n in 0..5 {
+        std::fs::write(
+            site.public().join(format!("new-{n}.bin")),
+            pattern(100_000, 100 + n),
+        )
+        .unwrap();
+    }
+    disk.limit_inodes(2);
+    let started = Instant::now();
+    let out = site.cli(&["sync", "site"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the failed sync waited for the other one"
+    );
+    // Its objects stay while the other sync runs: GC must not race a sync in flight.
+    let (during, _) = files(&objects);
+    assert_eq!(during.len(), before.len() + 2, "{during:?}");
+
+    // When the last sync in flight ends, they go.
+    upstream.hang_up();
+    let slow = slow.wait_with_output().unwrap();
+    assert_eq!(slow.status.code(), Some(1), "{slow:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (now, _) = files(&objects);
+        if now.len() == before.len() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "objects of the failed sync are still there: {} > {}\n{}",
+            now.len(),
+            before.len(),
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &server.url("/files/old.bin"),
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
     drop(server);
 }
