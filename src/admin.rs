@@ -1,7 +1,10 @@
 //! The local admin socket (`DATA_DIR/admin.sock`): lets `mirrorbox sync|gc|verify` ask a
 //! running server to do the work, since the server holds the data-dir lock.
 //!
-//! Protocol: one JSON request line, then JSON reply lines, one per source, then EOF.
+//! Protocol: one JSON request line, then JSON reply lines (one per source, or one for the
+//! whole request), then the end line `{"done":true,"replies":N}`, then EOF. A stream that
+//! ends without the end line means the server went away mid-call: the caller must treat the
+//! outcome as unknown, never as success (see [`CallError::Truncated`]).
 //! Only local users with write access to the data directory can connect.
 
 use std::path::{Path, PathBuf};
@@ -37,6 +40,37 @@ pub struct Reply {
     pub ok: bool,
     pub message: String,
     pub report: Option<SyncReport>,
+}
+
+/// The last line of every answer: the server finished, and sent `replies` replies before it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct End {
+    pub done: bool,
+    pub replies: usize,
+}
+
+/// Why a call did not get a complete answer.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// No server answers on the socket (nothing was asked).
+    #[error("the data directory is locked by another process, and its admin socket {path} does not answer ({source})")]
+    Unreachable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The answer stopped before its end line: the server died or was killed mid-call.
+    /// `replies` holds what did arrive; anything else may or may not have happened.
+    #[error("the server went away before it answered ({} of the replies arrived{}); the outcome of the rest is unknown: look at `mirrorbox snapshots` or the status page", replies.len(), reason.as_deref().map(|r| format!("; {r}")).unwrap_or_default())]
+    Truncated {
+        replies: Vec<Reply>,
+        reason: Option<String>,
+    },
+    /// The server answered something this client does not understand.
+    #[error("the server sent an answer this mirrorbox does not understand: {0}")]
+    Garbled(String),
+    #[error("talking to the server: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// The reply to a request that is not about one source.
@@ -157,11 +191,18 @@ async fn serve(stream: UnixStream, scheduler: Arc<Scheduler>) -> anyhow::Result<
             });
         }
     }
+    let end = End {
+        done: true,
+        replies: replies.len(),
+    };
     for reply in replies {
         let mut text = serde_json::to_string(&reply)?;
         text.push('\n');
         write.write_all(text.as_bytes()).await?;
     }
+    let mut text = serde_json::to_string(&end)?;
+    text.push('\n');
+    write.write_all(text.as_bytes()).await?;
     write.shutdown().await?;
     Ok(())
 }
@@ -185,25 +226,47 @@ where
     out
 }
 
-/// Sends a request to a running server and returns its replies.
-pub fn call(data_dir: &Path, request: &Request) -> anyhow::Result<Vec<Reply>> {
+/// Sends a request to a running server and returns its replies, only if the answer is
+/// complete (it ends with the [`End`] line and its count matches).
+pub fn call(data_dir: &Path, request: &Request) -> Result<Vec<Reply>, CallError> {
     use std::io::{BufRead, Write};
     let path = socket_path(data_dir);
-    let mut stream = std::os::unix::net::UnixStream::connect(&path).map_err(|e| {
-        anyhow::anyhow!(
-            "the data directory is locked by another process, and its admin socket {} does not answer ({e})",
-            path.display()
-        )
-    })?;
-    let mut line = serde_json::to_string(request)?;
+    let mut stream = std::os::unix::net::UnixStream::connect(&path)
+        .map_err(|source| CallError::Unreachable { path, source })?;
+    let mut line = serde_json::to_string(request).map_err(|e| CallError::Garbled(e.to_string()))?;
     line.push('\n');
     stream.write_all(line.as_bytes())?;
     let mut replies = Vec::new();
     for line in std::io::BufReader::new(stream).lines() {
-        let line = line?;
-        if !line.trim().is_empty() {
-            replies.push(serde_json::from_str(&line)?);
+        let line = match line {
+            Ok(line) => line,
+            // A reset is how a killed server's socket often ends.
+            Err(e) => {
+                return Err(CallError::Truncated {
+                    replies,
+                    reason: Some(e.to_string()),
+                })
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
         }
+        if let Ok(end) = serde_json::from_str::<End>(&line) {
+            if end.done && end.replies == replies.len() {
+                return Ok(replies);
+            }
+            return Err(CallError::Garbled(format!(
+                "the end line counts {} replies, {} arrived",
+                end.replies,
+                replies.len()
+            )));
+        }
+        let reply: Reply =
+            serde_json::from_str(&line).map_err(|e| CallError::Garbled(format!("{e}: {line}")))?;
+        replies.push(reply);
     }
-    Ok(replies)
+    Err(CallError::Truncated {
+        replies,
+        reason: None,
+    })
 }

@@ -2,7 +2,8 @@
 //! store, the published view, and the bookkeeping of sync runs.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockWriteGuard};
 use std::time::Instant;
 
 use crate::config::Config;
@@ -37,6 +38,12 @@ pub struct App {
     /// readable nor repeat their warnings.
     pub access: Access,
     live: Mutex<HashMap<String, LiveStatus>>,
+    /// The last run of each source as this process saw it end. The status page, metrics and
+    /// scheduler read it before `state.json`, so a run whose record could not be written (a
+    /// full disk) is still reported as it ended, not as the run before it.
+    runs: Mutex<HashMap<String, RunRecord>>,
+    /// A failed sync left objects that nothing names; the next GC chance collects them.
+    garbage_pending: AtomicBool,
     manifests: Mutex<HashMap<ObjectId, Arc<Manifest>>>,
     /// Syncs store objects no ref names yet; GC must not run meanwhile. Syncs share it, GC
     /// takes it alone.
@@ -73,6 +80,8 @@ impl App {
             objects,
             started: unix_now(),
             live: Mutex::default(),
+            runs: Mutex::default(),
+            garbage_pending: AtomicBool::new(false),
             manifests: Mutex::default(),
             gate: RwLock::new(()),
             source_locks,
@@ -152,6 +161,31 @@ impl App {
             .unwrap_or_default()
     }
 
+    /// The last run of `source`: the one this process recorded in memory, else `state.json`.
+    pub fn run_record(&self, source: &str) -> Option<RunRecord> {
+        if let Some(record) = self.runs.lock().expect("not poisoned").get(source) {
+            return Some(record.clone());
+        }
+        self.store.read_run_record(source)
+    }
+
+    /// Keeps `record` in memory and writes it to `state.json`; a failed write is logged and
+    /// noted in the in-memory record (the next run writes a record again).
+    fn save_run_record(&self, source: &str, mut record: RunRecord) {
+        if let Err(e) = self.store.write_run_record(source, &record) {
+            tracing::warn!(source, error = %e, "cannot record the sync run; the status page shows it from memory");
+            let note = format!("the run record could not be written: {e}");
+            record.error = Some(match record.error.take() {
+                Some(error) => format!("{error} ({note})"),
+                None => note,
+            });
+        }
+        self.runs
+            .lock()
+            .expect("not poisoned")
+            .insert(source.to_string(), record);
+    }
+
     pub fn set_next_run(&self, source: &str, next: Option<i64>) {
         self.live
             .lock()
@@ -196,11 +230,12 @@ impl App {
         let started = unix_now();
         let clock = Instant::now();
         tracing::info!(source = id, "sync started");
+        let created_before = self.store.objects_created();
         let result = {
             let _no_gc = self.gate.read().expect("not poisoned");
             sync::run(&self.store, source)
         };
-        let previous = self.store.read_run_record(id).unwrap_or_default();
+        let previous = self.run_record(id).unwrap_or_default();
         let mut record = RunRecord {
             started,
             duration_ms: clock.elapsed().as_millis() as u64,
@@ -241,7 +276,11 @@ impl App {
                 Ok(report)
             }
             Err(e) => {
-                let message = e.to_string();
+                let message = if e.is_disk_full() {
+                    format!("{e} (the disk of the data directory is full: the objects this sync stored are removed again; free space, then sync again)")
+                } else {
+                    e.to_string()
+                };
                 tracing::error!(source = id, error = %message, "sync failed; the previous snapshot stays published");
                 record.ok = false;
                 record.error = Some(message.clone());
@@ -249,16 +288,52 @@ impl App {
             }
         };
         self.metrics.sync_finished(id, &record);
-        if let Err(e) = self.store.write_run_record(id, &record) {
-            tracing::warn!(error = %e, "cannot record the sync run");
+        let failed = outcome.is_err();
+        // Recorded before any clean-up: on a full disk this write may fail, and the status
+        // page must still show this run (see `runs`).
+        self.save_run_record(id, record);
+        if failed && self.store.objects_created() != created_before {
+            self.garbage_pending.store(true, Ordering::Relaxed);
         }
         self.set_running(id, false);
+        self.collect_pending_garbage(id);
         outcome
+    }
+
+    /// A failed sync publishes nothing, so the objects it stored that nothing else names are
+    /// garbage, and on a full disk they are what keeps it full. They are collected as soon as
+    /// no sync is storing objects: GC needs the gate alone, so while other syncs run (their
+    /// new objects are not named by any ref yet) this leaves it pending, and the last of them
+    /// to end collects. Never blocks: a failed sync does not wait for a long one elsewhere.
+    fn collect_pending_garbage(&self, id: &str) {
+        if !self.garbage_pending.load(Ordering::Relaxed) {
+            return;
+        }
+        let Ok(alone) = self.gate.try_write() else {
+            return;
+        };
+        match self.gc_alone(&alone) {
+            Ok(report) => tracing::info!(
+                source = id,
+                removed = report.removed,
+                bytes = report.bytes_freed,
+                "removed the objects of a failed sync"
+            ),
+            Err(e) => {
+                tracing::error!(source = id, error = %e, "cannot remove the objects of a failed sync")
+            }
+        }
     }
 
     /// Removes objects that no ref and no view in use names. Waits for running syncs.
     pub fn gc(&self) -> anyhow::Result<GcReport> {
-        let _alone = self.gate.write().expect("not poisoned");
+        let alone = self.gate.write().expect("not poisoned");
+        self.gc_alone(&alone)
+    }
+
+    /// GC proper; the caller holds the gate for writing (no sync is storing objects).
+    fn gc_alone(&self, _alone: &RwLockWriteGuard<'_, ()>) -> anyhow::Result<GcReport> {
+        self.garbage_pending.store(false, Ordering::Relaxed);
         let mut live = gc::mark(&self.store)?;
         live.extend(self.view.live_objects());
         let report = gc::sweep(&self.store, &live)?;
@@ -289,9 +364,9 @@ impl App {
             sources.to_vec()
         };
         for id in ids {
-            let mut record = self.store.read_run_record(&id).unwrap_or_default();
+            let mut record = self.run_record(&id).unwrap_or_default();
             record.last_verify = Some(now);
-            let _ = self.store.write_run_record(&id, &record);
+            self.save_run_record(&id, record);
         }
         Ok(report)
     }

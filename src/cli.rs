@@ -1,7 +1,6 @@
 //! The command line (see the README): argument parsing and one function per subcommand.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -144,6 +143,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             no_initial_sync,
         } => {
             let config = config.load()?;
+            // The same checks as check-config: errors stop here, before anything is served.
+            for warning in crate::preflight::run(&config)? {
+                tracing::warn!("{warning}");
+            }
             crate::serve::run(config, !no_initial_sync)?;
             Ok(0)
         }
@@ -228,6 +231,40 @@ fn open_or_busy(config: Config) -> anyhow::Result<Result<App, Config>> {
     }
 }
 
+/// Asks the server that holds the data directory. A complete answer comes back as `Ok`; an
+/// answer cut short (the server died mid-call) is reported here, with what is known of the
+/// outcome, and becomes exit status 1 (`Err(1)`): it must never read as success.
+/// `expected`: the sources a sync was asked for, to name those that did not answer.
+fn ask_server(
+    config: &Config,
+    request: &admin::Request,
+    expected: &[String],
+) -> anyhow::Result<Result<Vec<admin::Reply>, i32>> {
+    let error = match admin::call(&config.data_dir, request) {
+        Ok(replies) => return Ok(Ok(replies)),
+        Err(error) => error,
+    };
+    match &error {
+        admin::CallError::Truncated { replies, .. } => {
+            print_replies(replies);
+            eprintln!("mirrorbox: {error}");
+            let unanswered: Vec<&str> = expected
+                .iter()
+                .filter(|id| !replies.iter().any(|r| r.source.as_ref() == Some(*id)))
+                .map(String::as_str)
+                .collect();
+            if !unanswered.is_empty() {
+                eprintln!(
+                    "mirrorbox: no outcome for: {} (each either published a complete snapshot before the server went away, or left the previous one published)",
+                    unanswered.join(", ")
+                );
+            }
+            Ok(Err(1))
+        }
+        _ => Err(error.into()),
+    }
+}
+
 fn print_replies(replies: &[admin::Reply]) -> i32 {
     let mut code = 0;
     for reply in replies {
@@ -297,8 +334,17 @@ fn sync(config: Config, sources: Vec<String>) -> anyhow::Result<i32> {
         Ok(app) => app,
         Err(config) => {
             tracing::info!("a server holds the data directory; asking it to sync");
-            let replies = admin::call(&config.data_dir, &admin::Request::Sync { sources })?;
-            return Ok(print_replies(&replies));
+            let expected: Vec<String> = if sources.is_empty() {
+                config.sources.iter().map(|s| s.id.clone()).collect()
+            } else {
+                sources.clone()
+            };
+            return Ok(
+                match ask_server(&config, &admin::Request::Sync { sources }, &expected)? {
+                    Ok(replies) => print_replies(&replies),
+                    Err(code) => code,
+                },
+            );
         }
     };
     let ids: Vec<String> = if sources.is_empty() {
@@ -344,8 +390,12 @@ fn verify(config: Config, sources: Vec<String>) -> anyhow::Result<i32> {
     let app = match open_or_busy(config)? {
         Ok(app) => app,
         Err(config) => {
-            let replies = admin::call(&config.data_dir, &admin::Request::Verify { sources })?;
-            return Ok(print_replies(&replies));
+            return Ok(
+                match ask_server(&config, &admin::Request::Verify { sources }, &[])? {
+                    Ok(replies) => print_replies(&replies),
+                    Err(code) => code,
+                },
+            );
         }
     };
     let report = app.verify(&sources)?;
@@ -357,8 +407,10 @@ fn gc(config: Config) -> anyhow::Result<i32> {
     let app = match open_or_busy(config)? {
         Ok(app) => app,
         Err(config) => {
-            let replies = admin::call(&config.data_dir, &admin::Request::Gc)?;
-            return Ok(print_replies(&replies));
+            return Ok(match ask_server(&config, &admin::Request::Gc, &[])? {
+                Ok(replies) => print_replies(&replies),
+                Err(code) => code,
+            });
         }
     };
     let report = app.gc()?;
@@ -479,13 +531,14 @@ fn pin(config: Config, source: &str, snapshot: Option<String>) -> anyhow::Result
     let current = match open_or_busy(config)? {
         Ok(app) => app.set_pin(source, snapshot.as_deref())?,
         Err(config) => {
-            let replies = admin::call(
-                &config.data_dir,
-                &admin::Request::Pin {
-                    source: source.to_string(),
-                    snapshot: snapshot.clone(),
-                },
-            )?;
+            let request = admin::Request::Pin {
+                source: source.to_string(),
+                snapshot: snapshot.clone(),
+            };
+            let replies = match ask_server(&config, &request, &[])? {
+                Ok(replies) => replies,
+                Err(code) => return Ok(code),
+            };
             match replies.first() {
                 Some(reply) if reply.ok => reply.message.clone(),
                 Some(reply) => bail!("{}", reply.message),
@@ -512,9 +565,10 @@ fn check_config(config: Config) -> anyhow::Result<i32> {
     for addr in &config.server.https {
         println!("listen: https://{addr}/");
     }
+    // The checks `serve` makes too (see preflight): errors end check-config as they would
+    // end serve, with exit status 2; warnings are listed below as PROBLEMs.
+    let warnings = crate::preflight::run(&config)?;
     if let Some(tls) = &config.server.tls {
-        let cert = crate::http::tls::ReloadableCert::load(tls)?;
-        drop(Arc::new(cert));
         println!("tls: {} (loads fine)", tls.cert.display());
     }
     let mut problems = 0;
@@ -544,12 +598,8 @@ fn check_config(config: Config) -> anyhow::Result<i32> {
                     repo.components.join(" "),
                     apt.architectures.join(" ")
                 );
-                match crate::sync::apt::keyring::Keyring::load(&apt.keys) {
-                    Ok(keyring) => println!("  keys: {}", keyring.describe()),
-                    Err(e) => {
-                        println!("  PROBLEM: {e}");
-                        problems += 1;
-                    }
+                if let Ok(keyring) = crate::sync::apt::keyring::Keyring::load(&apt.keys) {
+                    println!("  keys: {}", keyring.describe());
                 }
             }
             SourceKind::Puavo(puavo) => match &puavo.mode {
@@ -564,45 +614,16 @@ fn check_config(config: Config) -> anyhow::Result<i32> {
                         image_dir.display(),
                         puavo.urlbase.as_deref().unwrap_or("-")
                     );
-                    if !image_dir.is_dir() {
-                        println!(
-                            "  PROBLEM: directory {} does not exist",
-                            image_dir.display()
-                        );
-                        problems += 1;
-                    }
                     if let Some(path) = series_config {
                         println!("  series from {}", path.display());
-                    }
-                    match series_config {
-                        Some(path) if !write_config => {
-                            match crate::sync::puavo::build::read_series_config(path) {
-                                Ok(series) => {
-                                    for s in &series {
-                                        let missing: Vec<String> = s
-                                            .all_images()
-                                            .into_iter()
-                                            .filter(|f| !image_dir.join(f).is_file())
-                                            .collect();
-                                        println!("  series {}: {} images", s.name, s.images.len());
-                                        if !missing.is_empty() {
-                                            println!(
-                                                "  PROBLEM: series {}: not in {}: {}",
-                                                s.name,
-                                                image_dir.display(),
-                                                missing.join(", ")
-                                            );
-                                            problems += 1;
-                                        }
-                                    }
-                                }
-                                Err(e) => {
-                                    println!("  PROBLEM: {e}");
-                                    problems += 1;
+                        if !write_config {
+                            if let Ok(series) = crate::sync::puavo::build::read_series_config(path)
+                            {
+                                for s in &series {
+                                    println!("  series {}: {} images", s.name, s.images.len());
                                 }
                             }
                         }
-                        _ => {}
                     }
                 }
                 crate::config::PuavoMode::Mirror {
@@ -623,14 +644,7 @@ fn check_config(config: Config) -> anyhow::Result<i32> {
                     println!("  exclude: {}", files.filter.exclude.join(" "));
                 }
             }
-            SourceKind::Dir { path } => {
-                if path.is_dir() {
-                    println!("  from directory {}", path.display());
-                } else {
-                    println!("  PROBLEM: directory {} does not exist", path.display());
-                    problems += 1;
-                }
-            }
+            SourceKind::Dir { path } => println!("  from directory {}", path.display()),
         }
     }
     for rule in &config.access {
@@ -673,6 +687,10 @@ fn check_config(config: Config) -> anyhow::Result<i32> {
                 problems += 1;
             }
         }
+    }
+    for warning in &warnings {
+        println!("PROBLEM: {warning}");
+        problems += 1;
     }
     match DataLock::acquire(&config.data_dir) {
         Ok(_) => println!("data directory: usable"),

@@ -478,7 +478,8 @@ impl Config {
             file: file.to_path_buf(),
             message,
         };
-        let raw: RawConfig = toml::from_str(text).map_err(|e| invalid(toml_message(&e)))?;
+        let raw: RawConfig = serde_path_to_error::deserialize(toml::Deserializer::new(text))
+            .map_err(|e| invalid(top_level_message(&e, text)))?;
 
         let data_dir = raw.data_dir.ok_or_else(|| {
             invalid("missing key `data_dir` (where objects/ and refs/ live)".into())
@@ -529,11 +530,71 @@ impl Config {
     }
 }
 
-/// toml's messages carry a line/column excerpt; keep them, on one line each.
-fn toml_message(error: &toml::de::Error) -> String {
-    let mut message = error.message().to_string();
-    if let Some(span) = error.span() {
-        message = format!("{message} (at byte {})", span.start);
+/// A syntax or type error in the file: where (section and key, and the line), what, and the
+/// expected type in words. toml alone names only a byte offset.
+fn top_level_message(error: &serde_path_to_error::Error<toml::de::Error>, text: &str) -> String {
+    let inner = error.inner();
+    let mut message = humanize(inner.message());
+    if let Some(span) = inner.span() {
+        let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+        message = format!("{message} (line {line})");
+    }
+    // Keys, each with the list item it went into, if any (`https = ["a", 5]`: item 2).
+    let mut keys: Vec<(String, Option<usize>)> = Vec::new();
+    for segment in error.path().iter() {
+        match segment {
+            serde_path_to_error::Segment::Map { key } => keys.push((key.clone(), None)),
+            serde_path_to_error::Segment::Seq { index } => match keys.last_mut() {
+                Some(last) if last.1.is_none() => last.1 = Some(*index),
+                _ => keys.push((String::new(), Some(*index))),
+            },
+            _ => {}
+        }
+    }
+    let name = |(key, item): &(String, Option<usize>)| match item {
+        Some(index) => format!("{key} #{}", index + 1),
+        None => key.clone(),
+    };
+    match keys.split_last() {
+        None => message,
+        Some((key, [])) => format!("key `{}`: {message}", name(key)),
+        Some((key, section)) => format!(
+            "[{}] key `{}`: {message}",
+            section.iter().map(name).collect::<Vec<_>>().join("."),
+            name(key)
+        ),
+    }
+}
+
+/// A type error inside one `[[source]]` table: the key and the expected type in words.
+fn source_message(error: &serde_path_to_error::Error<toml::de::Error>) -> String {
+    let message = humanize(error.inner().message());
+    let path = error.path().to_string();
+    if path.is_empty() || path == "." {
+        message
+    } else {
+        format!("key `{path}`: {message}")
+    }
+}
+
+/// serde names Rust types (`expected usize`); an administrator needs words and a hint.
+fn humanize(message: &str) -> String {
+    let mut message = message.trim().to_string();
+    for (rust, words) in [
+        ("expected usize", "expected a whole number, without quotes"),
+        ("expected u64", "expected a whole number, without quotes"),
+        ("expected u32", "expected a whole number, without quotes"),
+        (
+            "expected a boolean",
+            "expected true or false, without quotes",
+        ),
+        ("expected a string", "expected a string in quotes"),
+        ("expected a sequence", "expected a list like [\"a\", \"b\"]"),
+    ] {
+        if let Some(at) = message.find(rust) {
+            message.replace_range(at..at + rust.len(), words);
+            break;
+        }
     }
     message
 }
@@ -560,11 +621,23 @@ fn parse_server(raw: RawServer) -> Result<ServerConfig, String> {
     if !https.is_empty() && tls.is_none() {
         return Err("[server] key `https`: HTTPS listeners need a [server.tls] section with `cert` and `key`".into());
     }
+    if https.is_empty() && tls.is_some() {
+        return Err("[server.tls]: no `https` listener uses it (add e.g. https = [\"0.0.0.0:443\"] to [server], or remove [server.tls])".into());
+    }
+    check_unique_listeners(&http, &https)?;
     let duration = |value: Option<String>, key: &str, default: u64| -> Result<Duration, String> {
-        match value {
-            None => Ok(Duration::from_secs(default)),
-            Some(v) => parse_duration(&v).map_err(|m| format!("[server] key `{key}`: {m}")),
+        let value = match value {
+            None => return Ok(Duration::from_secs(default)),
+            Some(v) => parse_duration(&v).map_err(|m| format!("[server] key `{key}`: {m}"))?,
+        };
+        // A zero grace period means "stop at once", which is meaningful; a zero timeout
+        // would close every connection before its first byte.
+        if value.is_zero() && key != "shutdown_grace" {
+            return Err(format!(
+                "[server] key `{key}`: must be longer than 0s (e.g. \"{default}s\", the default)"
+            ));
         }
+        Ok(value)
     };
     let max_connections = raw.max_connections.unwrap_or(10_000);
     if max_connections == 0 {
@@ -617,10 +690,36 @@ fn parse_server(raw: RawServer) -> Result<ServerConfig, String> {
     })
 }
 
+/// Two listeners on one address would fail at bind time with a bare "address in use";
+/// say which keys collide instead. `0.0.0.0:0`-style port 0 addresses never collide.
+fn check_unique_listeners(http: &[SocketAddr], https: &[SocketAddr]) -> Result<(), String> {
+    let mut seen: Vec<(SocketAddr, &str)> = Vec::new();
+    let all = http
+        .iter()
+        .map(|a| (*a, "http"))
+        .chain(https.iter().map(|a| (*a, "https")));
+    for (addr, key) in all {
+        if addr.port() == 0 {
+            continue;
+        }
+        if let Some((_, first)) = seen.iter().find(|(other, _)| *other == addr) {
+            let place = if *first == key {
+                format!("twice in `{key}`")
+            } else {
+                format!("in both `{first}` and `{key}`")
+            };
+            return Err(format!(
+                "[server] key `{key}`: the address {addr} is listed {place} (one listener per address)"
+            ));
+        }
+        seen.push((addr, key));
+    }
+    Ok(())
+}
+
 fn parse_source(table: toml::Table) -> Result<SourceConfig, String> {
-    let raw: RawSource = toml::Value::Table(table)
-        .try_into()
-        .map_err(|e: toml::de::Error| e.message().to_string())?;
+    let raw: RawSource = serde_path_to_error::deserialize(toml::Value::Table(table))
+        .map_err(|e| source_message(&e))?;
     if raw.id.is_empty()
         || !raw
             .id
@@ -1172,6 +1271,12 @@ mod tests {
             ("data_dir = \"d\"\n[server]\nhttps = [\"127.0.0.1:1\"]\n", "[server]", "https"),
             ("data_dir = \"d\"\n[server]\nhttp = [\"nowhere\"]\n", "[server]", "http"),
             ("data_dir = \"d\"\n[servre]\n", "test.toml", "servre"),
+            ("data_dir = \"d\"\n[server]\nmax_connections = \"50\"\n", "[server]", "`max_connections`"),
+            ("data_dir = \"d\"\n[server]\nheader_timeout = \"0s\"\n", "[server]", "header_timeout"),
+            ("data_dir = \"d\"\n[server]\nidle_timeout = \"0\"\n", "[server]", "idle_timeout"),
+            ("data_dir = \"d\"\n[server]\nhttp = [\"127.0.0.1:80\", \"127.0.0.1:80\"]\n", "[server]", "twice in `http`"),
+            ("data_dir = \"d\"\n[server]\n[server.tls]\ncert = \"c\"\nkey = \"k\"\n", "[server.tls]", "https"),
+            ("data_dir = \"d\"\n[[source]]\nid = \"web\"\nkind = \"dir\"\nmount = \"/f\"\npath = \"/srv\"\nkeep = \"3\"\n", "source `web`", "`keep`"),
             ("[server]\n", "test.toml", "data_dir"),
         ];
         for (text, place, key) in cases {

@@ -10,6 +10,8 @@
 //! - [`manifest`]: a snapshot's file list, itself stored as an object.
 //! - [`view`]: the in-memory map from URL path to file that requests read, swapped atomically.
 //! - [`page_cache`]: listings rendered once per view.
+//! - [`preflight`]: the checks of a configuration against the machine that `check-config`
+//!   and `serve` share.
 //! - [`http`]: listeners, the request handler, and an RFC 9110 file responder.
 //! - [`app`], [`scheduler`], [`admin`], [`serve`], [`cli`]: how the pieces run together.
 
@@ -23,6 +25,7 @@ pub mod manifest;
 pub mod notify;
 pub mod page_cache;
 pub mod pin;
+pub mod preflight;
 pub mod puavo;
 pub mod scheduler;
 pub mod serve;

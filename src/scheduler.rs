@@ -102,7 +102,7 @@ impl Scheduler {
     async fn sync_loop(&self, source: &SourceConfig, initial_sync: bool) {
         // A local directory is cheap to re-scan: do it at start, so the server publishes what
         // is there now. Other kinds continue their schedule where the last run left it.
-        let record = self.app.store.read_run_record(&source.id);
+        let record = self.app.run_record(&source.id);
         let mut delay = match (source.every, &record) {
             (Some(every), Some(run)) if run.ok => {
                 let due = run.started + every.as_secs() as i64;
@@ -130,8 +130,7 @@ impl Scheduler {
     async fn verify_loop(&self, source: &str, every: Duration) {
         let last = self
             .app
-            .store
-            .read_run_record(source)
+            .run_record(source)
             .and_then(|r| r.last_verify)
             .unwrap_or(0);
         let mut delay =

@@ -41,12 +41,13 @@ if ! ls /var/lib/apt/lists/*_InRelease >/dev/null 2>&1; then
   fi
 fi
 
-# REDbot (the HTTP linter), the Prometheus text parser and h2 (raw HTTP/2 frames), in a private virtual environment.
+# REDbot (the HTTP linter), the Prometheus text parser, h2 (raw HTTP/2 frames) and sslyze (the
+# TLS profile check), in a private virtual environment.
 venv=target/pyenv
-if ! "$venv/bin/python" -c 'import redbot, prometheus_client, h2' >/dev/null 2>&1; then
+if ! "$venv/bin/python" -c 'import redbot, prometheus_client, h2, sslyze' >/dev/null 2>&1; then
   rm -rf "$venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check redbot prometheus-client h2
+  "$venv/bin/pip" install -q --disable-pip-version-check redbot prometheus-client h2 sslyze
 fi
 export MIRRORBOX_PYTHON="$PWD/$venv/bin/python"
 

@@ -550,7 +550,7 @@ pub fn render(app: &App, store: Option<StoreUsage>) -> String {
         .map(|(source, counters)| Row {
             id: label_value(&source.id),
             counters,
-            record: app.store.read_run_record(&source.id),
+            record: app.run_record(&source.id),
             snapshots: app
                 .store
                 .read_refs(&source.id)

@@ -218,7 +218,7 @@ async fn collect<B>(app: &App, req: &Request<B>, tls: bool, trusted: bool) -> St
                 _ => Vec::new(),
             };
             let live = app.live_status(&source.id);
-            let mut last_run = app.store.read_run_record(&source.id);
+            let mut last_run = app.run_record(&source.id);
             if !trusted {
                 if let Some(run) = &mut last_run {
                     redact_run(run);

@@ -106,6 +106,9 @@ pub struct Store {
     fsync: bool,
     ingest: IngestMode,
     tmp_counter: AtomicU64,
+    /// Objects this process added to `objects/`: a sync that failed after this moved has
+    /// left garbage behind (see `App::sync_source`).
+    created: AtomicU64,
     /// Downloads under way, so two syncs never write the same partial file at once.
     downloads: std::sync::Mutex<
         std::collections::HashMap<ObjectId, std::sync::Arc<tokio::sync::Mutex<()>>>,
@@ -124,6 +127,7 @@ impl Store {
             fsync: config.fsync,
             ingest: config.ingest,
             tmp_counter: AtomicU64::new(0),
+            created: AtomicU64::new(0),
             downloads: Default::default(),
         };
         for dir in [&store.objects, &store.tmp, &store.refs] {
@@ -146,6 +150,11 @@ impl Store {
 
     pub fn fsync(&self) -> bool {
         self.fsync
+    }
+
+    /// How many objects this process has added so far (a counter only ever going up).
+    pub fn objects_created(&self) -> u64 {
+        self.created.load(Ordering::Relaxed)
     }
 
     /// Removes what interrupted writes left in `tmp/`, except partial downloads (they resume).
@@ -285,6 +294,8 @@ impl Store {
     }
 
     /// Moves a finished temp file into place as object `id`, unless it is there already.
+    /// The temp file is gone afterwards in every case: on a full disk the fan-out directory
+    /// may not be creatable, and a temp file left behind would keep the disk full.
     fn commit(&self, tmp: &Path, id: &ObjectId) -> Result<bool, StoreError> {
         let target = self.object_path(id);
         if target.exists() {
@@ -292,8 +303,14 @@ impl Store {
             return Ok(false);
         }
         let dir = target.parent().expect("object paths have a parent");
-        fs::create_dir_all(dir).map_err(err("create directory", dir))?;
-        fs::rename(tmp, &target).map_err(err("rename into place", &target))?;
+        let placed = fs::create_dir_all(dir)
+            .map_err(err("create directory", dir))
+            .and_then(|()| fs::rename(tmp, &target).map_err(err("rename into place", &target)));
+        if let Err(e) = placed {
+            let _ = fs::remove_file(tmp);
+            return Err(e);
+        }
+        self.created.fetch_add(1, Ordering::Relaxed);
         if self.fsync {
             sync_dir(dir)?;
         }
@@ -475,14 +492,22 @@ impl Store {
             path.file_name().and_then(|n| n.to_str()).unwrap_or("ref"),
             std::process::id()
         ));
-        {
-            let mut file = File::create(&tmp).map_err(err("create", &tmp))?;
-            file.write_all(bytes).map_err(err("write", &tmp))?;
-            if self.fsync {
-                file.sync_all().map_err(err("fsync", &tmp))?;
-            }
+        let written = File::create(&tmp)
+            .map_err(err("create", &tmp))
+            .and_then(|mut file| {
+                file.write_all(bytes).map_err(err("write", &tmp))?;
+                if self.fsync {
+                    file.sync_all().map_err(err("fsync", &tmp))?;
+                }
+                Ok(())
+            })
+            .and_then(|()| fs::rename(&tmp, path).map_err(err("rename into place", path)));
+        if let Err(e) = written {
+            // A half-written temp file must not outlive the failure (it would hold the very
+            // space whose lack made the write fail).
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
         }
-        fs::rename(&tmp, path).map_err(err("rename into place", path))?;
         if self.fsync {
             sync_dir(dir)?;
         }

@@ -34,6 +34,26 @@ pub enum SyncError {
     },
 }
 
+impl SyncError {
+    /// The disk (or its inodes) ran out: ENOSPC, or EDQUOT for a quota.
+    pub fn is_disk_full(&self) -> bool {
+        let io = match self {
+            SyncError::Store(e) => Some(&e.source),
+            SyncError::Input { source, .. } => Some(source),
+            SyncError::Manifest(ManifestError::Store(e)) => Some(&e.source),
+            // Downloads report their store errors as text.
+            SyncError::Upstream(message) => {
+                return message.contains("(os error 28)") || message.contains("(os error 122)")
+            }
+            _ => None,
+        };
+        io.is_some_and(|e| {
+            e.kind() == std::io::ErrorKind::StorageFull
+                || e.kind() == std::io::ErrorKind::QuotaExceeded
+        })
+    }
+}
+
 /// What a successful sync did.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct SyncReport {
@@ -219,6 +239,25 @@ pub fn last_modified(previous: Option<&Entry>, object: &ObjectId, candidate: i64
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn disk_full_is_recognised() {
+        let store = |errno| {
+            SyncError::Store(StoreError {
+                action: "write",
+                path: "x".into(),
+                source: std::io::Error::from_raw_os_error(errno),
+            })
+        };
+        assert!(store(libc::ENOSPC).is_disk_full());
+        assert!(store(libc::EDQUOT).is_disk_full());
+        assert!(!store(libc::EIO).is_disk_full());
+        assert!(SyncError::Upstream(
+            "write tmp/partial/ab: No space left on device (os error 28)".into()
+        )
+        .is_disk_full());
+        assert!(!SyncError::Upstream("connection refused".into()).is_disk_full());
+    }
 
     #[test]
     fn last_modified_rules() {
