@@ -1156,17 +1156,36 @@ fn parse_access(table: toml::Table, label: &str) -> Result<AccessConfig, String>
 
 /// `10.0.0.0/8`, `2001:db8::/32`, or a single address (`192.0.2.7` means `/32`). Host bits
 /// are cleared: `10.1.2.3/8` is `10.0.0.0/8`.
+///
+/// IPv4-mapped ranges (`::ffff:203.0.113.5`, anything within `::ffff:0:0/96`) become the IPv4
+/// range they stand for: clients on a dual-stack listener are matched by their IPv4 address,
+/// so the mapped form would never match anyone.
 fn parse_range(text: &str) -> Result<ipnet::IpNet, String> {
     let text = text.trim();
-    if let Ok(net) = text.parse::<ipnet::IpNet>() {
-        return Ok(net.trunc());
+    let net = if let Ok(net) = text.parse::<ipnet::IpNet>() {
+        net.trunc()
+    } else if let Ok(addr) = text.parse::<std::net::IpAddr>() {
+        ipnet::IpNet::from(addr)
+    } else {
+        return Err(format!(
+            "`{text}` is not an address range like 10.0.0.0/8 or 2001:db8::/32"
+        ));
+    };
+    Ok(unmapped(net))
+}
+
+/// `::ffff:a.b.c.d/(96+n)` → `a.b.c.d/n`; every other range as it is.
+fn unmapped(net: ipnet::IpNet) -> ipnet::IpNet {
+    let ipnet::IpNet::V6(v6) = net else {
+        return net;
+    };
+    match (
+        v6.network().to_ipv4_mapped(),
+        v6.prefix_len().checked_sub(96),
+    ) {
+        (Some(v4), Some(prefix)) => ipnet::Ipv4Net::new(v4, prefix).map_or(net, ipnet::IpNet::V4),
+        _ => net,
     }
-    if let Ok(addr) = text.parse::<std::net::IpAddr>() {
-        return Ok(ipnet::IpNet::from(addr));
-    }
-    Err(format!(
-        "`{text}` is not an address range like 10.0.0.0/8 or 2001:db8::/32"
-    ))
 }
 
 /// An `[[access]]` path: like a mount, or `/.status` / `/.metrics`. `/.snapshots/…` is refused:
@@ -1391,6 +1410,29 @@ mod tests {
         assert_eq!(config.access[1].path, "/.status");
         assert_eq!(config.access[1].realm, DEFAULT_REALM);
         assert_eq!(config.access[2].path, "");
+    }
+
+    #[test]
+    fn ipv4_mapped_ranges_become_ipv4() {
+        let config = access(
+            "[[access]]\npath = \"/\"\ndeny = [\"::ffff:203.0.113.5\", \"::ffff:10.0.0.0/104\", \"::ffff:0:0/96\", \"::ffff:0:0/95\", \"2001:db8::/32\"]\n",
+        )
+        .unwrap();
+        let deny: Vec<String> = config.access[0]
+            .deny
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(
+            deny,
+            [
+                "203.0.113.5/32",
+                "10.0.0.0/8",
+                "0.0.0.0/0",
+                "::fffe:0:0/95",
+                "2001:db8::/32"
+            ]
+        );
     }
 
     #[test]

@@ -59,6 +59,19 @@ pub fn check(config: &Config) -> Vec<Finding> {
         let at = |key: &str| format!("{file}: source `{}` key `{key}`", source.id);
         check_source(source, &at, &mut findings);
     }
+    // A rule that protects nothing is most likely a typo in the path of one meant to protect
+    // something: listed as a problem, never silently left open.
+    for rule in &config.access {
+        if !crate::http::access::covers_something(&rule.path, config) {
+            findings.push(Finding {
+                severity: Severity::Warning,
+                message: format!(
+                    "{file}: {}: key `path`: matches no mount, /.status or /.metrics; the rule has no effect",
+                    rule.label
+                ),
+            });
+        }
+    }
     findings
 }
 
@@ -144,5 +157,21 @@ fn series(path: &Path, image_dir: &Path, at: &str, out: &mut Vec<Finding>) {
             severity: Severity::Warning,
             message: format!("{at}: {e}"),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_access_rule_under_no_mount_is_reported() {
+        let text = "data_dir = \"d\"\n[[source]]\nid = \"pve\"\nkind = \"dir\"\nmount = \"/debian/pve\"\npath = \"/\"\n[[access]]\npath = \"/debain/pve\"\ndeny = [\"0.0.0.0/0\"]\n[[access]]\npath = \"/debian/pve/dists\"\ndeny = [\"0.0.0.0/0\"]\n[[access]]\npath = \"/debian\"\ndeny = [\"0.0.0.0/0\"]\n";
+        let config = Config::parse(text, Path::new("test.toml")).unwrap();
+        let warnings = run(&config).unwrap();
+        assert_eq!(
+            warnings,
+            ["test.toml: [[access]] #1 (path \"/debain/pve\"): key `path`: matches no mount, /.status or /.metrics; the rule has no effect"]
+        );
     }
 }

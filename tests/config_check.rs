@@ -179,6 +179,15 @@ fn check_config_and_serve_agree_on_every_bad_config() {
             missing_key,
             Verdict::Warning(&["source `web`", "`path`", "does not exist"]),
         ),
+        (
+            "access rule under no mount",
+            String::new(),
+            format!(
+                "path = \"{}\"\n[[access]]\npath = \"/nowhere\"\nallow = [\"10.0.0.0/8\"]",
+                dir.path().join("public").display()
+            ),
+            Verdict::Warning(&["[[access]] #1 (path \"/nowhere\")", "`path`", "no effect"]),
+        ),
     ];
     let mut failures = Vec::new();
     for (name, server, source, verdict) in cases {

@@ -14,21 +14,27 @@
 //! Cost: with no rules, [`Access::check`] is one length test. Verifying a password is slow by
 //! design (bcrypt), so successes are remembered briefly (apt fetching a thousand files pays for
 //! one verification), verifications run on the blocking pool, at most a few at once, and a
-//! flood beyond a bounded queue is answered 503 instead of pinning the CPU.
+//! flood beyond a bounded queue is answered 503 instead of pinning the CPU. One address (one
+//! /64 for IPv6) may have only a few verifications waiting or running, so it cannot fill the
+//! shared queue alone, and over-long credentials are refused before any hashing (SHA-crypt
+//! costs grow with the square of the password's length).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::net::Ipv6Addr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use base64::Engine;
+use hmac::{Hmac, Mac};
 use http::HeaderValue;
 use ipnet::IpNet;
-use sha2::{Digest, Sha256};
+use rand::RngCore;
+use sha2::Sha256;
 use tokio::sync::Semaphore;
 
 use super::htpasswd::{Htpasswd, HtpasswdError, Refused};
@@ -41,6 +47,13 @@ const REMEMBER: Duration = Duration::from_secs(60);
 const REMEMBER_MAX: usize = 1024;
 /// Verifications waiting for a slot at most; more are answered 503.
 const WAITING_MAX: usize = 64;
+/// Verifications one client address (one /64 for IPv6) may have waiting or running at once;
+/// more are answered 503, so one address cannot fill the shared queue.
+const PER_ADDRESS_MAX: usize = 4;
+/// Longest user name and password verified, in bytes; longer ones are refused (401) without
+/// hashing. SHA-crypt's work grows with the square of the password's length, apr1's linearly:
+/// without a bound, each wrong guess could cost dozens of ordinary ones.
+pub const CREDENTIAL_MAX: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
@@ -123,8 +136,8 @@ impl Access {
         }
     }
 
-    /// Builds the rules of `config` and reads their htpasswd files. Refused htpasswd lines and
-    /// rules that cover no mount are logged as warnings.
+    /// Builds the rules of `config` and reads their htpasswd files. Refused htpasswd lines are
+    /// logged as warnings (rules that cover no mount are `preflight`'s).
     pub fn load(config: &Config) -> Result<Access, AccessError> {
         let mut files: Vec<Arc<Users>> = Vec::new();
         let mut rules = Vec::new();
@@ -155,13 +168,6 @@ impl Access {
                     Some(Auth { users, challenge })
                 }
             };
-            if !covers_something(&rule.path, config) {
-                tracing::warn!(
-                    config = %config.file.display(),
-                    "{}: key `path`: matches no mount, /.status or /.metrics; the rule has no effect",
-                    rule.label
-                );
-            }
             rules.push(Rule {
                 path: rule.path.clone(),
                 allow: rule.allow.clone(),
@@ -231,7 +237,7 @@ impl Access {
                 restricted: !rule.allow.is_empty(),
             };
         };
-        match self.verifier.verify(&auth.users, authorization).await {
+        match self.verifier.verify(&auth.users, peer, authorization).await {
             Verdict::Good => Decision::Allowed { restricted: true },
             Verdict::Bad => Decision::Unauthorized(auth.challenge.clone()),
             Verdict::Busy => Decision::Busy,
@@ -274,7 +280,7 @@ impl Access {
 }
 
 /// Whether a rule path names something served: inside a mount, above one, or a status page.
-fn covers_something(path: &str, config: &Config) -> bool {
+pub fn covers_something(path: &str, config: &Config) -> bool {
     if path.is_empty() || path == "/.status" || path == "/.metrics" {
         return true;
     }
@@ -308,13 +314,24 @@ enum Verdict {
     Busy,
 }
 
+/// A remembered verification's key: HMAC-SHA256 under a secret made at start-up, so the map
+/// (in a memory dump, say) is no cheap oracle for guessing passwords offline.
+type Key = [u8; 32];
+
 /// Checks credentials: remembered successes, bounded slow verifications.
 struct Verifier {
-    /// sha256(file index, user, `:`, password) → when verified. The password itself is never
-    /// kept.
-    remembered: Mutex<HashMap<[u8; 32], Instant>>,
+    /// HMAC(secret; file index, user, `:`, password) → when verified. The password itself is
+    /// never kept.
+    remembered: Mutex<HashMap<Key, Instant>>,
+    /// Random per process, never written anywhere.
+    secret: [u8; 32],
+    /// Bumped by every reload: a verification that read the users before a reload must not
+    /// remember its success after it (a revoked password would keep working for a while).
+    generation: AtomicU64,
     slots: Arc<Semaphore>,
     waiting: AtomicUsize,
+    /// Verifications waiting or running per client address (IPv6: per /64).
+    per_address: Mutex<HashMap<IpAddr, usize>>,
 }
 
 /// Counts a request waiting for a verification slot, also when the request is dropped.
@@ -326,36 +343,95 @@ impl Drop for Waiting<'_> {
     }
 }
 
+/// Counts a verification of one address until it ends, also when the request is dropped.
+struct AddressTicket<'a> {
+    map: &'a Mutex<HashMap<IpAddr, usize>>,
+    address: IpAddr,
+}
+
+impl Drop for AddressTicket<'_> {
+    fn drop(&mut self) {
+        let mut map = lock(self.map);
+        if let Some(count) = map.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                map.remove(&self.address);
+            }
+        }
+    }
+}
+
+/// A mutex's contents even after a panic elsewhere: the maps here stay consistent.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The address a client's verifications are counted under: IPv4 as it is, IPv6 by /64 (one
+/// host usually has a whole /64 to pick addresses from).
+fn address_bucket(peer: IpAddr) -> IpAddr {
+    match peer {
+        IpAddr::V4(_) => peer,
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(Ipv6Addr::from(bits))
+        }
+    }
+}
+
 impl Verifier {
     fn new() -> Verifier {
         // Leave a core for serving files when there are several.
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut secret = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut secret);
         Verifier {
             remembered: Mutex::new(HashMap::new()),
+            secret,
+            generation: AtomicU64::new(0),
             slots: Arc::new(Semaphore::new((cores / 2).max(1))),
             waiting: AtomicUsize::new(0),
+            per_address: Mutex::new(HashMap::new()),
         }
     }
 
+    /// Drops every remembered success; successes of verifications still running are not
+    /// remembered either (see `generation`).
     fn forget(&self) {
-        self.lock().clear();
+        let mut map = self.lock();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        map.clear();
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Instant>> {
-        // A panic while holding the lock cannot leave the map inconsistent.
-        self.remembered
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Instant>> {
+        lock(&self.remembered)
     }
 
-    fn remembered(&self, key: &[u8; 32]) -> bool {
+    fn key(&self, index: u32, user: &str, password: &[u8]) -> Key {
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.secret) else {
+            unreachable!("HMAC takes keys of any length")
+        };
+        mac.update(&index.to_be_bytes());
+        mac.update(user.as_bytes());
+        mac.update(b":");
+        mac.update(password);
+        mac.finalize().into_bytes().into()
+    }
+
+    fn remembered(&self, key: &Key) -> bool {
         self.lock()
             .get(key)
             .is_some_and(|when| when.elapsed() < REMEMBER)
     }
 
-    fn remember(&self, key: [u8; 32]) {
+    /// Remembers a success unless a reload happened since the users were read (`generation`
+    /// is compared under the lock that `forget` clears the map under).
+    fn remember(&self, key: Key, generation: u64) {
         let mut map = self.lock();
+        if self.generation.load(Ordering::SeqCst) != generation {
+            return;
+        }
         if map.len() >= REMEMBER_MAX {
             map.retain(|_, when| when.elapsed() < REMEMBER);
         }
@@ -367,19 +443,40 @@ impl Verifier {
         map.insert(key, Instant::now());
     }
 
-    async fn verify(&self, users: &Arc<Users>, authorization: Option<&HeaderValue>) -> Verdict {
+    /// Counts a verification for `peer`, or `None` if it has too many already.
+    fn ticket(&self, peer: IpAddr) -> Option<AddressTicket<'_>> {
+        let address = address_bucket(peer);
+        let mut map = lock(&self.per_address);
+        let count = map.entry(address).or_insert(0);
+        if *count >= PER_ADDRESS_MAX {
+            return None;
+        }
+        *count += 1;
+        Some(AddressTicket {
+            map: &self.per_address,
+            address,
+        })
+    }
+
+    async fn verify(
+        &self,
+        users: &Arc<Users>,
+        peer: IpAddr,
+        authorization: Option<&HeaderValue>,
+    ) -> Verdict {
         let Some((user, password)) = authorization.and_then(basic_credentials) else {
             return Verdict::Bad;
         };
-        let mut hasher = Sha256::new();
-        hasher.update(users.index.to_be_bytes());
-        hasher.update(user.as_bytes());
-        hasher.update(b":");
-        hasher.update(&password);
-        let key: [u8; 32] = hasher.finalize().into();
+        if user.len() > CREDENTIAL_MAX || password.len() > CREDENTIAL_MAX {
+            return Verdict::Bad;
+        }
+        let key = self.key(users.index, &user, &password);
         if self.remembered(&key) {
             return Verdict::Good;
         }
+        let Some(_ticket) = self.ticket(peer) else {
+            return Verdict::Busy;
+        };
         let permit = {
             if self.waiting.fetch_add(1, Ordering::Relaxed) >= WAITING_MAX {
                 self.waiting.fetch_sub(1, Ordering::Relaxed);
@@ -396,6 +493,8 @@ impl Verifier {
         if self.remembered(&key) {
             return Verdict::Good;
         }
+        // Read before the users: a reload after this point makes the result unrememberable.
+        let generation = self.generation.load(Ordering::SeqCst);
         let htpasswd = users.current.load_full();
         let good = tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -404,7 +503,7 @@ impl Verifier {
         .await
         .unwrap_or(false);
         if good {
-            self.remember(key);
+            self.remember(key, generation);
             Verdict::Good
         } else {
             Verdict::Bad
@@ -594,9 +693,16 @@ mod tests {
         let bad: Vec<HeaderValue> = (0..flood)
             .map(|i| basic("alice", &format!("guess{i}")))
             .collect();
-        let answers =
-            futures_util::future::join_all(bad.iter().map(|h| access.check("/x", LOCAL, Some(h))))
-                .await;
+        // Each from its own address: the per-address bound is another test's.
+        let peers: Vec<IpAddr> = (0..flood)
+            .map(|i| IpAddr::V4(std::net::Ipv4Addr::new(10, 0, (i / 256) as u8, i as u8)))
+            .collect();
+        let answers = futures_util::future::join_all(
+            bad.iter()
+                .zip(&peers)
+                .map(|(h, peer)| access.check("/x", *peer, Some(h))),
+        )
+        .await;
         let busy = answers.iter().filter(|a| **a == Decision::Busy).count();
         let refused = answers
             .iter()
@@ -616,6 +722,153 @@ mod tests {
                 .await,
             Decision::Allowed { restricted: true }
         );
+    }
+
+    #[tokio::test]
+    async fn ipv4_mapped_rules_match_ipv4_clients() {
+        let dir = tempfile::tempdir().unwrap();
+        let access = Access::load(&config(
+            "[[access]]\npath = \"/\"\ndeny = [\"::ffff:203.0.113.5\", \"::ffff:198.51.100.0/120\"]\n",
+            dir.path(),
+        ))
+        .unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        for peer in [
+            "203.0.113.5",
+            "::ffff:203.0.113.5",
+            "198.51.100.9",
+            "::ffff:198.51.100.9",
+        ] {
+            assert_eq!(
+                access.check("/x", ip(peer), None).await,
+                Decision::Forbidden,
+                "{peer}"
+            );
+        }
+        assert_eq!(
+            access.check("/x", ip("203.0.113.6"), None).await,
+            Decision::Allowed { restricted: false }
+        );
+    }
+
+    #[tokio::test]
+    async fn over_long_credentials_are_refused_without_hashing() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = "x".repeat(CREDENTIAL_MAX + 1);
+        let hash = bcrypt::hash(&long[..70], 4).unwrap();
+        std::fs::write(
+            dir.path().join("htpasswd"),
+            format!("alice:{hash}\n{long}:{hash}\n"),
+        )
+        .unwrap();
+        let access = Access::load(&config(
+            "[[access]]\npath = \"/\"\nhtpasswd = \"HTPASSWD\"\n",
+            dir.path(),
+        ))
+        .unwrap();
+        // bcrypt only reads the first 72 bytes: without the bound this long password would
+        // pass. With it, neither it nor a long user name reaches a hash.
+        for header in [basic("alice", &long), basic(&long, &long[..70])] {
+            assert!(matches!(
+                access.check("/x", LOCAL, Some(&header)).await,
+                Decision::Unauthorized(_)
+            ));
+        }
+        assert_eq!(
+            access
+                .check("/x", LOCAL, Some(&basic("alice", &long[..70])))
+                .await,
+            Decision::Allowed { restricted: true }
+        );
+    }
+
+    #[tokio::test]
+    async fn one_address_cannot_fill_the_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let hash = bcrypt::hash("right", 4).unwrap();
+        std::fs::write(dir.path().join("htpasswd"), format!("alice:{hash}\n")).unwrap();
+        let access = Access::load(&config(
+            "[[access]]\npath = \"/\"\nhtpasswd = \"HTPASSWD\"\n",
+            dir.path(),
+        ))
+        .unwrap();
+        let bad: Vec<HeaderValue> = (0..20)
+            .map(|i| basic("alice", &format!("guess{i}")))
+            .collect();
+        // One IPv4 address, and many addresses of one IPv6 /64.
+        let v6 = |i: usize| format!("2001:db8:1:2::{i:x}").parse::<IpAddr>().unwrap();
+        for peers in [vec![LOCAL; 20], (1..=20).map(v6).collect::<Vec<_>>()] {
+            let answers = futures_util::future::join_all(
+                bad.iter()
+                    .zip(&peers)
+                    .map(|(h, peer)| access.check("/x", *peer, Some(h))),
+            )
+            .await;
+            let busy = answers.iter().filter(|a| **a == Decision::Busy).count();
+            assert_eq!(busy, 20 - PER_ADDRESS_MAX);
+            assert!(access.verifier.per_address.lock().unwrap().is_empty());
+        }
+        // Another address is not held up by them.
+        let other = "2001:db8:1:3::1".parse::<IpAddr>().unwrap();
+        assert_eq!(
+            access
+                .check("/x", other, Some(&basic("alice", "right")))
+                .await,
+            Decision::Allowed { restricted: true }
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reload_during_a_verification_is_not_undone() {
+        let dir = tempfile::tempdir().unwrap();
+        // Slow enough that the reload surely lands while it runs.
+        let hash = bcrypt::hash("old", 12).unwrap();
+        std::fs::write(dir.path().join("htpasswd"), format!("alice:{hash}\n")).unwrap();
+        let access = Arc::new(
+            Access::load(&config(
+                "[[access]]\npath = \"/\"\nhtpasswd = \"HTPASSWD\"\n",
+                dir.path(),
+            ))
+            .unwrap(),
+        );
+        let slots = access.verifier.slots.available_permits();
+        let old = basic("alice", "old");
+        let running = {
+            let access = access.clone();
+            let old = old.clone();
+            tokio::spawn(async move { access.check("/x", LOCAL, Some(&old)).await })
+        };
+        while access.verifier.slots.available_permits() == slots {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // The password is revoked while the verification that read the old file runs.
+        let hash = bcrypt::hash("new", 4).unwrap();
+        std::fs::write(dir.path().join("htpasswd"), format!("alice:{hash}\n")).unwrap();
+        access.reload();
+        assert_eq!(
+            running.await.unwrap(),
+            Decision::Allowed { restricted: true }
+        );
+        assert!(matches!(
+            access.check("/x", LOCAL, Some(&old)).await,
+            Decision::Unauthorized(_)
+        ));
+    }
+
+    #[test]
+    fn remembered_keys_depend_on_a_process_secret() {
+        let a = Verifier::new();
+        let b = Verifier::new();
+        assert_eq!(a.key(0, "alice", b"pw"), a.key(0, "alice", b"pw"));
+        assert_ne!(a.key(0, "alice", b"pw"), b.key(0, "alice", b"pw"));
+        // Not the plain hash an offline guesser could recompute.
+        use sha2::Digest;
+        let mut plain = Sha256::new();
+        plain.update(0u32.to_be_bytes());
+        plain.update(b"alice:pw");
+        let plain: [u8; 32] = plain.finalize().into();
+        assert_ne!(a.key(0, "alice", b"pw"), plain);
     }
 
     #[test]
