@@ -253,7 +253,12 @@ impl App {
                 record.bytes_stored = report.bytes_stored;
                 record.upstream_requests = report.upstream_requests;
                 record.bytes_fetched = report.bytes_fetched;
-                record.problems = report.problems.clone();
+                // URLs in messages lose their credentials before anything shows them.
+                record.problems = report
+                    .problems
+                    .iter()
+                    .map(|p| crate::http::redact::credentials(p))
+                    .collect();
                 record.partial = report.partial;
                 if report.changed {
                     if let Err(e) = self.refresh_view() {
@@ -281,6 +286,8 @@ impl App {
                 } else {
                     e.to_string()
                 };
+                // Before the log, state.json and the status page see it.
+                let message = crate::http::redact::credentials(&message);
                 tracing::error!(source = id, error = %message, "sync failed; the previous snapshot stays published");
                 record.ok = false;
                 record.error = Some(message.clone());

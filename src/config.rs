@@ -59,6 +59,36 @@ pub struct AccessConfig {
     pub label: String,
 }
 
+impl AccessConfig {
+    /// What the rule decides, without its label (which only says where it stands in the file).
+    #[allow(clippy::type_complexity)]
+    fn meaning(&self) -> (&str, &[ipnet::IpNet], &[ipnet::IpNet], Option<&Path>, &str) {
+        (
+            &self.path,
+            &self.allow,
+            &self.deny,
+            self.htpasswd.as_deref(),
+            &self.realm,
+        )
+    }
+}
+
+/// Whether two lists of `[[access]]` rules decide anything differently. Their order does not
+/// matter (the longest path decides, and paths are unique).
+pub fn access_rules_differ(running: &[AccessConfig], new: &[AccessConfig]) -> bool {
+    fn sorted(rules: &[AccessConfig]) -> Vec<&AccessConfig> {
+        let mut rules: Vec<&AccessConfig> = rules.iter().collect();
+        rules.sort_by(|a, b| a.path.cmp(&b.path));
+        rules
+    }
+    let (running, new) = (sorted(running), sorted(new));
+    running.len() != new.len()
+        || running
+            .iter()
+            .zip(&new)
+            .any(|(a, b)| a.meaning() != b.meaning())
+}
+
 /// Listeners and connection limits.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -90,6 +120,9 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// One tracing line per request, target `access`.
     pub access_log: bool,
+    /// Loopback clients see full status messages (filesystem paths). Off behind a reverse
+    /// proxy on the same host, where every client arrives from loopback.
+    pub trust_loopback: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -275,6 +308,7 @@ struct RawServer {
     connection_buffer: Option<String>,
     shutdown_grace: Option<String>,
     access_log: Option<bool>,
+    trust_loopback: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -687,6 +721,7 @@ fn parse_server(raw: RawServer) -> Result<ServerConfig, String> {
         connection_buffer,
         shutdown_grace: duration(raw.shutdown_grace, "shutdown_grace", 30)?,
         access_log: raw.access_log.unwrap_or(true),
+        trust_loopback: raw.trust_loopback.unwrap_or(true),
     })
 }
 
@@ -820,6 +855,7 @@ fn parse_files(raw: &RawSource) -> Result<FilesConfig, String> {
         .as_deref()
         .ok_or("key `url`: missing (the upstream directory to mirror, e.g. \"http://download.proxmox.com/iso/\")")?
         .trim();
+    no_userinfo("url", url, true)?;
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("key `url`: `{url}`: {e}"))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
         return Err(format!(
@@ -884,6 +920,7 @@ fn parse_puavo(raw: &RawSource) -> Result<PuavoConfig, String> {
         .urlbase
         .as_deref()
         .map(|u| {
+            no_userinfo("urlbase", u, false)?;
             let trimmed = u.trim_end_matches('/');
             if trimmed.starts_with("http://") || trimmed.starts_with("https://") {
                 Ok(trimmed.to_string())
@@ -961,6 +998,7 @@ fn parse_puavo(raw: &RawSource) -> Result<PuavoConfig, String> {
                     ));
                 }
             }
+            no_userinfo("upstream", upstream, true)?;
             let upstream = upstream.trim_end_matches('/').to_string();
             if !(upstream.starts_with("http://") || upstream.starts_with("https://")) {
                 return Err(format!(
@@ -1014,6 +1052,7 @@ fn parse_apt(raw: &RawSource) -> Result<AptConfig, String> {
         .as_deref()
         .ok_or("key `repository`: missing (a sources.list line: `deb URL SUITE COMPONENT…`)")?;
     let repository = Repository::parse(line).map_err(|m| format!("key `repository`: {m}"))?;
+    no_userinfo("repository", &repository.url, true)?;
     let architectures = raw
         .architectures
         .clone()
@@ -1082,6 +1121,27 @@ fn fetch_options(raw: &RawSource) -> Result<FetchOptions, String> {
         .into_iter()
         .collect();
     Ok(fetch)
+}
+
+/// Refuses a URL with a user name or password in it (`https://user:pass@host/`): URLs show in
+/// error messages, logs and on `/.status`, so credentials in them would be shown to anyone.
+/// `credential_keys`: whether the source kind takes `username`/`password` keys instead.
+fn no_userinfo(key: &str, url: &str, credential_keys: bool) -> Result<(), String> {
+    let authority = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = authority.split(['/', '?', '#']).next().unwrap_or(authority);
+    if !authority.contains('@') {
+        return Ok(());
+    }
+    let shown = crate::http::redact::credentials(url);
+    Err(if credential_keys {
+        format!(
+            "key `{key}`: `{shown}` has a user name or password in the URL, which would show in messages and on /.status; put them in the `username` and `password` keys instead"
+        )
+    } else {
+        format!(
+            "key `{key}`: `{shown}` has a user name or password in the URL; `{key}` is handed to clients and has no `username`/`password` keys: leave them out"
+        )
+    })
 }
 
 /// Default realm of `[[access]]` rules with `htpasswd`.
@@ -1410,6 +1470,78 @@ mod tests {
         assert_eq!(config.access[1].path, "/.status");
         assert_eq!(config.access[1].realm, DEFAULT_REALM);
         assert_eq!(config.access[2].path, "");
+    }
+
+    #[test]
+    fn credentials_in_urls_are_refused() {
+        let source = |keys: &str| {
+            parse(&format!(
+                "data_dir = \"d\"\n[[source]]\nid = \"s\"\nmount = \"/m\"\n{keys}\n"
+            ))
+        };
+        let cases = [
+            (
+                "kind = \"apt\"\nrepository = \"deb https://alice:s3cret@enterprise.proxmox.com/debian/pve bookworm pve-enterprise\"\nkeys = [\"/k.gpg\"]",
+                "repository",
+                true,
+            ),
+            (
+                "kind = \"files\"\nurl = \"https://alice:s3cret@h/iso/\"",
+                "url",
+                true,
+            ),
+            (
+                "kind = \"files\"\nurl = \"https://token@h/iso/\"",
+                "url",
+                true,
+            ),
+            (
+                "kind = \"puavo\"\nupstream = \"https://alice:s3cret@images.example/\"\nseries = [\"s\"]",
+                "upstream",
+                true,
+            ),
+            (
+                "kind = \"puavo\"\nimage_dir = \"/srv/images\"\nurlbase = \"https://alice:s3cret@mirror.example/puavo\"",
+                "urlbase",
+                false,
+            ),
+        ];
+        for (keys, key, has_keys) in cases {
+            let message = source(keys).expect_err(keys);
+            assert!(message.contains(&format!("key `{key}`")), "{message}");
+            assert!(!message.contains("s3cret"), "{message}");
+            assert!(!message.contains("token"), "{message}");
+            assert!(message.contains("//…@"), "{message}");
+            assert_eq!(
+                message.contains("put them in the `username` and `password` keys"),
+                has_keys,
+                "{message}"
+            );
+        }
+        // An `@` in the path is no user info.
+        source("kind = \"files\"\nurl = \"https://h/users/@me/\"").unwrap();
+    }
+
+    #[test]
+    fn access_rule_changes_are_told_apart_from_reordering() {
+        let a = access("[[access]]\npath = \"/debian/pve\"\nallow = [\"10.0.0.0/8\"]\n[[access]]\npath = \"/.status\"\ndeny = [\"0.0.0.0/0\"]\n").unwrap();
+        let reordered = access("[[access]]\npath = \"/.status\"\ndeny = [\"0.0.0.0/0\"]\n[[access]]\npath = \"/debian/pve/\"\nallow = [\"10.1.2.3/8\"]\n").unwrap();
+        assert!(!access_rules_differ(&a.access, &reordered.access));
+        for changed in [
+            "[[access]]\npath = \"/debian/pve\"\nallow = [\"10.0.0.0/16\"]\n[[access]]\npath = \"/.status\"\ndeny = [\"0.0.0.0/0\"]\n",
+            "[[access]]\npath = \"/debian/pve\"\nallow = [\"10.0.0.0/8\"]\n",
+            "[[access]]\npath = \"/debian/pve\"\nallow = [\"10.0.0.0/8\"]\nhtpasswd = \"/h\"\n[[access]]\npath = \"/.status\"\ndeny = [\"0.0.0.0/0\"]\n",
+        ] {
+            let b = access(changed).unwrap();
+            assert!(access_rules_differ(&a.access, &b.access), "{changed}");
+        }
+    }
+
+    #[test]
+    fn trust_loopback_defaults_to_true() {
+        assert!(access("").unwrap().server.trust_loopback);
+        let config = parse("data_dir = \"d\"\n[server]\ntrust_loopback = false\n").unwrap();
+        assert!(!config.server.trust_loopback);
     }
 
     #[test]

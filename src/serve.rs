@@ -1,6 +1,7 @@
 //! `mirrorbox serve`: the server, the scheduler and the admin socket in one process, with
 //! signals: SIGTERM/SIGINT shut down gracefully, SIGHUP reloads the TLS certificate, the
-//! htpasswd files of `[[access]]` rules and the view.
+//! htpasswd files of `[[access]]` rules and the view (and logs an error if the config file's
+//! `[[access]]` rules changed: those need a restart).
 
 use std::sync::Arc;
 
@@ -65,6 +66,7 @@ async fn serve(config: Config, initial_sync: bool) -> anyhow::Result<()> {
                     let app = signals_app.clone();
                     let _ = tokio::task::spawn_blocking(move || {
                         app.access.reload();
+                        warn_if_access_rules_changed(&app.config);
                         if let Err(e) = app.refresh_view() {
                             tracing::error!(error = %e, "view reload failed");
                         }
@@ -79,4 +81,23 @@ async fn serve(config: Config, initial_sync: bool) -> anyhow::Result<()> {
     server::serve(app.clone(), listeners, stopped).await?;
     let _ = std::fs::remove_file(crate::admin::socket_path(&app.config.data_dir));
     Ok(())
+}
+
+/// SIGHUP re-reads htpasswd files, not `[[access]]` rules: applying some of a changed
+/// configuration and not the rest would leave a state nobody wrote. Say so, loudly, when the
+/// file's rules are no longer the running ones.
+fn warn_if_access_rules_changed(running: &Config) {
+    match Config::load(&running.file) {
+        Ok(new) if crate::config::access_rules_differ(&running.access, &new.access) => {
+            tracing::error!(
+                config = %running.file.display(),
+                "access rules changed: restart mirrorbox to apply them"
+            )
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(
+            error = %e,
+            "cannot re-read the configuration to compare its [[access]] rules; the running rules stay"
+        ),
+    }
 }

@@ -611,3 +611,140 @@ fn a_missing_htpasswd_file_stops_the_start_and_check_config_names_it() {
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(text.contains("mirrorbox.toml: [[access]] #1"), "{text}");
 }
+
+/// A second source on `/private` that publishes `sub/data.txt` with other content: a conflict
+/// inside the protected mount.
+fn conflicting_site(rules: &str) -> Site {
+    let site = private_site(rules);
+    let other = site.dir.path().join("other");
+    std::fs::create_dir_all(other.join("sub")).unwrap();
+    std::fs::write(other.join("sub/data.txt"), "other bytes\n").unwrap();
+    let text = std::fs::read_to_string(&site.config).unwrap();
+    std::fs::write(
+        &site.config,
+        format!(
+            "{text}\n[[source]]\nid = \"other\"\nkind = \"dir\"\nmount = \"/private\"\npath = \"{}\"\n",
+            other.display()
+        ),
+    )
+    .unwrap();
+    let sync = site.cli(&["sync"]);
+    assert!(sync.status.success(), "{sync:?}");
+    site
+}
+
+fn source_json<'a>(status: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    status["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no source {id}: {status}"))
+}
+
+#[tokio::test]
+async fn status_leaves_out_what_protected_mounts_hold() {
+    let site = conflicting_site("[[access]]\npath = \"/private\"\nhtpasswd = \"HTPASSWD\"\n");
+    let app = open_app(&site);
+    let peer = "192.0.2.10:4000";
+    let (status, body) = status_as(&app, "/.status.json", peer, None).await;
+    assert_eq!(status, 200);
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    for id in ["secret", "other"] {
+        let source = source_json(&json, id);
+        assert_eq!(source["mount"], "/private", "{source}");
+        assert_eq!(source["state"], "ok", "{source}");
+        assert_eq!(source["details_hidden"], true, "{source}");
+        assert!(source["last_run"].is_null(), "{source}");
+    }
+    assert_eq!(json["conflicts"], serde_json::json!([]), "{json}");
+    // The open source keeps its details.
+    let open = source_json(&json, "site");
+    assert!(open["last_run"]["files"].is_u64(), "{open}");
+    assert!(open.get("details_hidden").is_none(), "{open}");
+    let (_, html) = status_as(&app, "/.status", peer, None).await;
+    assert!(!html.contains("/private/sub/data.txt"), "{html}");
+    assert!(
+        html.contains("shown only to clients that may read this mount"),
+        "{html}"
+    );
+
+    // With the mount's password, everything is there.
+    let alice = basic("alice", "alice-pw");
+    let (_, body) = status_as(&app, "/.status.json", peer, Some(&alice)).await;
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let source = source_json(&json, "secret");
+    assert!(source["last_run"]["files"].is_u64(), "{source}");
+    assert_eq!(
+        json["conflicts"],
+        serde_json::json!(["/private/sub/data.txt"]),
+        "{json}"
+    );
+}
+
+#[tokio::test]
+async fn status_redaction_covers_paths_with_spaces() {
+    let site = private_site("");
+    let text = std::fs::read_to_string(&site.config).unwrap();
+    std::fs::write(
+        &site.config,
+        format!(
+            "{text}\n[[source]]\nid = \"spaced\"\nkind = \"dir\"\nmount = \"/spaced\"\npath = \"/nonexistent/Private Files/images\"\n"
+        ),
+    )
+    .unwrap();
+    let sync = site.cli(&["sync", "spaced"]);
+    assert!(!sync.status.success(), "{sync:?}");
+    let app = open_app(&site);
+    for path in ["/.status.json", "/.status"] {
+        let (status, body) = status_as(&app, path, "192.0.2.10:4000", None).await;
+        assert_eq!(status, 200);
+        assert!(!body.contains("Files/images"), "{path}: {body}");
+        assert!(!body.contains("nonexistent"), "{path}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn loopback_is_an_ordinary_client_when_trust_loopback_is_off() {
+    let site = broken_site("");
+    site.server_keys("trust_loopback = false");
+    let app = open_app(&site);
+    for peer in ["127.0.0.1:4000", "[::1]:4000", "[::ffff:127.0.0.1]:4000"] {
+        let (status, body) = status_as(&app, "/.status.json", peer, None).await;
+        assert_eq!(status, 200);
+        assert!(!body.contains(SECRET), "{peer}: {body}");
+    }
+}
+
+#[test]
+fn sighup_says_when_access_rules_changed() {
+    let site = private_site("[[access]]\npath = \"/private\"\ndeny = [\"127.0.0.0/8\"]\n");
+    let server = start(&site);
+    // Unchanged: no complaint.
+    server.signal("HUP");
+    assert!(
+        server.log_contains("SIGHUP: reloading"),
+        "{}",
+        server.log_text()
+    );
+    let text = std::fs::read_to_string(&site.config).unwrap();
+    std::fs::write(&site.config, text.replace("127.0.0.0/8", "198.51.100.0/24")).unwrap();
+    server.signal("HUP");
+    assert!(
+        server.log_contains("access rules changed: restart mirrorbox to apply them"),
+        "{}",
+        server.log_text()
+    );
+    // Said once: for the second SIGHUP, not the first (signals are handled one at a time).
+    assert_eq!(
+        server
+            .log_text()
+            .matches("access rules changed: restart mirrorbox")
+            .count(),
+        1,
+        "{}",
+        server.log_text()
+    );
+    // The running rules stay as they were (no half-applied change).
+    assert_eq!(fetch(&server.url("/private/sub/data.txt"), &[]).status, 403);
+}

@@ -244,6 +244,43 @@ impl Access {
         }
     }
 
+    /// Whether `peer` (with `authorization`) may read `key` and everything under it, the
+    /// folders with rules of their own included: what `/.status` may tell this client about
+    /// the content of a mount (series names, counts, conflict paths). Passwords are verified
+    /// as for a request (and remembered), so this is as costly as reading the mount once.
+    pub async fn may_read_all_of(
+        &self,
+        key: &str,
+        peer: IpAddr,
+        authorization: Option<&HeaderValue>,
+    ) -> bool {
+        if self.rules.is_empty() {
+            return true;
+        }
+        let key = if key.is_empty() { "/" } else { key };
+        let inside = |path: &str| {
+            !matches!(path, "" | "/.status" | "/.metrics")
+                && (key == "/"
+                    || path
+                        .strip_prefix(key)
+                        .is_some_and(|rest| rest.starts_with('/')))
+        };
+        let below = self
+            .rules
+            .iter()
+            .map(|rule| rule.path.as_str())
+            .filter(|path| inside(path));
+        for path in std::iter::once(key).chain(below) {
+            if !matches!(
+                self.check(path, peer, authorization).await,
+                Decision::Allowed { .. }
+            ) {
+                return false;
+            }
+        }
+        true
+    }
+
     fn rule_for(&self, key: &str) -> Option<&Rule> {
         let key = self.decided_as(key);
         self.rules.iter().find(|rule| rule.covers(&key))
@@ -869,6 +906,31 @@ mod tests {
         plain.update(b"alice:pw");
         let plain: [u8; 32] = plain.finalize().into();
         assert_ne!(a.key(0, "alice", b"pw"), plain);
+    }
+
+    #[tokio::test]
+    async fn may_read_all_of_looks_below_the_mount() {
+        let dir = tempfile::tempdir().unwrap();
+        let access = Access::load(&config(
+            "[[access]]\npath = \"/debian/pve/secret\"\ndeny = [\"127.0.0.0/8\"]\n[[access]]\npath = \"/.metrics\"\ndeny = [\"127.0.0.0/8\"]\n",
+            dir.path(),
+        ))
+        .unwrap();
+        let other = "192.0.2.1".parse::<IpAddr>().unwrap();
+        assert!(!access.may_read_all_of("/debian/pve", LOCAL, None).await);
+        assert!(!access.may_read_all_of("/", LOCAL, None).await);
+        assert!(
+            !access
+                .may_read_all_of("/debian/pve/secret/x", LOCAL, None)
+                .await
+        );
+        assert!(
+            access
+                .may_read_all_of("/debian/pve-enterprise", LOCAL, None)
+                .await
+        );
+        assert!(access.may_read_all_of("/debian/pve", other, None).await);
+        assert!(Access::open().may_read_all_of("/", LOCAL, None).await);
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub mod objects;
 pub mod path;
 pub mod policy;
 pub mod range;
-mod redact;
+pub mod redact;
 pub mod respond;
 pub mod server;
 mod status_page;
@@ -179,8 +179,8 @@ async fn serve<B>(
     match decoded.key.as_str() {
         "/.status" | "/.status.json" | "/.status.html" => {
             // Full error messages (with filesystem paths) only for trusted clients.
-            let trusted = restricted || peer.is_loopback() || is_mapped_loopback(peer);
-            return status_page::respond(app, req, &decoded.key, tls, trusted).await;
+            let trusted = trusted(restricted, peer, app.config.server.trust_loopback);
+            return status_page::respond(app, req, &decoded.key, tls, trusted, peer).await;
         }
         "/.metrics" => return metrics::respond(app, req).await,
         _ => {}
@@ -233,6 +233,13 @@ async fn serve<B>(
             )
         }
     }
+}
+
+/// Whether a status page client sees full messages: let through by a restricting rule, or
+/// on this host (unless `[server] trust_loopback = false`: behind a reverse proxy on the same
+/// host, every client arrives from loopback).
+fn trusted(restricted: bool, peer: IpAddr, trust_loopback: bool) -> bool {
+    restricted || (trust_loopback && (peer.is_loopback() || is_mapped_loopback(peer)))
 }
 
 fn is_mapped_loopback(peer: IpAddr) -> bool {
@@ -315,5 +322,22 @@ fn not_allowed(method: &Method) -> Response<Body> {
         response
     } else {
         error(StatusCode::NOT_IMPLEMENTED, "unknown method")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::trusted;
+    use std::net::IpAddr;
+
+    #[test]
+    fn loopback_is_trusted_only_if_configured() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        for peer in ["127.0.0.1", "::1", "::ffff:127.0.0.1"] {
+            assert!(trusted(false, ip(peer), true), "{peer}");
+            assert!(!trusted(false, ip(peer), false), "{peer}");
+            assert!(trusted(true, ip(peer), false), "{peer}");
+        }
+        assert!(!trusted(false, ip("192.0.2.1"), true));
     }
 }

@@ -1,8 +1,93 @@
-//! Hides absolute filesystem paths in messages the status page shows to the public.
+//! Hides secrets and the host's layout in messages that leave the process.
 //!
-//! Sync errors name the files they failed on (`cannot read /srv/images/x.img: …`), which tells
-//! anyone how the host is laid out. Clients that are not trusted see `…` in place of each
-//! absolute path; URLs (`http://host/path`) are kept, they are the upstream's public address.
+//! - [`credentials`], for everyone and in logs: a URL's `user:password@` becomes `…@`. Config
+//!   refuses credentials in URLs, but a redirect or an older `state.json` may still carry them,
+//!   and reqwest errors append the full URL (` for url (…)`).
+//! - [`paths`], for clients that are not trusted: sync errors name the files they failed on
+//!   (`cannot read /srv/images/x.img: …`), which tells anyone how the host is laid out. Each
+//!   absolute path, and each path that starts with a configured folder as written (a relative
+//!   `data_dir = "d"` gives `d/objects/ab/cdef`), becomes `…`. URLs (`http://host/path`) are
+//!   kept: they are the upstream's public address.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{Config, PuavoMode, SourceKind};
+
+/// `message` with the user info of every URL (`//user:pass@`, `//user@`) replaced by `…`.
+pub fn credentials(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find("//") {
+        let (before, after) = rest.split_at(at + 2);
+        out.push_str(before);
+        // The authority ends where the path, query or fragment starts, or the URL ends.
+        // (`[` and `]` belong to it: IPv6 hosts.)
+        let authority_end = after
+            .find(|c: char| c.is_whitespace() || "/?#\"'`<>(){}".contains(c))
+            .unwrap_or(after.len());
+        let authority = &after[..authority_end];
+        match authority.rfind('@') {
+            Some(user_end) if user_end > 0 => {
+                out.push('…');
+                rest = &after[user_end..];
+            }
+            _ => rest = after,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Every folder `config` names, as written and as an absolute path, for [`paths`]: the data
+/// directory, `dir` paths, Puavo image and series folders, symlink targets, keys and the TLS
+/// files.
+pub fn folders(config: &Config) -> Vec<String> {
+    let mut list: Vec<&Path> = vec![&config.data_dir];
+    if let Some(tls) = &config.server.tls {
+        list.push(&tls.cert);
+        list.push(&tls.key);
+    }
+    for source in &config.sources {
+        list.extend(source.follow_symlinks_into.iter().map(PathBuf::as_path));
+        match &source.kind {
+            SourceKind::Dir { path } => list.push(path),
+            SourceKind::Apt(apt) => list.extend(apt.keys.iter().map(PathBuf::as_path)),
+            SourceKind::Puavo(puavo) => {
+                if let PuavoMode::Build {
+                    image_dir,
+                    series_config,
+                    ..
+                } = &puavo.mode
+                {
+                    list.push(image_dir);
+                    list.extend(series_config.as_deref());
+                }
+            }
+            SourceKind::Files(_) => {}
+        }
+    }
+    let cwd = std::env::current_dir().ok();
+    let mut out = Vec::new();
+    for path in list {
+        out.push(path.display().to_string());
+        if path.is_relative() {
+            if let Some(cwd) = &cwd {
+                out.push(cwd.join(path).display().to_string());
+            }
+        }
+        if let Ok(real) = std::fs::canonicalize(path) {
+            out.push(real.display().to_string());
+        }
+    }
+    // Longest first, so `d/sub` wins over `d`; nothing that would match every word.
+    out.retain(|f| {
+        let f = f.trim_end_matches('/');
+        !f.is_empty() && f != "."
+    });
+    out.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    out.dedup();
+    out
+}
 
 /// Where a path may start: the text's start or after one of these (so the `/` inside a URL,
 /// after `:` or another `/`, is not one).
@@ -13,46 +98,104 @@ fn starts_path(previous: Option<char>) -> bool {
     }
 }
 
-/// Where a path ends: whitespace, quotes, closing brackets, or `:`/`,`/`;` followed by a space
-/// or the end (`cannot open /a/b: No such file`).
-fn ends_path(c: char, next: Option<char>) -> bool {
-    if c.is_whitespace() || "'\"`)]}>".contains(c) {
-        return true;
-    }
-    ":,;".contains(c) && next.is_none_or(char::is_whitespace)
+/// The closing character that ends a path opened right after `opener`.
+fn closer(opener: Option<char>) -> Option<char> {
+    Some(match opener? {
+        '(' => ')',
+        '[' => ']',
+        '{' => '}',
+        '<' => '>',
+        c @ ('\'' | '"' | '`') => c,
+        _ => return None,
+    })
 }
 
-/// `message` with every absolute path replaced by `…`. A lone `/` is kept.
-pub fn paths(message: &str) -> String {
-    let chars: Vec<char> = message.chars().collect();
+/// Where an unquoted path ends: at the error separator (`: `, ` (os error`), `, `, `; `, a
+/// line end, or a `:`/`,`/`;` that ends the text. Spaces inside a path do not end it.
+fn ends_path(rest: &str) -> bool {
+    rest.starts_with(": ")
+        || rest.starts_with(" (os error")
+        || rest.starts_with(", ")
+        || rest.starts_with("; ")
+        || rest.starts_with('\n')
+        || rest.starts_with(":\n")
+        || matches!(rest, ":" | "," | ";")
+}
+
+/// How long the configured folder at the start of `text` is, if one is there as a whole path
+/// or its first part.
+fn folder_at(text: &str, folders: &[String]) -> Option<usize> {
+    folders.iter().find_map(|folder| {
+        let folder = folder.trim_end_matches('/');
+        let rest = text.strip_prefix(folder)?;
+        let whole = rest.is_empty()
+            || rest.starts_with('/')
+            || ends_path(rest)
+            || rest.starts_with(['\'', '"', '`', ')', ']', '}', '>']);
+        whole.then_some(folder.len())
+    })
+}
+
+/// `message` with every absolute path, and every path starting with one of `folders` (see
+/// [`folders`]), replaced by `…`. A lone `/` is kept.
+pub fn paths(message: &str, folders: &[String]) -> String {
     let mut out = String::with_capacity(message.len());
+    let mut previous: Option<char> = None;
     let mut i = 0;
-    while i < chars.len() {
-        let previous = i.checked_sub(1).map(|p| chars[p]);
-        if chars[i] == '/' && starts_path(previous) {
-            let mut end = i + 1;
-            while end < chars.len() && !ends_path(chars[end], chars.get(end + 1).copied()) {
-                end += 1;
+    while i < message.len() {
+        let rest = &message[i..];
+        let Some(c) = rest.chars().next() else {
+            break;
+        };
+        if starts_path(previous) {
+            let start = if c == '/' {
+                rest[1..]
+                    .chars()
+                    .next()
+                    .is_some_and(|n| !n.is_whitespace())
+                    .then_some(1)
+            } else {
+                None
             }
-            // A trailing full stop ends the sentence, not the path.
-            while end > i + 1 && chars[end - 1] == '.' {
-                end -= 1;
-            }
-            if end > i + 1 {
+            .or_else(|| folder_at(rest, folders));
+            if let Some(start) = start {
+                let close = closer(previous);
+                let mut end = start;
+                while end < rest.len() {
+                    let tail = &rest[end..];
+                    let Some(next) = tail.chars().next() else {
+                        break;
+                    };
+                    let closes = match close {
+                        Some(close) => next == close,
+                        None => next.is_whitespace() && next != ' ' || ")]}>".contains(next),
+                    };
+                    if closes || ends_path(tail) {
+                        break;
+                    }
+                    end += next.len_utf8();
+                }
+                // A trailing full stop ends the sentence, not the path.
+                let mut path = &rest[..end];
+                while path.len() > 1 && path.ends_with('.') {
+                    path = &path[..path.len() - 1];
+                }
                 out.push('…');
-                i = end;
+                previous = path.chars().last();
+                i += path.len();
                 continue;
             }
         }
-        out.push(chars[i]);
-        i += 1;
+        out.push(c);
+        previous = Some(c);
+        i += c.len_utf8();
     }
     out
 }
 
 #[cfg(test)]
 mod tests {
-    use super::paths;
+    use super::{credentials, paths};
 
     #[test]
     fn absolute_paths_become_ellipses() {
@@ -68,9 +211,47 @@ mod tests {
             ),
             ("open(\"/var/lib/x\") failed", "open(\"…\") failed"),
             ("in /data/tmp/abc.", "in …."),
+            // Spaces do not end a path; the error separator does.
+            (
+                "/srv/Private Files/x.iso: Permission denied",
+                "…: Permission denied",
+            ),
+            (
+                "cannot open /srv/Private Files/x.iso (os error 13)",
+                "cannot open … (os error 13)",
+            ),
+            (
+                "keyring `/etc/apt/my keys/pve.gpg` is empty",
+                "keyring `…` is empty",
+            ),
+            ("(in /srv/a b)", "(in …)"),
         ];
         for (message, expected) in cases {
-            assert_eq!(paths(message), expected, "{message}");
+            assert_eq!(paths(message, &[]), expected, "{message}");
+        }
+    }
+
+    #[test]
+    fn configured_folders_are_redacted_by_value() {
+        let folders = ["data dir".to_string(), "d".to_string()];
+        let cases = [
+            (
+                "d/objects/ab/cdef: No space left on device (os error 28)",
+                "…: No space left on device (os error 28)",
+            ),
+            (
+                "cannot write data dir/tmp/x: Permission denied",
+                "cannot write …: Permission denied",
+            ),
+            ("d: not a directory", "…: not a directory"),
+            // Only whole leading parts: words that start with the same letters stay.
+            (
+                "disk full, dir d2/x unreadable",
+                "disk full, dir d2/x unreadable",
+            ),
+        ];
+        for (message, expected) in cases {
+            assert_eq!(paths(message, &folders), expected, "{message}");
         }
     }
 
@@ -82,7 +263,24 @@ mod tests {
             "3/4 files fetched",
             "ratio 1 / 2",
         ] {
-            assert_eq!(paths(message), message);
+            assert_eq!(paths(message, &[]), message);
+        }
+    }
+
+    #[test]
+    fn credentials_in_urls_are_hidden() {
+        let cases = [
+            (
+                "error sending request for url (https://alice:s3cret@enterprise.proxmox.com/debian/pve/dists/bookworm/InRelease)",
+                "error sending request for url (https://…@enterprise.proxmox.com/debian/pve/dists/bookworm/InRelease)",
+            ),
+            ("GET http://token@h:8080/x: 404", "GET http://…@h:8080/x: 404"),
+            ("http://a:b@h http://c@[::1]/", "http://…@h http://…@[::1]/"),
+            ("user@example.org wrote //x", "user@example.org wrote //x"),
+            ("http://h/a@b", "http://h/a@b"),
+        ];
+        for (message, expected) in cases {
+            assert_eq!(credentials(message), expected, "{message}");
         }
     }
 }

@@ -6,6 +6,8 @@
 //! from it with the templates in `static/` (`status.html`, one `status-source.html` per
 //! source). Everything that comes from configuration, the store or the request is escaped.
 
+use std::net::IpAddr;
+
 use http::header;
 use http::{Request, Response};
 use serde::Serialize;
@@ -61,6 +63,10 @@ struct SourceStatus {
     runs_since_start: u64,
     failures_since_start: u64,
     client: ClientUse,
+    /// This client may not read the source's mount: its last run (file and byte counts,
+    /// messages) and Puavo series names are left out; id, mount, state and snapshot ids stay.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    details_hidden: bool,
 }
 
 /// How clients use a source.
@@ -180,17 +186,40 @@ fn client_use(kind: &SourceKind, base_url: &str, at_root: bool, series: Vec<Stri
     usage
 }
 
-/// `trusted`: show messages as they are; otherwise absolute filesystem paths in them are
-/// replaced by `…` (see `redact`).
-async fn collect<B>(app: &App, req: &Request<B>, tls: bool, trusted: bool) -> Status {
+/// `trusted`: show messages as they are; otherwise filesystem paths in them are replaced by
+/// `…` (see `redact`). Credentials in URLs are hidden for everyone. Sources whose mount `peer`
+/// may not read, and conflicts at paths it may not read, are told without their content.
+async fn collect<B>(app: &App, req: &Request<B>, tls: bool, trusted: bool, peer: IpAddr) -> Status {
     let now = unix_now();
     let origin = origin(req, tls);
+    let authorization = req.headers().get(header::AUTHORIZATION);
+    let mut hidden = Vec::with_capacity(app.config.sources.len());
+    for source in &app.config.sources {
+        let readable = app
+            .access
+            .may_read_all_of(&source.mount, peer, authorization)
+            .await;
+        hidden.push(!readable);
+    }
+    let all_conflicts = app.view.load().conflicts.clone();
+    let mut conflicts = Vec::with_capacity(all_conflicts.len());
+    for path in all_conflicts {
+        if app.access.may_read_all_of(&path, peer, authorization).await {
+            conflicts.push(path);
+        }
+    }
+    let folders = if trusted {
+        Vec::new()
+    } else {
+        redact::folders(&app.config)
+    };
     let view = app.view.load();
     let sources = app
         .config
         .sources
         .iter()
-        .map(|source| {
+        .zip(hidden)
+        .map(|(source, hidden)| {
             let refs = app.store.read_refs(&source.id).unwrap_or_default();
             let mount = if source.mount.is_empty() {
                 "/".to_string()
@@ -219,10 +248,8 @@ async fn collect<B>(app: &App, req: &Request<B>, tls: bool, trusted: bool) -> St
             };
             let live = app.live_status(&source.id);
             let mut last_run = app.run_record(&source.id);
-            if !trusted {
-                if let Some(run) = &mut last_run {
-                    redact_run(run);
-                }
+            if let Some(run) = &mut last_run {
+                redact_run(run, &folders, trusted);
             }
             let state = match &last_run {
                 _ if live.running => "syncing",
@@ -232,6 +259,12 @@ async fn collect<B>(app: &App, req: &Request<B>, tls: bool, trusted: bool) -> St
                 None => "never",
             };
             let (runs, failures) = app.metrics.sync_counters(&source.id);
+            // Snapshot ids stay: what they hold is behind the same rule.
+            let (series, last_run) = if hidden {
+                (Vec::new(), None)
+            } else {
+                (series, last_run)
+            };
             SourceStatus {
                 id: source.id.clone(),
                 kind: source.kind.name(),
@@ -253,6 +286,7 @@ async fn collect<B>(app: &App, req: &Request<B>, tls: bool, trusted: bool) -> St
                 runs_since_start: runs,
                 failures_since_start: failures,
                 mount,
+                details_hidden: hidden,
             }
         })
         .collect();
@@ -262,18 +296,25 @@ async fn collect<B>(app: &App, req: &Request<B>, tls: bool, trusted: bool) -> St
         started: app.started,
         store: app.metrics.store.get().await,
         sources,
-        conflicts: view.conflicts.clone(),
+        conflicts,
     }
 }
 
-/// Every message of a run record, with absolute paths hidden.
-fn redact_run(run: &mut RunRecord) {
+/// Every message of a run record with credentials in URLs hidden and, unless `trusted`,
+/// filesystem paths (absolute, or starting with one of `folders`) too.
+fn redact_run(run: &mut RunRecord, folders: &[String], trusted: bool) {
+    let redact = |message: &mut String| {
+        let clean = redact::credentials(message);
+        *message = if trusted {
+            clean
+        } else {
+            redact::paths(&clean, folders)
+        };
+    };
     if let Some(error) = &mut run.error {
-        *error = redact::paths(error);
+        redact(error);
     }
-    for problem in &mut run.problems {
-        *problem = redact::paths(problem);
-    }
+    run.problems.iter_mut().for_each(redact);
 }
 
 /// `trusted`: the client may see full error messages (loopback, or let through by an
@@ -284,8 +325,9 @@ pub async fn respond<B>(
     key: &str,
     tls: bool,
     trusted: bool,
+    peer: IpAddr,
 ) -> Response<Body> {
-    let status = collect(app, req, tls, trusted).await;
+    let status = collect(app, req, tls, trusted, peer).await;
     let now = status.now;
     let (bytes, content_type) = if key == "/.status.json" {
         let mut json = serde_json::to_vec_pretty(&status).expect("status serializes");
@@ -502,67 +544,77 @@ fn card(s: &SourceStatus, now: i64) -> String {
             links.join(" ")
         )
     };
-    let (last_run, message, files, upstream, took) = match &s.last_run {
-        None => (
-            "<span class=\"muted\">never</span>".to_string(),
+    let (last_run, message, files, upstream, took) = if s.details_hidden {
+        let hidden = "<span class=\"muted\">shown only to clients that may read this mount</span>";
+        (
+            hidden.to_string(),
             String::new(),
+            hidden.to_string(),
+            hidden.to_string(),
             "—".to_string(),
-            "—".to_string(),
-            "—".to_string(),
-        ),
-        Some(run) => {
-            let result = match (run.ok, run.problems.is_empty()) {
-                (true, true) => "<span class=\"ok\">ok</span>",
-                (true, false) => "<span class=\"problems\">ok, with problems</span>",
-                (false, _) => "<span class=\"failed\">failed</span>",
-            };
-            let mut last = format!("{result} · {}", when(run.started, now));
-            if !run.ok {
-                match run.last_success {
-                    Some(t) => {
-                        last.push_str(&format!(" <small>(last success {})</small>", when(t, now)))
+        )
+    } else {
+        match &s.last_run {
+            None => (
+                "<span class=\"muted\">never</span>".to_string(),
+                String::new(),
+                "—".to_string(),
+                "—".to_string(),
+                "—".to_string(),
+            ),
+            Some(run) => {
+                let result = match (run.ok, run.problems.is_empty()) {
+                    (true, true) => "<span class=\"ok\">ok</span>",
+                    (true, false) => "<span class=\"problems\">ok, with problems</span>",
+                    (false, _) => "<span class=\"failed\">failed</span>",
+                };
+                let mut last = format!("{result} · {}", when(run.started, now));
+                if !run.ok {
+                    match run.last_success {
+                        Some(t) => last
+                            .push_str(&format!(" <small>(last success {})</small>", when(t, now))),
+                        None => last.push_str(" <small>(never succeeded)</small>"),
                     }
-                    None => last.push_str(" <small>(never succeeded)</small>"),
                 }
+                let message = if !run.ok {
+                    format!(
+                        "<pre class=\"message failed\">{}</pre>",
+                        escape(run.error.as_deref().unwrap_or("(no error text)"))
+                    )
+                } else if !run.problems.is_empty() {
+                    let items: String = run
+                        .problems
+                        .iter()
+                        .map(|p| format!("<li>{}</li>", escape(p)))
+                        .collect();
+                    format!("<ul class=\"message problems\">{items}</ul>")
+                } else {
+                    String::new()
+                };
+                let files = if run.ok {
+                    format!(
+                        "{}, {} · <b>{} new</b> ({}) · {} reused",
+                        plural(run.files, "file", "files"),
+                        human_size(run.bytes),
+                        run.files_stored,
+                        human_size(run.bytes_stored),
+                        run.files.saturating_sub(run.files_stored)
+                    )
+                } else {
+                    "— <small class=\"muted\">(the run failed; the previous snapshot stays)</small>"
+                        .to_string()
+                };
+                let upstream = if run.upstream_requests == 0 && run.bytes_fetched == 0 {
+                    "—".to_string()
+                } else {
+                    format!(
+                        "{}, {} received",
+                        plural(run.upstream_requests, "request", "requests"),
+                        human_size(run.bytes_fetched)
+                    )
+                };
+                (last, message, files, upstream, duration(run.duration_ms))
             }
-            let message = if !run.ok {
-                format!(
-                    "<pre class=\"message failed\">{}</pre>",
-                    escape(run.error.as_deref().unwrap_or("(no error text)"))
-                )
-            } else if !run.problems.is_empty() {
-                let items: String = run
-                    .problems
-                    .iter()
-                    .map(|p| format!("<li>{}</li>", escape(p)))
-                    .collect();
-                format!("<ul class=\"message problems\">{items}</ul>")
-            } else {
-                String::new()
-            };
-            let files = if run.ok {
-                format!(
-                    "{}, {} · <b>{} new</b> ({}) · {} reused",
-                    plural(run.files, "file", "files"),
-                    human_size(run.bytes),
-                    run.files_stored,
-                    human_size(run.bytes_stored),
-                    run.files.saturating_sub(run.files_stored)
-                )
-            } else {
-                "— <small class=\"muted\">(the run failed; the previous snapshot stays)</small>"
-                    .to_string()
-            };
-            let upstream = if run.upstream_requests == 0 && run.bytes_fetched == 0 {
-                "—".to_string()
-            } else {
-                format!(
-                    "{}, {} received",
-                    plural(run.upstream_requests, "request", "requests"),
-                    human_size(run.bytes_fetched)
-                )
-            };
-            (last, message, files, upstream, duration(run.duration_ms))
         }
     };
     let next = if s.live.running {
@@ -655,6 +707,35 @@ mod tests {
         );
         let config = Config::parse(&text, Path::new("test.toml")).unwrap();
         config.sources[0].kind.clone()
+    }
+
+    #[test]
+    fn credentials_are_hidden_from_everyone_paths_from_the_untrusted() {
+        let record = RunRecord {
+            error: Some(
+                "GET https://alice:s3cret@h/x: cannot write d/objects/ab/cd: Permission denied"
+                    .into(),
+            ),
+            problems: vec!["http://token@h/y for /srv/Private Files/x.iso: gone".into()],
+            ..RunRecord::default()
+        };
+        let mut trusted = record.clone();
+        redact_run(&mut trusted, &[], true);
+        assert_eq!(
+            trusted.error.as_deref(),
+            Some("GET https://…@h/x: cannot write d/objects/ab/cd: Permission denied")
+        );
+        assert_eq!(
+            trusted.problems,
+            ["http://…@h/y for /srv/Private Files/x.iso: gone"]
+        );
+        let mut public = record;
+        redact_run(&mut public, &["d".to_string()], false);
+        assert_eq!(
+            public.error.as_deref(),
+            Some("GET https://…@h/x: cannot write …: Permission denied")
+        );
+        assert_eq!(public.problems, ["http://…@h/y for …: gone"]);
     }
 
     #[test]
@@ -816,6 +897,7 @@ mod tests {
                 base_url: "http://h/m%22x/".into(),
                 ..ClientUse::default()
             },
+            details_hidden: false,
         }
     }
 
