@@ -224,11 +224,7 @@ impl Access {
         let Some(rule) = self.rule_for(key) else {
             return Decision::Allowed { restricted: false };
         };
-        // `::ffff:10.1.2.3` from a dual-stack listener is the IPv4 client 10.1.2.3.
-        let peer = match peer {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(peer),
-            v4 => v4,
-        };
+        let peer = unmapped_peer(peer);
         if rule.address_refused(peer) {
             return Decision::Forbidden;
         }
@@ -244,41 +240,20 @@ impl Access {
         }
     }
 
-    /// Whether `peer` (with `authorization`) may read `key` and everything under it, the
-    /// folders with rules of their own included: what `/.status` may tell this client about
-    /// the content of a mount (series names, counts, conflict paths). Passwords are verified
-    /// as for a request (and remembered), so this is as costly as reading the mount once.
-    pub async fn may_read_all_of(
-        &self,
-        key: &str,
+    /// Answers "may this client read …" for the status page, which asks it for every mount.
+    pub fn reader<'a>(
+        &'a self,
         peer: IpAddr,
-        authorization: Option<&HeaderValue>,
-    ) -> bool {
-        if self.rules.is_empty() {
-            return true;
+        authorization: Option<&'a HeaderValue>,
+    ) -> Reader<'a> {
+        Reader {
+            access: self,
+            peer: unmapped_peer(peer),
+            authorization,
+            verified: HashMap::new(),
+            #[cfg(test)]
+            verifications: 0,
         }
-        let key = if key.is_empty() { "/" } else { key };
-        let inside = |path: &str| {
-            !matches!(path, "" | "/.status" | "/.metrics")
-                && (key == "/"
-                    || path
-                        .strip_prefix(key)
-                        .is_some_and(|rest| rest.starts_with('/')))
-        };
-        let below = self
-            .rules
-            .iter()
-            .map(|rule| rule.path.as_str())
-            .filter(|path| inside(path));
-        for path in std::iter::once(key).chain(below) {
-            if !matches!(
-                self.check(path, peer, authorization).await,
-                Decision::Allowed { .. }
-            ) {
-                return false;
-            }
-        }
-        true
     }
 
     fn rule_for(&self, key: &str) -> Option<&Rule> {
@@ -313,6 +288,86 @@ impl Access {
         } else {
             Cow::Owned(path)
         }
+    }
+}
+
+/// `::ffff:10.1.2.3` from a dual-stack listener is the IPv4 client 10.1.2.3.
+fn unmapped_peer(peer: IpAddr) -> IpAddr {
+    match peer {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(peer),
+        v4 => v4,
+    }
+}
+
+/// One client's view of the rules, for the status page: what it may read. Its credentials
+/// are verified at most once per htpasswd file, however many mounts are asked about (a failed
+/// verification is not remembered, so without this one status request would cost one
+/// verification per protected source).
+pub struct Reader<'a> {
+    access: &'a Access,
+    peer: IpAddr,
+    authorization: Option<&'a HeaderValue>,
+    /// htpasswd file index → whether the credentials are good there.
+    verified: HashMap<u32, bool>,
+    #[cfg(test)]
+    verifications: usize,
+}
+
+impl Reader<'_> {
+    /// Whether the client may read `key` and everything under it, the folders with rules of
+    /// their own included: what `/.status` may tell it about the content of a mount (series
+    /// names, counts, conflict paths). Busy verifications count as refused.
+    pub async fn may_read_all_of(&mut self, key: &str) -> bool {
+        if self.access.rules.is_empty() {
+            return true;
+        }
+        let key = if key.is_empty() { "/" } else { key };
+        let inside = |path: &str| {
+            !matches!(path, "" | "/.status" | "/.metrics")
+                && (key == "/"
+                    || path
+                        .strip_prefix(key)
+                        .is_some_and(|rest| rest.starts_with('/')))
+        };
+        let access = self.access;
+        let below = access
+            .rules
+            .iter()
+            .map(|rule| rule.path.as_str())
+            .filter(|path| inside(path));
+        for path in std::iter::once(key).chain(below) {
+            if !self.may_read(path).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    async fn may_read(&mut self, key: &str) -> bool {
+        let Some(rule) = self.access.rule_for(key) else {
+            return true;
+        };
+        if rule.address_refused(self.peer) {
+            return false;
+        }
+        let Some(auth) = &rule.auth else {
+            return true;
+        };
+        if let Some(good) = self.verified.get(&auth.users.index) {
+            return *good;
+        }
+        #[cfg(test)]
+        {
+            self.verifications += 1;
+        }
+        let verdict = self
+            .access
+            .verifier
+            .verify(&auth.users, self.peer, self.authorization)
+            .await;
+        let good = matches!(verdict, Verdict::Good);
+        self.verified.insert(auth.users.index, good);
+        good
     }
 }
 
@@ -917,20 +972,46 @@ mod tests {
         ))
         .unwrap();
         let other = "192.0.2.1".parse::<IpAddr>().unwrap();
-        assert!(!access.may_read_all_of("/debian/pve", LOCAL, None).await);
-        assert!(!access.may_read_all_of("/", LOCAL, None).await);
-        assert!(
-            !access
-                .may_read_all_of("/debian/pve/secret/x", LOCAL, None)
-                .await
-        );
+        let mut local = access.reader(LOCAL, None);
+        assert!(!local.may_read_all_of("/debian/pve").await);
+        assert!(!local.may_read_all_of("/").await);
+        assert!(!local.may_read_all_of("/debian/pve/secret/x").await);
+        assert!(local.may_read_all_of("/debian/pve-enterprise").await);
         assert!(
             access
-                .may_read_all_of("/debian/pve-enterprise", LOCAL, None)
+                .reader(other, None)
+                .may_read_all_of("/debian/pve")
                 .await
         );
-        assert!(access.may_read_all_of("/debian/pve", other, None).await);
-        assert!(Access::open().may_read_all_of("/", LOCAL, None).await);
+        assert!(
+            Access::open()
+                .reader(LOCAL, None)
+                .may_read_all_of("/")
+                .await
+        );
+    }
+
+    #[tokio::test]
+    async fn a_status_reader_verifies_once_per_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let hash = bcrypt::hash("right", 4).unwrap();
+        std::fs::write(dir.path().join("htpasswd"), format!("alice:{hash}\n")).unwrap();
+        let access = Access::load(&config(
+            "[[access]]\npath = \"/debian/pve\"\nhtpasswd = \"HTPASSWD\"\n[[access]]\npath = \"/debian/pve-enterprise\"\nhtpasswd = \"HTPASSWD\"\n",
+            dir.path(),
+        ))
+        .unwrap();
+        let wrong = basic("alice", "wrong");
+        let mut reader = access.reader(LOCAL, Some(&wrong));
+        assert!(!reader.may_read_all_of("/debian/pve").await);
+        assert!(!reader.may_read_all_of("/debian/pve-enterprise").await);
+        assert_eq!(reader.verified.len(), 1);
+        assert_eq!(reader.verifications, 1);
+        let right = basic("alice", "right");
+        let mut reader = access.reader(LOCAL, Some(&right));
+        assert!(reader.may_read_all_of("/debian/pve").await);
+        assert!(reader.may_read_all_of("/debian/pve-enterprise").await);
+        assert_eq!(reader.verifications, 1);
     }
 
     #[test]

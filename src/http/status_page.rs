@@ -193,18 +193,15 @@ async fn collect<B>(app: &App, req: &Request<B>, tls: bool, trusted: bool, peer:
     let now = unix_now();
     let origin = origin(req, tls);
     let authorization = req.headers().get(header::AUTHORIZATION);
+    let mut reader = app.access.reader(peer, authorization);
     let mut hidden = Vec::with_capacity(app.config.sources.len());
     for source in &app.config.sources {
-        let readable = app
-            .access
-            .may_read_all_of(&source.mount, peer, authorization)
-            .await;
-        hidden.push(!readable);
+        hidden.push(!reader.may_read_all_of(&source.mount).await);
     }
     let all_conflicts = app.view.load().conflicts.clone();
     let mut conflicts = Vec::with_capacity(all_conflicts.len());
     for path in all_conflicts {
-        if app.access.may_read_all_of(&path, peer, authorization).await {
+        if reader.may_read_all_of(&path).await {
             conflicts.push(path);
         }
     }
