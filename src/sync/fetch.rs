@@ -323,7 +323,13 @@ impl Fetcher {
         if !error.retryable() || *tries >= self.options.retries {
             return Err(error);
         }
-        tracing::warn!(url, %error, attempt = *tries, "retrying");
+        // URLs in the log without credentials (config refuses them, a redirect may not).
+        tracing::warn!(
+            url = %crate::http::redact::credentials(url),
+            error = %crate::http::redact::credentials(&error.to_string()),
+            attempt = *tries,
+            "retrying"
+        );
         self.pause(*tries, retry_after).await;
         *tries += 1;
         Ok(())
@@ -529,7 +535,11 @@ impl Fetcher {
             match self.object_once(url, expected, &mut partial).await {
                 Ok(validators) => break validators,
                 Err(failure) => match self.again(url, &mut tries, failure).await {
-                    Ok(()) => tracing::info!(url, have = partial.size(), "resuming what arrived"),
+                    Ok(()) => tracing::info!(
+                        url = %crate::http::redact::credentials(url),
+                        have = partial.size(),
+                        "resuming what arrived"
+                    ),
                     Err(error) => {
                         if !error.retryable() {
                             partial.discard();
