@@ -50,6 +50,9 @@ pub struct App {
     gate: RwLock<()>,
     /// One sync per source at a time.
     source_locks: HashMap<String, Mutex<()>>,
+    /// Builds and publishes of the view, one at a time: a view built from older refs must
+    /// never be published after one built from newer refs (two sources ending at once).
+    view_builds: Mutex<()>,
     _lock: DataLock,
 }
 
@@ -85,6 +88,7 @@ impl App {
             manifests: Mutex::default(),
             gate: RwLock::new(()),
             source_locks,
+            view_builds: Mutex::new(()),
             _lock: lock,
             config,
         };
@@ -136,6 +140,7 @@ impl App {
     }
 
     pub fn refresh_view(&self) -> Result<(), ManifestError> {
+        let _one_at_a_time = self.view_builds.lock().expect("not poisoned");
         let started = Instant::now();
         let view = self.build_view()?;
         let entries = view.len();

@@ -71,6 +71,7 @@ async fn serve(config: Config, initial_sync: bool) -> anyhow::Result<()> {
                             tracing::error!(error = %e, "view reload failed");
                         }
                     }).await;
+                    tracing::info!("SIGHUP: reload done");
                     crate::notify::ready("reloaded");
                 }
             }
