@@ -17,6 +17,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::idle::IdleTimeout;
 use super::tls::{self, ReloadableCert};
+use super::zerocopy::{Sender, ZeroCopyStream};
 use crate::app::App;
 use crate::config::ServerConfig;
 
@@ -79,6 +80,14 @@ fn builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
     builder
 }
 
+/// Plain connections sniff whether they speak HTTP/1 or HTTP/2; on TLS connections ALPN has
+/// already said which, so they skip the sniffing (and its read-ahead wrapper).
+struct Builders {
+    plain: auto::Builder<TokioExecutor>,
+    h1: auto::Builder<TokioExecutor>,
+    h2: auto::Builder<TokioExecutor>,
+}
+
 /// Serves until `shutdown` turns true, then stops accepting, asks every connection to finish
 /// its current responses, and waits up to `shutdown_grace` for them.
 pub async fn serve(
@@ -87,7 +96,12 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let config = app.config.server.clone();
-    let builder = Arc::new(builder(&config));
+    let plain = builder(&config);
+    let builder = Arc::new(Builders {
+        h1: plain.clone().http1_only(),
+        h2: plain.clone().http2_only(),
+        plain,
+    });
     // Measure the store now, so the first status page or scrape need not wait for it.
     app.metrics.store.prime();
     let slots = Arc::new(Semaphore::new(config.max_connections));
@@ -118,7 +132,7 @@ async fn accept_loop(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     app: Arc<App>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builder: Arc<Builders>,
     slots: Arc<Semaphore>,
     shutdown: watch::Receiver<bool>,
 ) {
@@ -152,13 +166,15 @@ async fn accept_loop(
             let idle = app.config.server.idle_timeout;
             match tls {
                 None => {
+                    let (stream, sender) = ZeroCopyStream::new(stream);
                     serve_connection(
                         IdleTimeout::new(stream, idle),
                         peer,
                         app.clone(),
-                        &builder,
+                        &builder.plain,
                         shutdown,
                         false,
+                        Some(sender),
                     )
                     .await
                 }
@@ -170,13 +186,15 @@ async fn accept_loop(
                     .await;
                     match handshake {
                         Ok(Ok(tls_stream)) => {
+                            let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
                             serve_connection(
                                 IdleTimeout::new(tls_stream, idle),
                                 peer,
                                 app.clone(),
-                                &builder,
+                                if h2 { &builder.h2 } else { &builder.h1 },
                                 shutdown,
                                 true,
+                                None,
                             )
                             .await
                         }
@@ -196,10 +214,14 @@ async fn serve_connection<IO>(
     builder: &auto::Builder<TokioExecutor>,
     mut shutdown: watch::Receiver<bool>,
     tls: bool,
+    zero_copy: Option<Sender>,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req| {
+    let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        if let Some(sender) = &zero_copy {
+            req.extensions_mut().insert(sender.clone());
+        }
         let app = app.clone();
         async move { Ok::<_, Infallible>(super::handle(app, req, peer, tls).await) }
     });
