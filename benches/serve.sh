@@ -532,7 +532,7 @@ median() {
   printf '%s\n' "$@" | awk '$1 > 0' | sort -g | awk '{ v[NR] = $1 } END {
     if (NR == 0) { print "-"; exit }
     m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-    printf (m >= 100) ? "%.0f\n" : "%.3g\n", m }'
+    f = (m >= 100) ? "%.0f\n" : "%.3g\n"; printf f, m }'
 }
 # ratios KEY A B: run i of A over run i of B (measured back to back), for every run both did.
 ratios() {
