@@ -14,6 +14,8 @@
 //! - Nothing is buffered here: memory per download is the socket buffer, whatever the file size.
 //! - A file that shrank under us (a hard-linked original truncated) makes `sendfile` return 0:
 //!   that is an error that ends the connection, never short or wrong bytes, and never a SIGBUS.
+//! - A [`FinalCheck`] (is a hard-linked original still unchanged?) runs when everything but the
+//!   body's last file byte has gone out: if it fails, the response is cut, never completed.
 //! - A chunk not in the page cache is read as before (blocking pool), so a cold disk never
 //!   blocks a runtime thread inside `sendfile`.
 
@@ -69,11 +71,17 @@ fn placeholder_offset(slice: &[u8]) -> Option<usize> {
     (!slice.is_empty() && at >= base && at + slice.len() <= base + CHUNK).then(|| at - base)
 }
 
+/// Runs before the last byte of a body goes out; an error cuts the response there, so a client
+/// never gets a complete-looking body from a file that changed while it was being sent.
+pub type FinalCheck = Arc<dyn Fn() -> io::Result<()> + Send + Sync>;
+
 /// One file range a placeholder stands for.
 struct Job {
     file: Arc<File>,
     offset: u64,
     len: usize,
+    /// Set on a body's last file range.
+    check: Option<FinalCheck>,
 }
 
 /// The queue a connection's bodies and its writer share (both run in the connection's task).
@@ -102,12 +110,15 @@ impl ZeroCopyStream {
     /// Sends (part of) the placeholder `slice`, which must belong to the queue's head.
     fn poll_send_file(&mut self, cx: &mut Context<'_>, slice: &[u8]) -> Poll<io::Result<usize>> {
         let delta = placeholder_offset(slice).unwrap_or(usize::MAX);
-        let (file, offset, want) = {
+        let (file, offset, mut want, check) = {
             let jobs = self.jobs.lock().expect("not poisoned");
             match jobs.front() {
-                Some(job) if job.len.checked_sub(delta) == Some(slice.len()) => {
-                    (job.file.clone(), job.offset + delta as u64, slice.len())
-                }
+                Some(job) if job.len.checked_sub(delta) == Some(slice.len()) => (
+                    job.file.clone(),
+                    job.offset + delta as u64,
+                    slice.len(),
+                    job.check.clone(),
+                ),
                 _ => {
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::InvalidData,
@@ -116,6 +127,14 @@ impl ZeroCopyStream {
                 }
             }
         };
+        if let Some(check) = check {
+            // Everything but the last byte first; the check, then that byte.
+            if want > 1 {
+                want -= 1;
+            } else {
+                check()?;
+            }
+        }
         loop {
             ready!(self.inner.poll_write_ready(cx))?;
             let sent = self.inner.try_io(Interest::WRITABLE, || {
@@ -232,6 +251,8 @@ pub fn divert(
             remaining,
             sender: sender.clone(),
             cold: None,
+            cold_left: 0,
+            final_check: None,
         });
     }
     response
@@ -245,9 +266,26 @@ pub struct ZeroCopyBody {
     sender: Sender,
     /// A chunk not in the page cache, being read the ordinary way.
     cold: Option<FileStream>,
+    /// Bytes of `cold` still to come.
+    cold_left: u64,
+    final_check: Option<FinalCheck>,
 }
 
 impl ZeroCopyBody {
+    /// Adds a [`FinalCheck`].
+    pub fn with_final_check(mut self, check: FinalCheck) -> ZeroCopyBody {
+        self.final_check = Some(check);
+        self
+    }
+
+    /// Whether no file range follows the front segments.
+    fn no_file_left(&self) -> bool {
+        !self
+            .segments
+            .iter()
+            .any(|s| matches!(s, Segment::File { start, end } if start < end))
+    }
+
     pub fn remaining(&self) -> u64 {
         self.remaining
     }
@@ -258,6 +296,13 @@ impl ZeroCopyBody {
                 Some(Ok(frame)) => {
                     if let Some(data) = frame.data_ref() {
                         self.remaining -= data.len() as u64;
+                        self.cold_left -= data.len() as u64;
+                    }
+                    // The last file bytes, read the ordinary way: checked before they go.
+                    if self.cold_left == 0 && self.no_file_left() {
+                        if let Some(check) = self.final_check.take() {
+                            check()?;
+                        }
                     }
                     return Poll::Ready(Some(Ok(frame)));
                 }
@@ -289,8 +334,14 @@ impl ZeroCopyBody {
                         end: start + len as u64,
                     };
                     self.cold = Some(FileStream::new(self.file.clone(), vec![chunk]));
+                    self.cold_left = len as u64;
                     return self.poll_next(cx);
                 }
+                let check = if self.no_file_left() {
+                    self.final_check.take()
+                } else {
+                    None
+                };
                 self.sender
                     .jobs
                     .lock()
@@ -299,6 +350,7 @@ impl ZeroCopyBody {
                         file: self.file.clone(),
                         offset: start,
                         len,
+                        check,
                     });
                 self.remaining -= len as u64;
                 Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(&region[..len])))))
@@ -472,5 +524,55 @@ mod tests {
         let rest = [IoSlice::new(&placeholder[5..])];
         let sent = std::future::poll_fn(|cx| Pin::new(&mut stream).poll_write_vectored(cx, &rest));
         assert_eq!(sent.await.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    /// Writes a placeholder the way hyper does, until done or an error.
+    async fn send_all(stream: &mut ZeroCopyStream, placeholder: &[u8]) -> io::Result<usize> {
+        let mut at = 0;
+        while at < placeholder.len() {
+            let slices = [IoSlice::new(&placeholder[at..])];
+            at +=
+                std::future::poll_fn(|cx| Pin::new(&mut *stream).poll_write_vectored(cx, &slices))
+                    .await?;
+        }
+        Ok(at)
+    }
+
+    #[tokio::test]
+    async fn a_failed_final_check_cuts_the_last_byte() {
+        for ok in [true, false] {
+            let (mut stream, sender, mut client) = pair().await;
+            let response = divert(
+                stream_response(
+                    file_with(b"0123456789"),
+                    vec![Segment::File { start: 0, end: 10 }],
+                ),
+                Some(&sender),
+                Version::HTTP_11,
+            );
+            let Body::ZeroCopy(body) = response.into_body() else {
+                panic!("not diverted")
+            };
+            let check: FinalCheck = Arc::new(move || {
+                if ok {
+                    Ok(())
+                } else {
+                    Err(io::Error::other("changed"))
+                }
+            });
+            let mut body = Body::ZeroCopy(body.with_final_check(check));
+            let placeholder = body.frame().await.unwrap().unwrap().into_data().unwrap();
+            let result = send_all(&mut stream, &placeholder).await;
+            drop(stream);
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).await.unwrap();
+            if ok {
+                assert_eq!(result.unwrap(), 10);
+                assert_eq!(got, b"0123456789");
+            } else {
+                assert!(result.is_err());
+                assert_eq!(got, b"012345678", "all but the last byte");
+            }
+        }
     }
 }
