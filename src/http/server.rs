@@ -167,14 +167,18 @@ async fn accept_loop(
             match tls {
                 None => {
                     let (stream, sender) = ZeroCopyStream::new(stream);
+                    let io = IdleTimeout::new(stream, idle);
+                    // Sendfile bodies need hyper to hand body chunks through untouched, which
+                    // it does only when the whole stack writes vectored.
+                    let sender = io.is_write_vectored().then_some(sender);
                     serve_connection(
-                        IdleTimeout::new(stream, idle),
+                        io,
                         peer,
                         app.clone(),
                         &builder.plain,
                         shutdown,
                         false,
-                        Some(sender),
+                        sender,
                     )
                     .await
                 }
