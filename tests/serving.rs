@@ -406,3 +406,71 @@ fn connections_over_the_cap_wait_their_turn() {
     assert!(String::from_utf8_lossy(&response).starts_with("HTTP/1.1 200"));
     assert_eq!(second.get("/files/x").unwrap().0, 200);
 }
+
+/// Plain-HTTP file bodies go out with sendfile, in chunks of a few MiB: the bytes must be exact
+/// for a whole file of several chunks, a range across a chunk boundary, a multirange, and a big
+/// body between small ones on one pipelined connection.
+#[test]
+fn plain_http_file_bodies_are_exact() {
+    let site = Site::new();
+    let data = pattern(17 * 1024 * 1024 + 5, 3);
+    std::fs::write(site.public().join("big.bin"), &data).unwrap();
+    std::fs::write(site.public().join("small.txt"), b"small file\n").unwrap();
+    let server = site.start();
+    let url = server.url("/files/big.bin");
+
+    let whole = curl(&["-sf", &url]);
+    assert!(whole.status.success(), "{whole:?}");
+    assert!(whole.stdout == data, "whole file differs");
+
+    let (from, to) = (8 * 1024 * 1024 - 1000, 16 * 1024 * 1024 + 77);
+    let range = curl(&["-sf", "-r", &format!("{from}-{to}"), &url]);
+    assert!(range.stdout == data[from..=to], "range differs");
+
+    let multi = curl(&["-sf", "-r", "0-9,8388600-8388620,17825790-", &url]);
+    let text = &multi.stdout;
+    let boundary_end = text[4..].iter().position(|&b| b == b'\r').unwrap() + 4;
+    let boundary = std::str::from_utf8(&text[4..boundary_end]).unwrap();
+    let mut expected = Vec::new();
+    for (start, end) in [(0, 9), (8388600, 8388620), (17825790, data.len() - 1)] {
+        expected.extend_from_slice(
+            format!(
+                "\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes {start}-{end}/{}\r\n\r\n",
+                data.len()
+            )
+            .as_bytes(),
+        );
+        expected.extend_from_slice(&data[start..=end]);
+    }
+    expected.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    assert!(*text == expected, "multipart body differs");
+
+    let mut stream = TcpStream::connect(server.http).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream
+        .write_all(
+            b"GET /files/small.txt HTTP/1.1\r\nHost: t\r\n\r\n\
+              GET /files/big.bin HTTP/1.1\r\nHost: t\r\n\r\n\
+              GET /files/small.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let find = |from: usize, needle: &[u8]| {
+        response[from..]
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|p| p + from)
+    };
+    let first = find(0, b"small file\n").expect("first small body");
+    let big_start = find(first, b"\r\n\r\n").expect("big head") + 4;
+    assert!(
+        response[big_start..big_start + data.len()] == data[..],
+        "big body differs"
+    );
+    let rest = &response[big_start + data.len()..];
+    assert!(rest.starts_with(b"HTTP/1.1 200 OK"));
+    assert!(rest.ends_with(b"small file\n"));
+}

@@ -39,6 +39,8 @@ pub enum Body {
     Empty,
     Full(Option<Bytes>),
     Stream(FileStream),
+    /// A file body sent with `sendfile` (plain HTTP/1; see `zerocopy`).
+    ZeroCopy(super::zerocopy::ZeroCopyBody),
 }
 
 impl Body {
@@ -190,6 +192,7 @@ impl http_body::Body for Body {
             Body::Empty => Poll::Ready(None),
             Body::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Body::Stream(stream) => stream.poll_next(cx),
+            Body::ZeroCopy(body) => body.poll_next(cx),
         }
     }
 
@@ -198,6 +201,7 @@ impl http_body::Body for Body {
             Body::Empty => true,
             Body::Full(bytes) => bytes.is_none(),
             Body::Stream(stream) => stream.remaining == 0,
+            Body::ZeroCopy(body) => body.remaining() == 0,
         }
     }
 
@@ -206,6 +210,7 @@ impl http_body::Body for Body {
             Body::Empty => SizeHint::with_exact(0),
             Body::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
             Body::Stream(stream) => SizeHint::with_exact(stream.remaining),
+            Body::ZeroCopy(body) => SizeHint::with_exact(body.remaining()),
         }
     }
 }
@@ -225,6 +230,18 @@ fn read_cached(file: &File, offset: u64, buffer: &mut [u8]) -> Option<usize> {
 }
 
 impl FileStream {
+    /// The file and what is left to send, for a body that sends it another way (before any
+    /// read started); this stream is left empty.
+    pub(super) fn take_parts(&mut self) -> (Arc<File>, VecDeque<Segment>, u64, Option<FinalCheck>) {
+        let remaining = std::mem::take(&mut self.remaining);
+        (
+            self.file.clone(),
+            std::mem::take(&mut self.segments),
+            remaining,
+            self.final_check.take(),
+        )
+    }
+
     /// Takes `len` bytes off the front file segment.
     fn advance(&mut self, len: u64) {
         if let Some(Segment::File { start, end }) = self.segments.front_mut() {
@@ -236,7 +253,10 @@ impl FileStream {
         self.remaining -= len;
     }
 
-    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+    pub(super) fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let frame = ready!(self.poll_chunk(cx));
         if self.remaining == 0 && matches!(frame, Some(Ok(_))) {
             if let Some(check) = self.final_check.take() {

@@ -252,8 +252,10 @@ impl CountedBody {
 
     /// Counts a streamed file's chunks against its connection's buffer budget.
     pub fn budgeted(mut self, budget: super::budget::ConnectionBudget) -> CountedBody {
-        if let Body::Stream(stream) = &mut self.inner {
-            stream.set_budget(budget);
+        match &mut self.inner {
+            Body::Stream(stream) => stream.set_budget(budget),
+            Body::ZeroCopy(body) => body.set_budget(budget),
+            Body::Empty | Body::Full(_) => {}
         }
         self
     }

@@ -44,30 +44,30 @@ pub fn respond(
         last_modified: rep.last_modified,
         now,
     };
-    let last_modified = http_date(rep.last_modified);
-    let mut builder = Response::builder()
-        .header(header::ETAG, rep.etag.clone())
-        .header(header::LAST_MODIFIED, last_modified)
-        .header(header::CACHE_CONTROL, rep.cache_control.clone());
+    // Built straight into one header map sized for a file response: the response builder
+    // re-checks every name and value and grows its map as it goes.
+    let mut h = HeaderMap::with_capacity(12);
+    h.insert(header::ETAG, rep.etag.clone());
+    h.insert(
+        header::LAST_MODIFIED,
+        super::header_cache::http_date(rep.last_modified),
+    );
+    h.insert(header::CACHE_CONTROL, rep.cache_control.clone());
     let use_range = match conditional::evaluate(method, headers, &validators) {
         Decision::NotModified => {
-            return builder
-                .status(StatusCode::NOT_MODIFIED)
-                .body(Body::Empty)
-                .expect("valid response");
+            return response(StatusCode::NOT_MODIFIED, h, Body::Empty);
         }
         Decision::PreconditionFailed => {
-            return builder
-                .status(StatusCode::PRECONDITION_FAILED)
-                .header(header::CONTENT_LENGTH, 0)
-                .body(Body::Empty)
-                .expect("valid response");
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
+            return response(StatusCode::PRECONDITION_FAILED, h, Body::Empty);
         }
         Decision::Proceed { use_range } => use_range,
     };
-    builder = builder
-        .header(header::ACCEPT_RANGES, "bytes")
-        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     let outcome = match headers.get(header::RANGE).map(|h| h.to_str()) {
         Some(Ok(value)) if use_range => range::parse(value, rep.len),
         _ => RangeOutcome::Ignore,
@@ -86,19 +86,18 @@ pub fn respond(
                     }],
                 )
             };
-            builder
-                .status(StatusCode::OK)
-                .header(header::CONTENT_TYPE, rep.content_type)
-                .header(header::CONTENT_LENGTH, rep.len)
-                .body(body)
-                .expect("valid response")
+            h.insert(header::CONTENT_TYPE, rep.content_type);
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(rep.len));
+            response(StatusCode::OK, h, body)
         }
-        RangeOutcome::Unsatisfiable => builder
-            .status(StatusCode::RANGE_NOT_SATISFIABLE)
-            .header(header::CONTENT_RANGE, format!("bytes */{}", rep.len))
-            .header(header::CONTENT_LENGTH, 0)
-            .body(Body::Empty)
-            .expect("valid response"),
+        RangeOutcome::Unsatisfiable => {
+            h.insert(
+                header::CONTENT_RANGE,
+                text_value(format!("bytes */{}", rep.len)),
+            );
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
+            response(StatusCode::RANGE_NOT_SATISFIABLE, h, Body::Empty)
+        }
         RangeOutcome::Ranges(ranges) if ranges.len() == 1 => {
             let r = ranges[0];
             let body = if head {
@@ -112,13 +111,10 @@ pub fn respond(
                     }],
                 )
             };
-            builder
-                .status(StatusCode::PARTIAL_CONTENT)
-                .header(header::CONTENT_TYPE, rep.content_type)
-                .header(header::CONTENT_RANGE, content_range(r, rep.len))
-                .header(header::CONTENT_LENGTH, r.len())
-                .body(body)
-                .expect("valid response")
+            h.insert(header::CONTENT_TYPE, rep.content_type);
+            h.insert(header::CONTENT_RANGE, text_value(content_range(r, rep.len)));
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(r.len()));
+            response(StatusCode::PARTIAL_CONTENT, h, body)
         }
         RangeOutcome::Ranges(ranges) => {
             let boundary = format!("{:016x}", rand::random::<u64>());
@@ -148,17 +144,26 @@ pub fn respond(
             } else {
                 body_of(&rep.content, segments)
             };
-            builder
-                .status(StatusCode::PARTIAL_CONTENT)
-                .header(
-                    header::CONTENT_TYPE,
-                    format!("multipart/byteranges; boundary={boundary}"),
-                )
-                .header(header::CONTENT_LENGTH, total)
-                .body(body)
-                .expect("valid response")
+            h.insert(
+                header::CONTENT_TYPE,
+                text_value(format!("multipart/byteranges; boundary={boundary}")),
+            );
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
+            response(StatusCode::PARTIAL_CONTENT, h, body)
         }
     }
+}
+
+fn response(status: StatusCode, headers: HeaderMap, body: Body) -> Response<Body> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
+/// A header value made of text this module formatted (digits, ASCII names).
+fn text_value(text: String) -> HeaderValue {
+    HeaderValue::try_from(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
 fn content_range(r: ByteRange, len: u64) -> String {

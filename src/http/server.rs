@@ -24,6 +24,7 @@ use super::activity::{Activity, Expired, Tracked};
 use super::budget::Budget;
 use super::idle::IdleTimeout;
 use super::tls::{self, ReloadableCert};
+use super::zerocopy::{Sender, ZeroCopyStream};
 use crate::app::App;
 use crate::config::ServerConfig;
 
@@ -115,7 +116,12 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let config = app.config.server.clone();
-    let builder = Arc::new(builder(&config));
+    let plain = builder(&config);
+    let builder = Arc::new(Builders {
+        h1: plain.clone().http1_only(),
+        h2: plain.clone().http2_only(),
+        plain,
+    });
     // Measure the store now, so the first status page or scrape need not wait for it.
     app.metrics.store.prime();
     let slots = Arc::new(Semaphore::new(config.max_connections));
@@ -147,11 +153,19 @@ pub async fn serve(
     Ok(())
 }
 
+/// Plain connections sniff whether they speak HTTP/1 or HTTP/2; on TLS connections ALPN has
+/// already said which, so they skip the sniffing (and its read-ahead wrapper).
+struct Builders {
+    plain: auto::Builder<TokioExecutor>,
+    h1: auto::Builder<TokioExecutor>,
+    h2: auto::Builder<TokioExecutor>,
+}
+
 /// What every connection of a listener shares.
 #[derive(Clone)]
 struct Shared {
     app: Arc<App>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builder: Arc<Builders>,
     budget: Budget,
 }
 
@@ -198,8 +212,13 @@ async fn accept_loop(
             };
             match tls {
                 None => {
+                    let (stream, sender) = ZeroCopyStream::new(stream);
+                    let io = IdleTimeout::new(stream, idle);
+                    // Sendfile bodies need hyper to hand body chunks through untouched, which
+                    // it does only when the whole stack writes vectored.
+                    let sender = io.is_write_vectored().then_some(sender);
                     connection
-                        .serve(IdleTimeout::new(stream, idle), shutdown, false)
+                        .serve(io, &shared.builder.plain, shutdown, false, sender)
                         .await
                 }
                 Some(acceptor) => {
@@ -209,8 +228,20 @@ async fn accept_loop(
                         tokio::time::timeout_at(deadline, acceptor.accept(stream)).await;
                     match handshake {
                         Ok(Ok(tls_stream)) => {
+                            let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                            let builder = if h2 {
+                                &shared.builder.h2
+                            } else {
+                                &shared.builder.h1
+                            };
                             connection
-                                .serve(IdleTimeout::new(tls_stream, idle), shutdown, true)
+                                .serve(
+                                    IdleTimeout::new(tls_stream, idle),
+                                    builder,
+                                    shutdown,
+                                    true,
+                                    None,
+                                )
                                 .await
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
@@ -232,8 +263,15 @@ struct Connection<'a> {
 impl Connection<'_> {
     /// Serves requests until the client leaves, a time limit ([`Activity`]) runs out, or the
     /// server shuts down.
-    async fn serve<IO>(self, io: IO, mut shutdown: watch::Receiver<bool>, tls: bool)
-    where
+    /// `zero_copy`: the connection's sendfile channel (plain HTTP/1 only, see `zerocopy`).
+    async fn serve<IO>(
+        self,
+        io: IO,
+        builder: &auto::Builder<TokioExecutor>,
+        mut shutdown: watch::Receiver<bool>,
+        tls: bool,
+        zero_copy: Option<Sender>,
+    ) where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let Connection {
@@ -247,7 +285,10 @@ impl Connection<'_> {
             let app = shared.app.clone();
             let budget = shared.budget.connection();
             let activity = activity.clone();
-            service_fn(move |req| {
+            service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                if let Some(sender) = &zero_copy {
+                    req.extensions_mut().insert(sender.clone());
+                }
                 let app = app.clone();
                 let budget = budget.clone();
                 let in_flight = activity.request_started();
@@ -259,7 +300,7 @@ impl Connection<'_> {
                 }
             })
         };
-        let connection = shared.builder.serve_connection(TokioIo::new(io), service);
+        let connection = builder.serve_connection(TokioIo::new(io), service);
         tokio::pin!(connection);
         let expired = activity.watch(accepted, config.header_timeout, config.idle_timeout);
         let result = tokio::select! {
