@@ -230,15 +230,19 @@ fn read_cached(file: &File, offset: u64, buffer: &mut [u8]) -> Option<usize> {
 }
 
 impl FileStream {
+    /// Whether a [`FinalCheck`] guards this stream's last frame.
+    pub(super) fn has_final_check(&self) -> bool {
+        self.final_check.is_some()
+    }
+
     /// The file and what is left to send, for a body that sends it another way (before any
     /// read started); this stream is left empty.
-    pub(super) fn take_parts(&mut self) -> (Arc<File>, VecDeque<Segment>, u64, Option<FinalCheck>) {
+    pub(super) fn take_parts(&mut self) -> (Arc<File>, VecDeque<Segment>, u64) {
         let remaining = std::mem::take(&mut self.remaining);
         (
             self.file.clone(),
             std::mem::take(&mut self.segments),
             remaining,
-            self.final_check.take(),
         )
     }
 

@@ -90,7 +90,10 @@ fn builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
         // Bounds the request head (over it: 431) and what hyper queues for writing.
         .max_buf_size(config.max_header_bytes)
         // Queue body chunks instead of copying them into one growing buffer, so the bytes
-        // waiting for the socket are the budgeted chunks themselves.
+        // waiting for the socket are the budgeted chunks themselves. Required by `zerocopy`
+        // too: its placeholder chunks must reach the connection's writer uncopied (hyper
+        // copying one would read an unreadable mapping), so never turn this off nor set
+        // `pipeline_flush`, which copies.
         .writev(true)
         // apt pipelines up to 10 requests; hyper answers them in order. (No `pipeline_flush`:
         // it buffers bodies without bound before writing, which costs memory and a copy.)
