@@ -31,7 +31,8 @@
 # 1G), BIG_RUNS (paired curl runs per protocol, default RUNS), IDLE_CONNS (1000), H2LOAD (1 =
 # also run h2load over HTTP/2, informational), H2_STALL_CONNS (4) and H2_STALL_STREAMS (256),
 # SLOW_READERS (500), SLOW_BOUND_KB (per-connection memory bound for slow readers, default 512),
-# MEMORY (0 = skip the memory figures), BASELINE_BIN (a second mirrorbox binary, e.g. the
+# MEMORY (0 = skip the memory figures), INGEST (copy: objects the store owns, the default;
+# auto: hard-linked originals, never sent with sendfile), BASELINE_BIN (a second mirrorbox binary, e.g. the
 # previous commit's build, measured in the same alternation), SKIP_BUILD (1 = use the existing
 # binary), MIRRORBOX_BIN (binary to run), KEEP_TMP (1 = keep the temp dir), the ports
 # MB_HTTP_PORT MB_HTTPS_PORT NGX_HTTP_PORT NGX_HTTPS_PORT BASE_HTTP_PORT BASE_HTTPS_PORT.
@@ -62,6 +63,10 @@ SLOW_READERS=${SLOW_READERS:-500}
 SLOW_BOUND_KB=${SLOW_BOUND_KB:-512}
 MEMORY=${MEMORY:-1}
 BASELINE_BIN=${BASELINE_BIN:-}
+# "copy": the store owns its objects, as it does for everything fetched from an upstream (apt,
+# files, Puavo mirrors). "auto" hard-links the tree's files instead; hard-linked objects can
+# change under the server, so they are copied to the socket, never sent with sendfile.
+INGEST=${INGEST:-copy}
 OTHER_MAX=${OTHER_MAX:-10}
 QUIET_WAIT=${QUIET_WAIT:-300}
 RSS_TARGET_MB=64
@@ -144,6 +149,7 @@ cert = "$tmp/cert.pem"
 key = "$tmp/key.pem"
 [store]
 fsync = false
+ingest = "$INGEST"
 [[source]]
 id = "site"
 kind = "dir"
@@ -271,7 +277,7 @@ log "nginx: $(nginx -v 2>&1 | sed 's/.*: //'), ${#ngx_workers[@]} workers; mirro
 [ -z "$BASELINE_BIN" ] || log "baseline: $BASELINE_BIN"
 log "TLS nginx: ${tls_ngx:-?}"
 log "TLS mirrorbox: ${tls_mb:-?}"
-log "big file: $big_bytes bytes, link count $links (2 or more = mirrorbox serves the same inode as nginx)"
+log "big file: $big_bytes bytes, link count $links (2 or more = mirrorbox serves the same inode as nginx), ingest = $INGEST"
 log "wrk: -t$WRK_THREADS -c$WRK_CONNS -d$DURATION, $RUNS paired runs; curl: $BIG_RUNS paired runs"
 
 # ---- measuring helpers ---------------------------------------------------------------------
