@@ -8,9 +8,16 @@
 //! - from accept (TLS handshake included) to its first complete request head, it has
 //!   `header_timeout`;
 //! - with no request in flight, it may stay open `idle_timeout` after the last request started
-//!   or ended, whatever else it sends.
+//!   or ended, whatever else it sends;
+//! - with requests in flight, it may go `idle_timeout` without progress: a request starting or
+//!   ending, a response head, or a piece of response data handed to the connection. An HTTP/2
+//!   client that keeps its flow-control windows at 0 gets no data (hyper asks the body for more
+//!   only when the window has room), so it is closed however many PINGs or WINDOW_UPDATEs it
+//!   sends meanwhile; bytes on the wire prove nothing. A body asks for the next chunk (up to
+//!   256 KiB) only once most of the last one is out, so this asks a downloading client for
+//!   about one chunk per `idle_timeout` (some KiB/s with the defaults).
 //!
-//! A client that stops reading in the middle of a response is the other rule's business: the
+//! A client that stops reading its socket in the middle of a response is also caught by the
 //! per-byte no-progress timer in [`idle`](super::idle).
 
 use std::pin::Pin;
@@ -34,7 +41,7 @@ struct State {
     in_flight: usize,
     /// A request head has arrived.
     started: bool,
-    /// When a request last started or ended.
+    /// When a request last started or ended, or a response made progress.
     last: Instant,
 }
 
@@ -45,6 +52,8 @@ pub enum Expired {
     NoRequest,
     /// No request in flight, none started, for `idle_timeout`.
     Idle,
+    /// Requests in flight, but no progress on any of them for `idle_timeout`.
+    Stalled,
 }
 
 impl Activity {
@@ -78,9 +87,16 @@ impl Activity {
         InFlight(self.clone())
     }
 
+    /// Notes progress on a response: a chunk of its body produced, or its head. Anything that
+    /// sends response data around [`Tracked`] (a sendfile path) must call this per chunk.
+    pub fn progress(&self) {
+        self.state().last = Instant::now();
+    }
+
     /// Returns once the connection has run out of time: `accepted + header_timeout` without a
-    /// request, or `idle_timeout` without one in flight. Never returns while a request is in
-    /// flight. Checks only when a deadline could have passed, so it costs one timer.
+    /// request, `idle_timeout` without one in flight, or `idle_timeout` without progress while
+    /// requests are in flight. Checks only when a deadline could have passed, so it costs one
+    /// timer.
     pub async fn watch(
         &self,
         accepted: Instant,
@@ -93,16 +109,21 @@ impl Activity {
                 if !state.started {
                     (accepted + header_timeout, Expired::NoRequest)
                 } else if state.in_flight > 0 {
-                    // Whatever happens meanwhile, nothing can expire sooner than this.
-                    (Instant::now() + idle_timeout, Expired::Idle)
+                    (state.last + idle_timeout, Expired::Stalled)
                 } else {
                     (state.last + idle_timeout, Expired::Idle)
                 }
             };
             if Instant::now() >= deadline {
+                // `last` only moves forward, so a deadline computed from it is final unless a
+                // request started or ended meanwhile (which moves `last` too).
                 let state = self.state();
-                if why == Expired::NoRequest || state.in_flight == 0 {
-                    return why;
+                if why == Expired::NoRequest || state.last + idle_timeout <= Instant::now() {
+                    return match (why, state.in_flight) {
+                        (Expired::NoRequest, _) => why,
+                        (_, 0) => Expired::Idle,
+                        _ => Expired::Stalled,
+                    };
                 }
                 continue;
             }
@@ -111,7 +132,7 @@ impl Activity {
                     _ = tokio::time::sleep_until(deadline) => {}
                     _ = self.first_request.notified() => {}
                 },
-                Expired::Idle => tokio::time::sleep_until(deadline).await,
+                Expired::Idle | Expired::Stalled => tokio::time::sleep_until(deadline).await,
             }
         }
     }
@@ -128,14 +149,17 @@ impl Drop for InFlight {
     }
 }
 
-/// A response body that keeps its request in flight until the connection is done with it.
+/// A response body that keeps its request in flight until the connection is done with it, and
+/// notes progress for every frame it hands out.
 pub struct Tracked<B> {
     inner: B,
     _in_flight: InFlight,
 }
 
 impl<B> Tracked<B> {
+    /// The response head is ready: that counts as progress too.
     pub fn new(inner: B, in_flight: InFlight) -> Tracked<B> {
+        in_flight.0.progress();
         Tracked {
             inner,
             _in_flight: in_flight,
@@ -151,7 +175,12 @@ impl<B: http_body::Body + Unpin> http_body::Body for Tracked<B> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+        let this = self.get_mut();
+        let frame = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(_))) = &frame {
+            this._in_flight.0.progress();
+        }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {
@@ -197,16 +226,49 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_request_in_flight_never_expires_and_idle_counts_from_its_end() {
+    async fn a_request_making_progress_never_expires_and_idle_counts_from_its_end() {
         let activity = Activity::new();
         let request = activity.request_started();
         let watcher = {
             let activity = activity.clone();
-            tokio::spawn(async move { activity.watch(Instant::now(), 10 * MS, 20 * MS).await })
+            tokio::spawn(async move { activity.watch(Instant::now(), 10 * MS, 100 * MS).await })
         };
-        tokio::time::sleep(200 * MS).await;
-        assert!(!watcher.is_finished(), "a request in flight never expires");
+        for _ in 0..10 {
+            tokio::time::sleep(40 * MS).await;
+            activity.progress();
+        }
+        assert!(
+            !watcher.is_finished(),
+            "a request making progress never expires"
+        );
         drop(request);
         assert_eq!(within(watcher).await.unwrap(), Expired::Idle);
+    }
+
+    #[tokio::test]
+    async fn a_request_without_progress_stalls() {
+        let activity = Activity::new();
+        let _request = activity.request_started();
+        let why = within(activity.watch(Instant::now(), 10 * MS, 50 * MS)).await;
+        assert_eq!(why, Expired::Stalled);
+    }
+
+    #[tokio::test]
+    async fn every_body_frame_is_progress() {
+        use http_body_util::BodyExt;
+        let activity = Activity::new();
+        let body = http_body_util::StreamBody::new(futures_stream(5));
+        let mut tracked = Tracked::new(body, activity.request_started());
+        let before = activity.state().last;
+        tokio::time::sleep(20 * MS).await;
+        assert!(tracked.frame().await.is_some());
+        assert!(activity.state().last > before);
+    }
+
+    /// `n` one-byte data frames.
+    fn futures_stream(
+        n: usize,
+    ) -> impl futures_util::Stream<Item = Result<Frame<bytes::Bytes>, std::io::Error>> + Unpin {
+        futures_util::stream::iter((0..n).map(|_| Ok(Frame::data(bytes::Bytes::from_static(b"x")))))
     }
 }

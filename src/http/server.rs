@@ -76,6 +76,9 @@ fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
     socket.listen(backlog)
 }
 
+/// How long a stalled connection gets to send its GOAWAY before it is dropped.
+const STALLED_GOODBYE: Duration = Duration::from_secs(1);
+
 /// What one HTTP/2 stream may have queued in h2 beyond what it has sent; the chunk being
 /// handed over comes on top. Small, so a stream whose client does not read holds little.
 const H2_SEND_BUFFER: usize = 64 * 1024;
@@ -280,6 +283,13 @@ impl Connection<'_> {
                     tracing::debug!(%peer, "idle; closing");
                     connection.as_mut().graceful_shutdown();
                     connection.await
+                }
+                Expired::Stalled => {
+                    // HTTP/2: GOAWAY, then close without waiting for the stalled streams.
+                    tracing::debug!(%peer, "no response progress; closing");
+                    connection.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(STALLED_GOODBYE, connection).await;
+                    return;
                 }
             },
         };
