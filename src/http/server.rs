@@ -105,6 +105,12 @@ fn builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
         .initial_connection_window_size(4 * 1024 * 1024)
         .initial_stream_window_size(1024 * 1024)
         .max_send_buf_size(H2_SEND_BUFFER)
+        // Rapid reset (CVE-2023-44487): streams the client cancels before they are served
+        // count, and 20 of them pending at once end the connection (GOAWAY ENHANCE_YOUR_CALM).
+        // Streams the server resets for the client's errors, 1024 per connection at most.
+        // These are h2's and hyper's defaults, set here so a dependency update cannot drop them.
+        .max_pending_accept_reset_streams(20)
+        .max_local_error_reset_streams(1024)
         .keep_alive_interval(Some(Duration::from_secs(60)))
         .keep_alive_timeout(Duration::from_secs(20));
     builder
