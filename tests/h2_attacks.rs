@@ -23,7 +23,12 @@ const RSS_BOUND: u64 = 40 * MB;
 
 /// A site with a small and a 16 MiB file (sparse), and `keys` in `[server]`.
 fn site(keys: &str) -> (Site, Server) {
-    let site = Site::new();
+    site_with(false, keys)
+}
+
+/// [`site`], with an HTTPS listener too if `tls`.
+fn site_with(tls: bool, keys: &str) -> (Site, Server) {
+    let site = Site::with(tls, "");
     site.server_keys(keys);
     std::fs::write(site.public().join("a.txt"), "a").unwrap();
     let file = std::fs::File::create(site.public().join("big.bin")).unwrap();
@@ -101,15 +106,25 @@ impl Outcome {
 
 /// Runs one mode of the attack script against `path` while another client downloads.
 fn attack(server: &Server, mode: &str, path: &str, extra: &[&str]) -> Outcome {
+    attack_on(server, false, mode, path, extra)
+}
+
+/// [`attack`], over HTTPS (h2 by ALPN) if `tls`.
+fn attack_on(server: &Server, tls: bool, mode: &str, path: &str, extra: &[&str]) -> Outcome {
     let before = rss(server);
     let cpu_before = cpu(server);
     let started = Instant::now();
+    let addr = match tls {
+        true => server.https.expect("an HTTPS listener"),
+        false => server.http,
+    };
     let mut child = Command::new(python())
         .arg(SCRIPT)
-        .args([mode, &server.http.ip().to_string()])
-        .arg(server.http.port().to_string())
+        .args([mode, &addr.ip().to_string()])
+        .arg(addr.port().to_string())
         .arg(path)
         .args(extra)
+        .args(tls.then_some("--tls"))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -178,6 +193,25 @@ fn h2_stream_stalled_by_flow_control_is_closed_despite_pings() {
 }
 
 #[test]
+fn h2_stream_stalled_by_flow_control_over_tls_is_closed_despite_pings() {
+    let (_site, server) = site_with(true, "idle_timeout = \"2s\"");
+    let outcome = attack_on(
+        &server,
+        true,
+        "stall",
+        "/files/big.bin",
+        &["--seconds", "30"],
+    );
+    outcome.assert_survived(&server, "stalled stream over TLS");
+    assert!(closed(&outcome), "{:?}", outcome.report);
+    assert!(
+        outcome.elapsed < Duration::from_secs(15),
+        "closed only after {:?}",
+        outcome.elapsed
+    );
+}
+
+#[test]
 fn http1_reader_that_stops_reading_but_drips_bytes_is_closed() {
     let (_site, server) = site("idle_timeout = \"2s\"");
     let mut stream = TcpStream::connect(server.http).unwrap();
@@ -206,9 +240,31 @@ fn http1_reader_that_stops_reading_but_drips_bytes_is_closed() {
 
 #[test]
 fn h2_rapid_reset_is_cut_and_others_are_served() {
-    let (_site, server) = site("");
-    let outcome = attack(&server, "rapid-reset", "/files/a.txt", &["--seconds", "5"]);
-    outcome.assert_survived(&server, "rapid reset");
+    rapid_reset(false);
+}
+
+#[test]
+fn h2_rapid_reset_over_tls_is_cut_and_others_are_served() {
+    rapid_reset(true);
+}
+
+fn rapid_reset(tls: bool) {
+    let (_site, server) = site_with(tls, "");
+    let outcome = attack_on(
+        &server,
+        tls,
+        "rapid-reset",
+        "/files/a.txt",
+        &["--seconds", "5"],
+    );
+    outcome.assert_survived(
+        &server,
+        if tls {
+            "rapid reset over TLS"
+        } else {
+            "rapid reset"
+        },
+    );
     // The client opens another connection only when the server ended the last one.
     let connections: u32 = outcome.get("connections").parse().unwrap_or(0);
     assert!(connections >= 2, "{:?}", outcome.report);
