@@ -212,6 +212,42 @@ fn h2_stream_stalled_by_flow_control_over_tls_is_closed_despite_pings() {
 }
 
 #[test]
+fn stalled_h2_clients_cannot_hold_every_connection_slot() {
+    let (_site, server) = site_with(false, "idle_timeout = \"2s\"\nmax_connections = 2");
+    let stall = || {
+        Command::new(python())
+            .arg(SCRIPT)
+            .args(["stall", &server.http.ip().to_string()])
+            .arg(server.http.port().to_string())
+            .args(["/files/big.bin", "--seconds", "60"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start the attack script")
+    };
+    let mut attackers = [stall(), stall()];
+    std::thread::sleep(Duration::from_millis(500));
+    // Both slots are taken; this one waits in the accept queue until the stalled ones are
+    // closed, which takes idle_timeout, not the attackers' 60 s.
+    let started = Instant::now();
+    let out = curl(&[
+        "--max-time",
+        "20",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &server.url("/files/a.txt"),
+    ]);
+    let waited = started.elapsed();
+    for attacker in &mut attackers {
+        let _ = attacker.kill();
+        let _ = attacker.wait();
+    }
+    eprintln!("served after {waited:?} with both slots held by stalled streams");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "{out:?}");
+}
+
+#[test]
 fn http1_reader_that_stops_reading_but_drips_bytes_is_closed() {
     let (_site, server) = site("idle_timeout = \"2s\"");
     let mut stream = TcpStream::connect(server.http).unwrap();
