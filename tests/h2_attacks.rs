@@ -312,6 +312,20 @@ fn rapid_reset(tls: bool) {
 }
 
 #[test]
+fn h2_streams_the_server_must_reset_are_limited() {
+    let (_site, server) = site("");
+    let outcome = attack(
+        &server,
+        "made-you-reset",
+        "/files/big.bin",
+        &["--seconds", "20"],
+    );
+    outcome.assert_survived(&server, "server-side resets (MadeYouReset)");
+    // 1024 streams reset for the client's errors, then GOAWAY ENHANCE_YOUR_CALM (11).
+    assert_eq!(outcome.get("end"), "goaway:11", "{:?}", outcome.report);
+}
+
+#[test]
 fn h2_continuation_flood_is_cut() {
     let (_site, server) = site("");
     let outcome = attack(&server, "continuation", "/files/a.txt", &["--seconds", "5"]);
