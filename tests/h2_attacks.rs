@@ -1,5 +1,6 @@
 //! Known HTTP/2 attacks against the real binary, with frames built by hand
-//! (`benches/h2_attacks.py`), and the stalled-response rule over HTTP/2 and HTTP/1.1. Every
+//! (`benches/h2_attacks.py`), the stalled-response rule over HTTP/2, and the no-bytes timer
+//! doing that job over HTTP/1.1. Every
 //! attack runs while a second client keeps fetching a file with curl: the server must keep
 //! answering it, stay under a generous memory bound, and end the attacker's connection (or
 //! refuse what it asks for) the way the protocol says.
@@ -247,6 +248,8 @@ fn stalled_h2_clients_cannot_hold_every_connection_slot() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "{out:?}");
 }
 
+/// HTTP/1.1 has no stall rule: hyper does not read the next request while a response goes
+/// out, so bytes dripped meanwhile do not count as progress and the no-bytes timer closes it.
 #[test]
 fn http1_reader_that_stops_reading_but_drips_bytes_is_closed() {
     let (_site, server) = site("idle_timeout = \"2s\"");

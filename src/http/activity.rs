@@ -9,16 +9,19 @@
 //!   `header_timeout`;
 //! - with no request in flight, it may stay open `idle_timeout` after the last request started
 //!   or ended, whatever else it sends;
-//! - with requests in flight, it may go `idle_timeout` without progress: a request starting or
-//!   ending, a response head, or a piece of response data handed to the connection. An HTTP/2
-//!   client that keeps its flow-control windows at 0 gets no data (hyper asks the body for more
-//!   only when the window has room), so it is closed however many PINGs or WINDOW_UPDATEs it
-//!   sends meanwhile; bytes on the wire prove nothing. A body asks for the next chunk (up to
-//!   256 KiB) only once most of the last one is out, so this asks a downloading client for
-//!   about one chunk per `idle_timeout` (some KiB/s with the defaults).
+//! - HTTP/2, with requests in flight: it may go `idle_timeout` without progress, that is a
+//!   request starting or ending, a response head, or a piece of response data handed to the
+//!   connection. A client that keeps its flow-control windows at 0 gets no data (hyper asks the
+//!   body for more only when the window has room), so it is closed however many PINGs or
+//!   WINDOW_UPDATEs it sends meanwhile; bytes on the wire prove nothing. A body asks for the
+//!   next chunk (up to 256 KiB) only once most of the last one is out, so this asks a
+//!   downloading client for about one chunk per `idle_timeout` (some KiB/s with the defaults).
 //!
-//! A client that stops reading its socket in the middle of a response is also caught by the
-//! per-byte no-progress timer in [`idle`](super::idle).
+//! A client that stops reading its socket in the middle of a response is caught by the
+//! per-byte no-progress timer in [`idle`](super::idle). That is enough for HTTP/1.1, where
+//! nothing but the response moves while one is being sent (hyper does not read the next
+//! request meanwhile), so HTTP/1.1 is left to it: its responses may also be sent without
+//! passing through [`Tracked`].
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -41,6 +44,8 @@ struct State {
     in_flight: usize,
     /// A request head has arrived.
     started: bool,
+    /// The connection speaks HTTP/2, where bytes moving prove nothing (see the module doc).
+    http2: bool,
     /// When a request last started or ended, or a response made progress.
     last: Instant,
 }
@@ -52,7 +57,7 @@ pub enum Expired {
     NoRequest,
     /// No request in flight, none started, for `idle_timeout`.
     Idle,
-    /// Requests in flight, but no progress on any of them for `idle_timeout`.
+    /// HTTP/2: requests in flight, but no progress on any of them for `idle_timeout`.
     Stalled,
 }
 
@@ -62,6 +67,7 @@ impl Activity {
             state: Mutex::new(State {
                 in_flight: 0,
                 started: false,
+                http2: false,
                 last: Instant::now(),
             }),
             first_request: Notify::new(),
@@ -75,9 +81,10 @@ impl Activity {
 
     /// Counts a request as in flight until the returned guard is dropped (keep it with the
     /// response body).
-    pub fn request_started(self: &Arc<Self>) -> InFlight {
+    pub fn request_started(self: &Arc<Self>, version: http::Version) -> InFlight {
         let mut state = self.state();
         state.in_flight += 1;
+        state.http2 |= version == http::Version::HTTP_2;
         if !state.started {
             state.started = true;
             // Stored if the watcher is not waiting yet, so it is never missed.
@@ -94,9 +101,9 @@ impl Activity {
     }
 
     /// Returns once the connection has run out of time: `accepted + header_timeout` without a
-    /// request, `idle_timeout` without one in flight, or `idle_timeout` without progress while
-    /// requests are in flight. Checks only when a deadline could have passed, so it costs one
-    /// timer.
+    /// request, `idle_timeout` without one in flight, or (HTTP/2) `idle_timeout` without
+    /// progress while requests are in flight. Checks only when a deadline could have passed, so
+    /// it costs one timer.
     pub async fn watch(
         &self,
         accepted: Instant,
@@ -108,8 +115,11 @@ impl Activity {
                 let state = self.state();
                 if !state.started {
                     (accepted + header_timeout, Expired::NoRequest)
-                } else if state.in_flight > 0 {
+                } else if state.in_flight > 0 && state.http2 {
                     (state.last + idle_timeout, Expired::Stalled)
+                } else if state.in_flight > 0 {
+                    // HTTP/1.1: the byte timer's business. Nothing can expire sooner than this.
+                    (Instant::now() + idle_timeout, Expired::Idle)
                 } else {
                     (state.last + idle_timeout, Expired::Idle)
                 }
@@ -118,14 +128,13 @@ impl Activity {
                 // `last` only moves forward, so a deadline computed from it is final unless a
                 // request started or ended meanwhile (which moves `last` too).
                 let state = self.state();
-                if why == Expired::NoRequest || state.last + idle_timeout <= Instant::now() {
-                    return match (why, state.in_flight) {
-                        (Expired::NoRequest, _) => why,
-                        (_, 0) => Expired::Idle,
-                        _ => Expired::Stalled,
-                    };
+                let quiet = state.last + idle_timeout <= Instant::now();
+                match (why, state.in_flight) {
+                    (Expired::NoRequest, _) => return why,
+                    (_, 0) if quiet => return Expired::Idle,
+                    (_, _) if quiet && state.http2 => return Expired::Stalled,
+                    _ => continue,
                 }
-                continue;
             }
             match why {
                 Expired::NoRequest => tokio::select! {
@@ -194,6 +203,8 @@ mod tests {
     use super::*;
 
     const MS: Duration = Duration::from_millis(1);
+    const H1: http::Version = http::Version::HTTP_11;
+    const H2: http::Version = http::Version::HTTP_2;
     /// Far enough for any test to notice a watcher that should not have ended.
     const NEVER: Duration = Duration::from_secs(3600);
 
@@ -218,14 +229,14 @@ mod tests {
             tokio::spawn(async move { activity.watch(Instant::now(), NEVER, 50 * MS).await })
         };
         tokio::time::sleep(20 * MS).await;
-        drop(activity.request_started());
+        drop(activity.request_started(H1));
         assert_eq!(within(watcher).await.unwrap(), Expired::Idle);
     }
 
     #[tokio::test]
     async fn a_request_making_progress_never_expires_and_idle_counts_from_its_end() {
         let activity = Activity::new();
-        let request = activity.request_started();
+        let request = activity.request_started(H2);
         let watcher = {
             let activity = activity.clone();
             tokio::spawn(async move { activity.watch(Instant::now(), 10 * MS, 1000 * MS).await })
@@ -243,11 +254,28 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_request_without_progress_stalls() {
+    async fn an_http2_request_without_progress_stalls() {
         let activity = Activity::new();
-        let _request = activity.request_started();
+        let _request = activity.request_started(H2);
         let why = within(activity.watch(Instant::now(), 10 * MS, 50 * MS)).await;
         assert_eq!(why, Expired::Stalled);
+    }
+
+    #[tokio::test]
+    async fn an_http1_request_in_flight_is_left_to_the_byte_timer() {
+        let activity = Activity::new();
+        let request = activity.request_started(H1);
+        let watcher = {
+            let activity = activity.clone();
+            tokio::spawn(async move { activity.watch(Instant::now(), 10 * MS, 20 * MS).await })
+        };
+        tokio::time::sleep(200 * MS).await;
+        assert!(
+            !watcher.is_finished(),
+            "an HTTP/1.1 request in flight never expires here"
+        );
+        drop(request);
+        assert_eq!(within(watcher).await.unwrap(), Expired::Idle);
     }
 
     #[tokio::test]
@@ -256,7 +284,7 @@ mod tests {
         let activity = Activity::new();
         let frames = (0..5).map(|_| Ok::<_, std::io::Error>(Frame::data(bytes::Bytes::from("x"))));
         let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
-        let mut tracked = Tracked::new(body, activity.request_started());
+        let mut tracked = Tracked::new(body, activity.request_started(H2));
         let before = activity.state().last;
         tokio::time::sleep(20 * MS).await;
         assert!(tracked.frame().await.is_some());

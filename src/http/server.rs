@@ -259,7 +259,7 @@ impl Connection<'_> {
             service_fn(move |req| {
                 let app = app.clone();
                 let budget = budget.clone();
-                let in_flight = activity.request_started();
+                let in_flight = activity.request_started(req.version());
                 async move {
                     let response = super::handle(app, req, peer, tls).await;
                     Ok::<_, Infallible>(
@@ -291,7 +291,7 @@ impl Connection<'_> {
                     connection.await
                 }
                 Expired::Stalled => {
-                    // HTTP/2: GOAWAY, then close without waiting for the stalled streams.
+                    // GOAWAY, then close without waiting for the stalled streams.
                     tracing::debug!(%peer, "no response progress; closing");
                     connection.as_mut().graceful_shutdown();
                     let _ = tokio::time::timeout(STALLED_GOODBYE, connection).await;
