@@ -99,7 +99,8 @@ pub struct ServerConfig {
     /// from the accept (TLS handshake and protocol detection included).
     pub header_timeout: Duration,
     /// How long a connection may stay open with no request in flight (whatever else it sends),
-    /// and how long one may move no bytes at all before it is closed.
+    /// how long an HTTP/2 one with requests in flight may produce no response data, and how
+    /// long one may move no bytes at all before it is closed.
     pub idle_timeout: Duration,
     /// Open connections above this wait in the accept queue.
     pub max_connections: usize,

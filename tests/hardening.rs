@@ -14,24 +14,10 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::probe::{python, rss};
 use common::{curl, Server, Site};
 
 const BENCHES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches");
-
-/// `$MIRRORBOX_PYTHON`, else the venv `tests/run.sh` makes, else `python3`.
-fn python() -> String {
-    if let Some(python) = std::env::var("MIRRORBOX_PYTHON")
-        .ok()
-        .filter(|p| !p.is_empty())
-    {
-        return python;
-    }
-    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/target/pyenv/bin/python");
-    if Path::new(venv).exists() {
-        return venv.to_string();
-    }
-    "python3".to_string()
-}
 
 /// Runs a Python script given as text; panics with its output if it cannot start.
 fn run_python(script: &str, args: &[String]) -> Output {
@@ -78,21 +64,6 @@ impl Drop for Attack {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// The server's resident memory in bytes.
-fn rss(server: &Server) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("VmRSS in /proc/PID/status");
-    let kb: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap();
-    kb * 1024
 }
 
 /// The highest RSS seen over `period` (the server keeps filling buffers for a while after the

@@ -8,10 +8,20 @@
 //! - from accept (TLS handshake included) to its first complete request head, it has
 //!   `header_timeout`;
 //! - with no request in flight, it may stay open `idle_timeout` after the last request started
-//!   or ended, whatever else it sends.
+//!   or ended, whatever else it sends;
+//! - HTTP/2, with requests in flight: it may go `idle_timeout` without progress, that is a
+//!   request starting or ending, a response head, or a piece of response data handed to the
+//!   connection. A client that keeps its flow-control windows at 0 gets no data (hyper asks the
+//!   body for more only when the window has room), so it is closed however many PINGs or
+//!   WINDOW_UPDATEs it sends meanwhile; bytes on the wire prove nothing. A body asks for the
+//!   next chunk (up to 256 KiB) only once most of the last one is out, so this asks a
+//!   downloading client for about one chunk per `idle_timeout` (some KiB/s with the defaults).
 //!
-//! A client that stops reading in the middle of a response is the other rule's business: the
-//! per-byte no-progress timer in [`idle`](super::idle).
+//! A client that stops reading its socket in the middle of a response is caught by the
+//! per-byte no-progress timer in [`idle`](super::idle). That is enough for HTTP/1.1, where
+//! nothing but the response moves while one is being sent (hyper does not read the next
+//! request meanwhile), so HTTP/1.1 is left to it: its responses may also be sent without
+//! passing through [`Tracked`].
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -34,7 +44,9 @@ struct State {
     in_flight: usize,
     /// A request head has arrived.
     started: bool,
-    /// When a request last started or ended.
+    /// The connection speaks HTTP/2, where bytes moving prove nothing (see the module doc).
+    http2: bool,
+    /// When a request last started or ended, or a response made progress.
     last: Instant,
 }
 
@@ -45,6 +57,8 @@ pub enum Expired {
     NoRequest,
     /// No request in flight, none started, for `idle_timeout`.
     Idle,
+    /// HTTP/2: requests in flight, but no progress on any of them for `idle_timeout`.
+    Stalled,
 }
 
 impl Activity {
@@ -53,6 +67,7 @@ impl Activity {
             state: Mutex::new(State {
                 in_flight: 0,
                 started: false,
+                http2: false,
                 last: Instant::now(),
             }),
             first_request: Notify::new(),
@@ -66,9 +81,10 @@ impl Activity {
 
     /// Counts a request as in flight until the returned guard is dropped (keep it with the
     /// response body).
-    pub fn request_started(self: &Arc<Self>) -> InFlight {
+    pub fn request_started(self: &Arc<Self>, version: http::Version) -> InFlight {
         let mut state = self.state();
         state.in_flight += 1;
+        state.http2 |= version == http::Version::HTTP_2;
         if !state.started {
             state.started = true;
             // Stored if the watcher is not waiting yet, so it is never missed.
@@ -78,9 +94,16 @@ impl Activity {
         InFlight(self.clone())
     }
 
+    /// Notes progress on a response: a chunk of its body produced, or its head. Anything that
+    /// sends response data around [`Tracked`] (a sendfile path) must call this per chunk.
+    pub fn progress(&self) {
+        self.state().last = Instant::now();
+    }
+
     /// Returns once the connection has run out of time: `accepted + header_timeout` without a
-    /// request, or `idle_timeout` without one in flight. Never returns while a request is in
-    /// flight. Checks only when a deadline could have passed, so it costs one timer.
+    /// request, `idle_timeout` without one in flight, or (HTTP/2) `idle_timeout` without
+    /// progress while requests are in flight. Checks only when a deadline could have passed, so
+    /// it costs one timer.
     pub async fn watch(
         &self,
         accepted: Instant,
@@ -92,26 +115,33 @@ impl Activity {
                 let state = self.state();
                 if !state.started {
                     (accepted + header_timeout, Expired::NoRequest)
+                } else if state.in_flight > 0 && state.http2 {
+                    (state.last + idle_timeout, Expired::Stalled)
                 } else if state.in_flight > 0 {
-                    // Whatever happens meanwhile, nothing can expire sooner than this.
+                    // HTTP/1.1: the byte timer's business. Nothing can expire sooner than this.
                     (Instant::now() + idle_timeout, Expired::Idle)
                 } else {
                     (state.last + idle_timeout, Expired::Idle)
                 }
             };
             if Instant::now() >= deadline {
+                // `last` only moves forward, so a deadline computed from it is final unless a
+                // request started or ended meanwhile (which moves `last` too).
                 let state = self.state();
-                if why == Expired::NoRequest || state.in_flight == 0 {
-                    return why;
+                let quiet = state.last + idle_timeout <= Instant::now();
+                match (why, state.in_flight) {
+                    (Expired::NoRequest, _) => return why,
+                    (_, 0) if quiet => return Expired::Idle,
+                    (_, _) if quiet && state.http2 => return Expired::Stalled,
+                    _ => continue,
                 }
-                continue;
             }
             match why {
                 Expired::NoRequest => tokio::select! {
                     _ = tokio::time::sleep_until(deadline) => {}
                     _ = self.first_request.notified() => {}
                 },
-                Expired::Idle => tokio::time::sleep_until(deadline).await,
+                Expired::Idle | Expired::Stalled => tokio::time::sleep_until(deadline).await,
             }
         }
     }
@@ -128,18 +158,18 @@ impl Drop for InFlight {
     }
 }
 
-/// A response body that keeps its request in flight until the connection is done with it.
+/// A response body that keeps its request in flight until the connection is done with it, and
+/// notes progress for every frame it hands out.
 pub struct Tracked<B> {
     inner: B,
-    _in_flight: InFlight,
+    in_flight: InFlight,
 }
 
 impl<B> Tracked<B> {
+    /// The response head is ready: that counts as progress too.
     pub fn new(inner: B, in_flight: InFlight) -> Tracked<B> {
-        Tracked {
-            inner,
-            _in_flight: in_flight,
-        }
+        in_flight.0.progress();
+        Tracked { inner, in_flight }
     }
 }
 
@@ -151,7 +181,12 @@ impl<B: http_body::Body + Unpin> http_body::Body for Tracked<B> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+        let this = self.get_mut();
+        let frame = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(_))) = &frame {
+            this.in_flight.0.progress();
+        }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {
@@ -168,6 +203,8 @@ mod tests {
     use super::*;
 
     const MS: Duration = Duration::from_millis(1);
+    const H1: http::Version = http::Version::HTTP_11;
+    const H2: http::Version = http::Version::HTTP_2;
     /// Far enough for any test to notice a watcher that should not have ended.
     const NEVER: Duration = Duration::from_secs(3600);
 
@@ -192,21 +229,65 @@ mod tests {
             tokio::spawn(async move { activity.watch(Instant::now(), NEVER, 50 * MS).await })
         };
         tokio::time::sleep(20 * MS).await;
-        drop(activity.request_started());
+        drop(activity.request_started(H1));
         assert_eq!(within(watcher).await.unwrap(), Expired::Idle);
     }
 
     #[tokio::test]
-    async fn a_request_in_flight_never_expires_and_idle_counts_from_its_end() {
+    async fn a_request_making_progress_never_expires_and_idle_counts_from_its_end() {
         let activity = Activity::new();
-        let request = activity.request_started();
+        let request = activity.request_started(H2);
+        let watcher = {
+            let activity = activity.clone();
+            tokio::spawn(async move { activity.watch(Instant::now(), 10 * MS, 1000 * MS).await })
+        };
+        for _ in 0..30 {
+            tokio::time::sleep(50 * MS).await;
+            activity.progress();
+        }
+        assert!(
+            !watcher.is_finished(),
+            "a request making progress never expires"
+        );
+        drop(request);
+        assert_eq!(within(watcher).await.unwrap(), Expired::Idle);
+    }
+
+    #[tokio::test]
+    async fn an_http2_request_without_progress_stalls() {
+        let activity = Activity::new();
+        let _request = activity.request_started(H2);
+        let why = within(activity.watch(Instant::now(), 10 * MS, 50 * MS)).await;
+        assert_eq!(why, Expired::Stalled);
+    }
+
+    #[tokio::test]
+    async fn an_http1_request_in_flight_is_left_to_the_byte_timer() {
+        let activity = Activity::new();
+        let request = activity.request_started(H1);
         let watcher = {
             let activity = activity.clone();
             tokio::spawn(async move { activity.watch(Instant::now(), 10 * MS, 20 * MS).await })
         };
         tokio::time::sleep(200 * MS).await;
-        assert!(!watcher.is_finished(), "a request in flight never expires");
+        assert!(
+            !watcher.is_finished(),
+            "an HTTP/1.1 request in flight never expires here"
+        );
         drop(request);
         assert_eq!(within(watcher).await.unwrap(), Expired::Idle);
+    }
+
+    #[tokio::test]
+    async fn every_body_frame_is_progress() {
+        use http_body_util::BodyExt;
+        let activity = Activity::new();
+        let frames = (0..5).map(|_| Ok::<_, std::io::Error>(Frame::data(bytes::Bytes::from("x"))));
+        let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+        let mut tracked = Tracked::new(body, activity.request_started(H2));
+        let before = activity.state().last;
+        tokio::time::sleep(20 * MS).await;
+        assert!(tracked.frame().await.is_some());
+        assert!(activity.state().last > before);
     }
 }

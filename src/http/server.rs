@@ -77,6 +77,9 @@ fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
     socket.listen(backlog)
 }
 
+/// How long a stalled connection gets to send its GOAWAY before it is dropped.
+const STALLED_GOODBYE: Duration = Duration::from_secs(1);
+
 /// What one HTTP/2 stream may have queued in h2 beyond what it has sent; the chunk being
 /// handed over comes on top. Small, so a stream whose client does not read holds little.
 const H2_SEND_BUFFER: usize = 64 * 1024;
@@ -106,6 +109,12 @@ fn builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
         .initial_connection_window_size(4 * 1024 * 1024)
         .initial_stream_window_size(1024 * 1024)
         .max_send_buf_size(H2_SEND_BUFFER)
+        // Rapid reset (CVE-2023-44487): streams the client cancels before they are served
+        // count, and 20 of them pending at once end the connection (GOAWAY ENHANCE_YOUR_CALM).
+        // Streams the server resets for the client's errors, 1024 per connection at most.
+        // These are h2's and hyper's defaults, set here so a dependency update cannot drop them.
+        .max_pending_accept_reset_streams(20)
+        .max_local_error_reset_streams(1024)
         .keep_alive_interval(Some(Duration::from_secs(60)))
         .keep_alive_timeout(Duration::from_secs(20));
     builder
@@ -294,7 +303,7 @@ impl Connection<'_> {
                 }
                 let app = app.clone();
                 let budget = budget.clone();
-                let in_flight = activity.request_started();
+                let in_flight = activity.request_started(req.version());
                 async move {
                     let response = super::handle(app, req, peer, tls).await;
                     Ok::<_, Infallible>(
@@ -324,6 +333,13 @@ impl Connection<'_> {
                     tracing::debug!(%peer, "idle; closing");
                     connection.as_mut().graceful_shutdown();
                     connection.await
+                }
+                Expired::Stalled => {
+                    // GOAWAY, then close without waiting for the stalled streams.
+                    tracing::debug!(%peer, "no response progress; closing");
+                    connection.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(STALLED_GOODBYE, connection).await;
+                    return;
                 }
             },
         };

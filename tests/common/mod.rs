@@ -4,6 +4,7 @@
 
 pub mod aptrepo;
 pub mod gpg;
+pub mod probe;
 pub mod upstream;
 
 use std::io::{BufRead, BufReader};
