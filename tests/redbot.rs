@@ -30,25 +30,10 @@ fn serve() -> (Site, Server) {
     (site, server)
 }
 
-/// `$MIRRORBOX_PYTHON`, else the venv `tests/run.sh` makes, else `python3`.
-fn python() -> String {
-    if let Some(python) = std::env::var("MIRRORBOX_PYTHON")
-        .ok()
-        .filter(|p| !p.is_empty())
-    {
-        return python;
-    }
-    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/target/pyenv/bin/python");
-    if std::path::Path::new(venv).exists() {
-        return venv.to_string();
-    }
-    "python3".to_string()
-}
-
 /// Runs REDbot on `url` with extra request `headers`; returns its JSON report.
 fn redbot(url: &str, headers: &[&str]) -> Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/redbot_check.py");
-    let python = python();
+    let python = common::probe::python();
     let mut command = Command::new(&python);
     command.arg(script).arg(url);
     for header in headers {

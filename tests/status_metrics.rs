@@ -21,21 +21,6 @@ use serde_json::Value;
 
 use common::{pattern, Server, Site};
 
-/// `$MIRRORBOX_PYTHON`, else the venv `tests/run.sh` makes, else `python3`.
-fn python() -> String {
-    if let Some(python) = std::env::var("MIRRORBOX_PYTHON")
-        .ok()
-        .filter(|p| !p.is_empty())
-    {
-        return python;
-    }
-    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/target/pyenv/bin/python");
-    if Path::new(venv).exists() {
-        return venv.to_string();
-    }
-    "python3".to_string()
-}
-
 /// Parses exposition text with `prometheus_client.parser` and prints it back as JSON.
 const PARSE: &str = r#"
 import json, sys
@@ -93,7 +78,7 @@ fn label_key(labels: &[(&str, &str)]) -> String {
 }
 
 fn parse_metrics(text: &str) -> Scrape {
-    let python = python();
+    let python = common::probe::python();
     let mut child = Command::new(&python)
         .arg("-c")
         .arg(PARSE)

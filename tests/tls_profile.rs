@@ -5,25 +5,9 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
 use common::Site;
-
-/// `$MIRRORBOX_PYTHON`, else the venv `tests/run.sh` makes, else `python3`.
-fn python() -> String {
-    if let Some(python) = std::env::var("MIRRORBOX_PYTHON")
-        .ok()
-        .filter(|p| !p.is_empty())
-    {
-        return python;
-    }
-    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/target/pyenv/bin/python");
-    if Path::new(venv).exists() {
-        return venv.to_string();
-    }
-    "python3".to_string()
-}
 
 /// A certificate like a real one in everything but its issuer: ECDSA P-256, names in
 /// subjectAltName, valid for 90 days (the profile allows at most 366).
@@ -67,7 +51,7 @@ fn failed_checks(report: &str) -> Vec<String> {
 
 #[test]
 fn https_meets_the_mozilla_intermediate_profile() {
-    let python = python();
+    let python = common::probe::python();
     let has_sslyze = Command::new(&python)
         .args(["-c", "import sslyze"])
         .status()
