@@ -96,6 +96,21 @@ if ((${#missing[@]})); then
   fi
 fi
 
+# The attack clients need Python's h2: the test venv has it (tests/run.sh makes it), else a
+# private one is made here.
+PYTHON=${MIRRORBOX_PYTHON:-}
+if [ -z "$PYTHON" ]; then
+  PYTHON=python3
+  [ -x "$root/target/pyenv/bin/python" ] && PYTHON=$root/target/pyenv/bin/python
+fi
+if ! "$PYTHON" -c 'import h2' >/dev/null 2>&1; then
+  echo "installing Python's h2 for the attack clients into target/pyenv-bench..."
+  python3 -m venv "$root/target/pyenv-bench" &&
+    "$root/target/pyenv-bench/bin/pip" install -q --disable-pip-version-check h2 ||
+    die "cannot install Python's h2 (pip install h2)"
+  PYTHON=$root/target/pyenv-bench/bin/python
+fi
+
 # Enough file descriptors for the idle connections on both sides.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 if [ "$(ulimit -n)" != unlimited ] && (($(ulimit -n) < IDLE_CONNS + 100)); then
@@ -414,7 +429,7 @@ hold_rss() {
   local -a sp
   read -r -a sp <<<"$(server_pids "$server")"
   before=$(rss_kb "${sp[@]}")
-  python3 "$script" "$@" >"$tmp/hold.out" 2>"$tmp/hold.err" &
+  "$PYTHON" "$script" "$@" >"$tmp/hold.out" 2>"$tmp/hold.err" &
   holder=$!
   pids+=("$holder")
   deadline=$((SECONDS + 180))
