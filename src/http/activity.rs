@@ -24,7 +24,8 @@
 //! passing through [`Tracked`].
 
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -32,22 +33,24 @@ use http_body::{Frame, SizeHint};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-/// What one connection has asked for so far.
+/// How often per `idle_timeout` [`Activity::watch`] looks at the event count: a connection
+/// is closed between `idle_timeout` and half as much again after its last event, never sooner.
+const SAMPLES_PER_TIMEOUT: u32 = 4;
+
+/// What one connection has asked for so far. Requests only touch atomics (no lock, no clock
+/// read): the watcher samples [`Activity::events`] a few times per `idle_timeout` instead.
 pub struct Activity {
-    state: Mutex<State>,
+    /// Requests whose response has not been dropped yet.
+    in_flight: AtomicUsize,
+    /// A request head has arrived.
+    started: AtomicBool,
+    /// The connection speaks HTTP/2, where bytes moving prove nothing (see the module doc).
+    http2: AtomicBool,
+    /// Counts requests starting and ending and responses making progress: any change between
+    /// two samples is activity.
+    events: AtomicU64,
     /// Wakes [`Activity::watch`] from the header deadline when the first request arrives.
     first_request: Notify,
-}
-
-struct State {
-    /// Requests whose response has not been dropped yet.
-    in_flight: usize,
-    /// A request head has arrived.
-    started: bool,
-    /// The connection speaks HTTP/2, where bytes moving prove nothing (see the module doc).
-    http2: bool,
-    /// When a request last started or ended, or a response made progress.
-    last: Instant,
 }
 
 /// Why [`Activity::watch`] says the connection should end.
@@ -64,84 +67,74 @@ pub enum Expired {
 impl Activity {
     pub fn new() -> Arc<Activity> {
         Arc::new(Activity {
-            state: Mutex::new(State {
-                in_flight: 0,
-                started: false,
-                http2: false,
-                last: Instant::now(),
-            }),
+            in_flight: AtomicUsize::new(0),
+            started: AtomicBool::new(false),
+            http2: AtomicBool::new(false),
+            events: AtomicU64::new(0),
             first_request: Notify::new(),
         })
-    }
-
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        // A panic while holding this lock leaves plain counters behind: still usable.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Counts a request as in flight until the returned guard is dropped (keep it with the
     /// response body).
     pub fn request_started(self: &Arc<Self>, version: http::Version) -> InFlight {
-        let mut state = self.state();
-        state.in_flight += 1;
-        state.http2 |= version == http::Version::HTTP_2;
-        if !state.started {
-            state.started = true;
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        if version == http::Version::HTTP_2 && !self.http2.load(Ordering::Relaxed) {
+            self.http2.store(true, Ordering::Relaxed);
+        }
+        if !self.started.load(Ordering::Relaxed) {
+            self.started.store(true, Ordering::Release);
             // Stored if the watcher is not waiting yet, so it is never missed.
             self.first_request.notify_one();
         }
-        state.last = Instant::now();
+        self.progress();
         InFlight(self.clone())
     }
 
     /// Notes progress on a response: a chunk of its body produced, or its head. Anything that
     /// sends response data around [`Tracked`] (a sendfile path) must call this per chunk.
     pub fn progress(&self) {
-        self.state().last = Instant::now();
+        self.events.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Returns once the connection has run out of time: `accepted + header_timeout` without a
     /// request, `idle_timeout` without one in flight, or (HTTP/2) `idle_timeout` without
-    /// progress while requests are in flight. Checks only when a deadline could have passed, so
-    /// it costs one timer.
+    /// progress while requests are in flight. One timer, woken a few times per `idle_timeout`.
     pub async fn watch(
         &self,
         accepted: Instant,
         header_timeout: Duration,
         idle_timeout: Duration,
     ) -> Expired {
-        loop {
-            let (deadline, why) = {
-                let state = self.state();
-                if !state.started {
-                    (accepted + header_timeout, Expired::NoRequest)
-                } else if state.in_flight > 0 && state.http2 {
-                    (state.last + idle_timeout, Expired::Stalled)
-                } else if state.in_flight > 0 {
-                    // HTTP/1.1: the byte timer's business. Nothing can expire sooner than this.
-                    (Instant::now() + idle_timeout, Expired::Idle)
-                } else {
-                    (state.last + idle_timeout, Expired::Idle)
-                }
-            };
-            if Instant::now() >= deadline {
-                // `last` only moves forward, so a deadline computed from it is final unless a
-                // request started or ended meanwhile (which moves `last` too).
-                let state = self.state();
-                let quiet = state.last + idle_timeout <= Instant::now();
-                match (why, state.in_flight) {
-                    (Expired::NoRequest, _) => return why,
-                    (_, 0) if quiet => return Expired::Idle,
-                    (_, _) if quiet && state.http2 => return Expired::Stalled,
-                    _ => continue,
-                }
+        if !self.started.load(Ordering::Acquire) {
+            tokio::select! {
+                _ = tokio::time::sleep_until(accepted + header_timeout) => {}
+                _ = self.first_request.notified() => {}
             }
-            match why {
-                Expired::NoRequest => tokio::select! {
-                    _ = tokio::time::sleep_until(deadline) => {}
-                    _ = self.first_request.notified() => {}
-                },
-                Expired::Idle | Expired::Stalled => tokio::time::sleep_until(deadline).await,
+            if !self.started.load(Ordering::Acquire) {
+                return Expired::NoRequest;
+            }
+        }
+        let step = (idle_timeout / SAMPLES_PER_TIMEOUT).max(Duration::from_millis(1));
+        let mut seen = self.events.load(Ordering::Relaxed);
+        let mut quiet_since = Instant::now();
+        loop {
+            tokio::time::sleep(step).await;
+            let events = self.events.load(Ordering::Relaxed);
+            let in_flight = self.in_flight.load(Ordering::Relaxed);
+            let http2 = self.http2.load(Ordering::Relaxed);
+            // HTTP/1.1 with a request in flight: the byte timer's business (module doc).
+            if events != seen || (in_flight > 0 && !http2) {
+                seen = events;
+                quiet_since = Instant::now();
+                continue;
+            }
+            if quiet_since.elapsed() >= idle_timeout {
+                return if in_flight == 0 {
+                    Expired::Idle
+                } else {
+                    Expired::Stalled
+                };
             }
         }
     }
@@ -152,9 +145,8 @@ pub struct InFlight(Arc<Activity>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let mut state = self.0.state();
-        state.in_flight -= 1;
-        state.last = Instant::now();
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.progress();
     }
 }
 
@@ -285,9 +277,8 @@ mod tests {
         let frames = (0..5).map(|_| Ok::<_, std::io::Error>(Frame::data(bytes::Bytes::from("x"))));
         let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
         let mut tracked = Tracked::new(body, activity.request_started(H2));
-        let before = activity.state().last;
-        tokio::time::sleep(20 * MS).await;
+        let before = activity.events.load(Ordering::Relaxed);
         assert!(tracked.frame().await.is_some());
-        assert!(activity.state().last > before);
+        assert!(activity.events.load(Ordering::Relaxed) > before);
     }
 }
