@@ -71,6 +71,19 @@ impl Confinement {
             })
         }
     }
+
+    /// [`Confinement::resolve`] for a scan: a refused link is logged and noted in `problems`
+    /// (the status page shows them), and the scan goes on without it.
+    pub fn follow(&self, link: &Path, problems: &mut Vec<String>) -> Option<PathBuf> {
+        match self.resolve(link) {
+            Ok(target) => Some(target),
+            Err(refused) => {
+                tracing::warn!("{refused}");
+                problems.push(refused.to_string());
+                None
+            }
+        }
+    }
 }
 
 /// True if `path` itself is a symlink (not what it points to).

@@ -162,14 +162,10 @@ fn walk(
         };
         // A link publishes what it points to, read through its resolved path, if allowed.
         let path = if link {
-            match confine.resolve(&path) {
-                Ok(target) => target,
-                Err(refused) => {
-                    tracing::warn!("{refused}");
-                    problems.push(refused.to_string());
-                    continue;
-                }
-            }
+            let Some(target) = confine.follow(&path, problems) else {
+                continue;
+            };
+            target
         } else {
             path
         };

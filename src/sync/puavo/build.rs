@@ -106,14 +106,10 @@ fn image_files(confine: &Confinement, problems: &mut Vec<String>) -> std::io::Re
         }
         let path = entry.path();
         let path = if is_symlink(&path) {
-            match confine.resolve(&path) {
-                Ok(target) => target,
-                Err(refused) => {
-                    tracing::warn!("{refused}");
-                    problems.push(refused.to_string());
-                    continue;
-                }
-            }
+            let Some(target) = confine.follow(&path, problems) else {
+                continue;
+            };
+            target
         } else {
             path
         };
