@@ -14,7 +14,8 @@ use crate::manifest::{Manifest, ManifestError};
 use crate::store::gc::{self, GcReport};
 use crate::store::refs::RunRecord;
 use crate::store::{DataLock, ObjectId, Store};
-use crate::sync::{self, unix_now, SyncReport};
+use crate::sync::{self, SyncReport};
+use crate::time::unix_now;
 use crate::view::{SourceSnapshots, View, ViewHandle};
 
 /// What the status page shows of one source besides its last run record.

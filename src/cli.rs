@@ -449,7 +449,7 @@ fn snapshots(config: Config, source: Option<String>) -> anyhow::Result<i32> {
                 "{:<20} {:<16} {:<29} {:>8} {:>14}  {}",
                 s.id,
                 id.short(SNAPSHOT_ID_CHARS),
-                crate::http::respond::http_date(manifest.created),
+                crate::time::http_date(manifest.created),
                 manifest.entries.len(),
                 manifest.total_bytes(),
                 if Some(id) == refs.current { "*" } else { "" }

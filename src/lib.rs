@@ -5,7 +5,8 @@
 //! # Layout
 //! The modules follow the data's way through the program:
 //! - [`config`]: the TOML file, validated once; every error names file, source and key.
-//! - [`sync`]: turns a source (a local directory, for now) into a new snapshot.
+//! - [`sync`]: turns a source (a local folder, an apt repository, a file tree, Puavo images)
+//!   into a new snapshot.
 //! - [`store`]: objects named by sha256, refs replaced atomically, GC, deep verify, the lock.
 //! - [`manifest`]: a snapshot's file list, itself stored as an object.
 //! - [`view`]: the in-memory map from URL path to file that requests read, swapped atomically.
@@ -14,6 +15,7 @@
 //!   and `serve` share.
 //! - [`http`]: listeners, the request handler, and an RFC 9110 file responder.
 //! - [`app`], [`scheduler`], [`admin`], [`serve`], [`cli`]: how the pieces run together.
+//! - [`time`]: Unix seconds and HTTP dates, shared by sync, serving and the CLI.
 
 pub mod admin;
 pub mod app;
@@ -31,4 +33,5 @@ pub mod scheduler;
 pub mod serve;
 pub mod store;
 pub mod sync;
+pub mod time;
 pub mod view;

@@ -13,7 +13,8 @@ use tokio::sync::{watch, Mutex};
 
 use crate::app::App;
 use crate::config::SourceConfig;
-use crate::sync::{unix_now, SyncReport};
+use crate::sync::SyncReport;
+use crate::time::unix_now;
 
 type RunResult = Result<SyncReport, String>;
 

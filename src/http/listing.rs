@@ -4,8 +4,8 @@
 use crate::view::{DirNode, Node, View};
 
 use super::path::encode_segment;
-use super::respond::http_date;
 use super::template;
+use crate::time::http_date;
 
 const TEMPLATE: &str = include_str!("../../static/listing.html");
 pub const STYLE: &str = include_str!("../../static/style.css");

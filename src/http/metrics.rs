@@ -28,7 +28,7 @@ use super::body::Body;
 use crate::app::App;
 use crate::config::Config;
 use crate::store::refs::{RunRecord, SourceRefs};
-use crate::sync::unix_now;
+use crate::time::unix_now;
 use crate::view::SNAPSHOTS_PREFIX;
 
 /// The Content-Type of the exposition format this module writes.

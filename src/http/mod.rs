@@ -40,7 +40,7 @@ use http::{Method, Request, Response, StatusCode, Version};
 
 use crate::app::App;
 use crate::page_cache::Page;
-use crate::sync::unix_now;
+use crate::time::unix_now;
 use crate::view::Node;
 use access::Decision;
 use body::Body;

@@ -195,11 +195,6 @@ fn body_of(content: &Content, segments: Vec<Segment>) -> Body {
     }
 }
 
-pub fn http_date(unix: i64) -> String {
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
-    httpdate::fmt_http_date(time)
-}
-
 /// A plain error response with a short text body.
 pub fn error(status: StatusCode, message: &str) -> Response<Body> {
     let text = format!(

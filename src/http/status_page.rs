@@ -17,11 +17,11 @@ use super::listing::{escape, human_size, STYLE};
 use super::metrics::{self, StoreUsage};
 use super::path::encode_segment;
 use super::redact;
-use super::respond::http_date;
 use crate::app::{App, LiveStatus};
 use crate::config::{PuavoMode, SourceKind};
 use crate::store::refs::RunRecord;
-use crate::sync::unix_now;
+use crate::time::http_date;
+use crate::time::unix_now;
 use crate::view::{Node, SNAPSHOTS_PREFIX, SNAPSHOT_ID_CHARS};
 
 const PAGE: &str = include_str!("../../static/status.html");

@@ -12,9 +12,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::confine::Confinement;
-use super::{last_modified, unix_now, SyncError, SyncReport};
+use super::{last_modified, SyncError, SyncReport};
 use crate::manifest::{Entry, Manifest, Origin};
 use crate::store::{mtime_ns, IngestMethod, Store};
+use crate::time::unix_now;
 
 /// A file found by the walk.
 struct Found {

@@ -7,7 +7,7 @@ pub mod fetch;
 pub mod files;
 pub mod puavo;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use crate::time::unix_now;
 
 use crate::config::{SourceConfig, SourceKind};
 use crate::manifest::{Entry, Manifest, ManifestError};
@@ -102,13 +102,6 @@ pub fn block_on<T>(
             .map_err(|e| SyncError::Upstream(format!("cannot start the download runtime: {e}")))?
             .block_on(work),
     }
-}
-
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// Runs one sync of `source` against the store (blocking; call from a blocking thread).

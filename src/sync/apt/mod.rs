@@ -20,10 +20,11 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde::{Deserialize, Serialize};
 
 use super::fetch::{Expected, FetchError, Fetcher};
-use super::{last_modified, unix_now, SyncError, SyncReport};
+use super::{last_modified, SyncError, SyncReport};
 use crate::config::AptConfig;
 use crate::manifest::{Entry, Manifest};
 use crate::store::{IngestMethod, ObjectId, Store};
+use crate::time::unix_now;
 use keyring::Keyring;
 use release::{Listed, Release};
 
@@ -327,7 +328,7 @@ impl<'a> Mirror<'a> {
             if until < now && !self.config.allow_expired {
                 return Err(apt_error(format!(
                     "the Release expired at {} (Valid-Until); the upstream is stale or replayed (set allow_expired = true to accept)",
-                    crate::http::respond::http_date(until)
+                    crate::time::http_date(until)
                 )));
             }
         }
@@ -335,8 +336,8 @@ impl<'a> Mirror<'a> {
             if release.date < previous.date {
                 return Err(apt_error(format!(
                     "the upstream Release is older ({}) than the one already mirrored ({}): refusing a replayed or rolled-back repository",
-                    crate::http::respond::http_date(release.date),
-                    crate::http::respond::http_date(previous.date)
+                    crate::time::http_date(release.date),
+                    crate::time::http_date(previous.date)
                 )));
             }
         }

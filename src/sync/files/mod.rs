@@ -25,10 +25,11 @@ use futures_util::stream::{self, StreamExt};
 use reqwest::Url;
 
 use super::fetch::{FetchError, Fetcher};
-use super::{last_modified, unix_now, SyncError, SyncReport};
+use super::{last_modified, SyncError, SyncReport};
 use crate::config::{FilesConfig, FilesIndex};
 use crate::manifest::{Entry, Manifest};
 use crate::store::{IngestMethod, ObjectId, Store};
+use crate::time::unix_now;
 use checksums::{Algorithm, Expectations};
 use download::Outcome;
 use listing::Link;

@@ -12,11 +12,12 @@ pub mod mirror;
 
 use std::collections::HashMap;
 
-use super::{last_modified, unix_now, SyncError, SyncReport};
+use super::{last_modified, SyncError, SyncReport};
 use crate::config::{PuavoConfig, PuavoMode};
 use crate::manifest::{Entry, Manifest};
 use crate::puavo::meta::{self, ListedImage};
 use crate::store::{ObjectId, Store};
+use crate::time::unix_now;
 
 /// Each series' name and whether it was built/mirrored (else why not), in publishing order.
 pub type SeriesOutcomes = Vec<(String, Result<(), String>)>;
