@@ -3,7 +3,7 @@
 //! blocks); anything else goes to the blocking pool with one chunk of read-ahead, so the disk
 //! and the socket work at the same time.
 //!
-//! On a connection, every chunk first reserves its bytes from the [`budget`](super::budget)
+//! On a connection, every chunk first reserves its bytes from the [`budget`]
 //! (waiting when the connection or the server holds too much already) and is shorter when room
 //! is short; the read-ahead is only made when there is room for it right away.
 

@@ -319,8 +319,8 @@ pub struct StoreUsage {
 }
 
 /// The store's size, measured by walking `objects/` on a blocking thread and cached: a walk
-/// starts when a request finds the number older than [`STORE_MAX_AGE`], or a sync finished
-/// since the last walk, and never sooner than [`STORE_MIN_GAP`] after the previous one.
+/// starts when a request finds the number older than `STORE_MAX_AGE`, or a sync finished
+/// since the last walk, and never sooner than `STORE_MIN_GAP` after the previous one.
 /// Requests meanwhile get the previous number.
 pub struct StoreSize {
     dir: PathBuf,

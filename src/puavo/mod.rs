@@ -1,4 +1,4 @@
-//! Puavo image repositories: CKSUMS, meta/<series>.json and rdiffs (librsync deltas).
+//! Puavo image repositories: CKSUMS, `meta/<series>.json` and rdiffs (librsync deltas).
 
 pub mod cksum;
 pub mod meta;
