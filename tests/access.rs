@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
+use common::aptclient::AptClient;
 use common::aptrepo::{AptRepo, Layout, Pkg};
 use common::{Server, Site};
 use http_body_util::BodyExt;
@@ -326,72 +327,6 @@ fn status_pages_and_metrics_are_protected_on_their_own() {
     assert_eq!(fetch(&server.url("/private/sub/data.txt"), &[]).status, 200);
 }
 
-/// A throwaway apt configuration with credentials in `auth.conf.d`.
-struct AptClient {
-    dir: tempfile::TempDir,
-}
-
-impl AptClient {
-    fn new(line: &str, auth: Option<&str>) -> AptClient {
-        let dir = tempfile::tempdir().unwrap();
-        for sub in [
-            "lists/partial",
-            "cache/archives/partial",
-            "sources.list.d",
-            "preferences.d",
-            "apt.conf.d",
-            "auth.conf.d",
-        ] {
-            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
-        }
-        std::fs::write(dir.path().join("status"), "").unwrap();
-        std::fs::write(dir.path().join("sources.list"), format!("{line}\n")).unwrap();
-        if let Some(auth) = auth {
-            let file = dir.path().join("auth.conf.d/mirror.conf");
-            std::fs::write(&file, format!("{auth}\n")).unwrap();
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
-        }
-        AptClient { dir }
-    }
-
-    fn run(&self, args: &[&str]) -> (bool, String) {
-        let d = self.dir.path().display();
-        let mut command = Command::new("apt-get");
-        for option in [
-            format!("Dir::State={d}"),
-            format!("Dir::State::Lists={d}/lists"),
-            format!("Dir::State::status={d}/status"),
-            format!("Dir::Cache={d}/cache"),
-            format!("Dir::Cache::archives={d}/cache/archives"),
-            format!("Dir::Etc::SourceList={d}/sources.list"),
-            format!("Dir::Etc::SourceParts={d}/sources.list.d"),
-            format!("Dir::Etc::PreferencesParts={d}/preferences.d"),
-            format!("Dir::Etc::Parts={d}/apt.conf.d"),
-            format!("Dir::Etc::netrc={d}/auth.conf"),
-            format!("Dir::Etc::netrcparts={d}/auth.conf.d"),
-            "APT::Architecture=amd64".into(),
-            "APT::Architectures=amd64".into(),
-            "Debug::NoLocking=1".into(),
-            "APT::Sandbox::User=root".into(),
-            "Acquire::Retries=0".into(),
-            "Acquire::Languages=none".into(),
-        ] {
-            command.arg("-o").arg(option);
-        }
-        let out = command.args(args).output().expect("apt-get");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (
-            out.status.success() && !text.contains("W: ") && !text.contains("E: "),
-            text,
-        )
-    }
-}
-
 #[test]
 fn real_apt_uses_auth_conf_for_a_protected_enterprise_mount() {
     let repo = AptRepo::new(Layout::Proxmox);
@@ -427,7 +362,7 @@ fn real_apt_uses_auth_conf_for_a_protected_enterprise_mount() {
     // apt sends credentials over plain HTTP only to entries that say `http://`.
     let machine = format!("machine http://{}/debian/pve", server.http);
 
-    let client = AptClient::new(
+    let client = AptClient::with_auth(
         &line,
         Some(&format!("{machine} login alice password alice-pw")),
     );
@@ -447,14 +382,7 @@ fn real_apt_uses_auth_conf_for_a_protected_enterprise_mount() {
     let (ok, text) = client.run(&["install", "--download-only", "-y", "alpha", "bravo"]);
     assert!(ok, "apt-get install: {text}");
     for pkg in &packages {
-        let got = std::fs::read(
-            client
-                .dir
-                .path()
-                .join("cache/archives")
-                .join(pkg.file_name()),
-        )
-        .unwrap();
+        let got = std::fs::read(client.archive(&pkg.file_name())).unwrap();
         let want = std::fs::read(repo.root().join(repo.deb_path(
             "bookworm",
             "pve-enterprise",
@@ -466,7 +394,7 @@ fn real_apt_uses_auth_conf_for_a_protected_enterprise_mount() {
 
     // Without credentials, or with wrong ones, apt is refused.
     for auth in [None, Some(format!("{machine} login alice password wrong"))] {
-        let client = AptClient::new(&line, auth.as_deref());
+        let client = AptClient::with_auth(&line, auth.as_deref());
         let (ok, text) = client.run(&["update"]);
         assert!(!ok, "{text}");
         assert!(text.contains("401"), "{text}");

@@ -3,9 +3,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
+use common::aptclient::AptClient;
 use common::aptrepo::{AptRepo, Layout, Pkg};
 use common::upstream::{Fault, Upstream};
 use common::Site;
@@ -42,72 +43,6 @@ fn synced_site(id: &str, mount: &str, line: &str, key: &Path) -> (Site, common::
     let out = site.cli(&["sync", id]);
     assert!(out.status.success(), "{out:?}");
     (site, server)
-}
-
-/// A throwaway apt configuration pointing at one sources.list line.
-struct AptClient {
-    dir: tempfile::TempDir,
-}
-
-impl AptClient {
-    fn new(line: &str) -> AptClient {
-        let dir = tempfile::tempdir().unwrap();
-        for sub in [
-            "lists/partial",
-            "cache/archives/partial",
-            "sources.list.d",
-            "preferences.d",
-            "apt.conf.d",
-        ] {
-            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
-        }
-        std::fs::write(dir.path().join("status"), "").unwrap();
-        std::fs::write(dir.path().join("sources.list"), format!("{line}\n")).unwrap();
-        AptClient { dir }
-    }
-
-    /// `apt-get` with every directory pointed into this client's folder.
-    fn command(&self) -> Command {
-        let d = self.dir.path().display();
-        let mut command = Command::new("apt-get");
-        for option in [
-            format!("Dir::State={d}"),
-            format!("Dir::State::Lists={d}/lists"),
-            format!("Dir::State::status={d}/status"),
-            format!("Dir::Cache={d}/cache"),
-            format!("Dir::Cache::archives={d}/cache/archives"),
-            format!("Dir::Etc::SourceList={d}/sources.list"),
-            format!("Dir::Etc::SourceParts={d}/sources.list.d"),
-            format!("Dir::Etc::PreferencesParts={d}/preferences.d"),
-            format!("Dir::Etc::Parts={d}/apt.conf.d"),
-            "APT::Architecture=amd64".into(),
-            "APT::Architectures=amd64".into(),
-            "Debug::NoLocking=1".into(),
-            "APT::Sandbox::User=root".into(),
-            "Acquire::Retries=0".into(),
-            "Acquire::Languages=none".into(),
-        ] {
-            command.arg("-o").arg(option);
-        }
-        command
-    }
-
-    fn run(&self, args: &[&str]) -> (bool, String) {
-        let out = self.command().args(args).output().expect("apt-get");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (
-            out.status.success() && !text.contains("W: ") && !text.contains("E: "),
-            text,
-        )
-    }
-
-    fn archive(&self, name: &str) -> PathBuf {
-        self.dir.path().join("cache/archives").join(name)
-    }
 }
 
 fn packages() -> Vec<Pkg> {

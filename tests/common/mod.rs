@@ -2,6 +2,7 @@
 //! directory, optional HTTPS with a freshly generated certificate, and helpers to run it.
 #![allow(dead_code)]
 
+pub mod aptclient;
 pub mod aptrepo;
 pub mod gpg;
 pub mod probe;
