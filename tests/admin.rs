@@ -5,7 +5,6 @@ mod common;
 
 use std::io::Read;
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Site;
@@ -46,14 +45,7 @@ fn sync_reports_failure_when_the_server_dies_mid_call() {
         ),
     );
     let mut server = site.start_without_sync();
-    let cli = Command::new(common::BIN)
-        .args(["sync", "--config"])
-        .arg(&site.config)
-        .arg("slow")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let cli = site.spawn_cli(&["sync", "slow"]);
     assert!(
         server.log_contains("sync started"),
         "the server never started the sync: {}",

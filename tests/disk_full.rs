@@ -13,11 +13,11 @@ mod common;
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{curl, pattern, Site};
+use common::{curl, pattern, status_code, Site};
 
 /// A tmpfs mounted on a folder, unmounted on drop.
 struct Tmpfs(PathBuf);
@@ -108,14 +108,7 @@ fn a_sync_that_fills_the_disk_cleans_up_and_is_reported() {
     };
     std::fs::write(site.public().join("old.bin"), pattern(1 << 20, 1)).unwrap();
     let server = site.start();
-    let out = curl(&[
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        &server.url("/files/old.bin"),
-    ]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+    assert_eq!(status_code(&server.url("/files/old.bin")), "200");
     assert_eq!(source_status(&server)["state"], "ok");
     let objects = site.data().join("objects/sha256");
     // Every fan-out folder exists already, so from here each new object costs one inode:
@@ -150,22 +143,8 @@ fn a_sync_that_fills_the_disk_cleans_up_and_is_reported() {
     );
 
     // The previous snapshot is still served, and nothing of the new one.
-    let out = curl(&[
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        &server.url("/files/old.bin"),
-    ]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
-    let out = curl(&[
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        &server.url("/files/new-0.bin"),
-    ]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
+    assert_eq!(status_code(&server.url("/files/old.bin")), "200");
+    assert_eq!(status_code(&server.url("/files/new-0.bin")), "404");
 
     // The objects the failed sync stored are gone again.
     let (objects_after, bytes_after) = files(&objects);
@@ -277,14 +256,7 @@ fn objects_of_a_failed_sync_wait_for_syncs_in_flight_and_the_cli_does_not() {
     let (before, _) = files(&objects);
 
     // A sync of `slow` is in flight (it may be storing objects no ref names yet) ...
-    let slow = Command::new(common::BIN)
-        .args(["sync", "--config"])
-        .arg(&site.config)
-        .arg("slow")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let slow = site.spawn_cli(&["sync", "slow"]);
     assert!(
         server.log_contains("sync started source=\"slow\""),
         "{}",
@@ -329,13 +301,6 @@ fn objects_of_a_failed_sync_wait_for_syncs_in_flight_and_the_cli_does_not() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let out = curl(&[
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        &server.url("/files/old.bin"),
-    ]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+    assert_eq!(status_code(&server.url("/files/old.bin")), "200");
     drop(server);
 }

@@ -78,6 +78,19 @@ impl Site {
         command.output().expect("run mirrorbox")
     }
 
+    /// Starts a CLI command against this site's config in the background, its output piped.
+    pub fn spawn_cli(&self, args: &[&str]) -> Child {
+        Command::new(BIN)
+            .args(&args[..1])
+            .arg("--config")
+            .arg(&self.config)
+            .args(&args[1..])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run mirrorbox")
+    }
+
     pub fn start(&self) -> Server {
         Server::start(&self.config, true)
     }
@@ -219,6 +232,12 @@ impl Drop for Server {
 }
 
 /// Runs curl with the given arguments; returns (status code, body).
+/// The status code curl gets for `url` (the body is thrown away).
+pub fn status_code(url: &str) -> String {
+    let out = curl(&["-o", "/dev/null", "-w", "%{http_code}", url]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub fn curl(args: &[&str]) -> Output {
     Command::new("curl")
         .args(["-s", "--max-time", "60"])
