@@ -109,19 +109,46 @@ impl App {
         Ok(manifest)
     }
 
+    /// A manifest of `source`, with the caching flags of snapshots made before entries
+    /// carried them filled in by the source kind's rule.
+    fn source_manifest(
+        &self,
+        source: &crate::config::SourceConfig,
+        id: &ObjectId,
+    ) -> Result<Arc<Manifest>, ManifestError> {
+        let manifest = self.manifest(id)?;
+        if manifest.immutability_recorded {
+            return Ok(manifest);
+        }
+        let mut upgraded = Manifest::clone(&manifest);
+        for entry in &mut upgraded.entries {
+            entry.immutable = source.kind.is_immutable(&entry.path);
+        }
+        upgraded.immutability_recorded = true;
+        let upgraded = Arc::new(upgraded);
+        self.manifests
+            .lock()
+            .expect("not poisoned")
+            .insert(*id, upgraded.clone());
+        Ok(upgraded)
+    }
+
     /// Builds the view from every configured source's refs.
     pub fn build_view(&self) -> Result<View, ManifestError> {
         let mut sources = Vec::new();
         let mut wanted = Vec::new();
         for source in &self.config.sources {
             let refs = self.store.read_refs(&source.id)?;
-            let current = refs.current.map(|id| self.manifest(&id)).transpose()?;
+            let current = refs
+                .current
+                .map(|id| self.source_manifest(source, &id))
+                .transpose()?;
             let mut retained = Vec::new();
             for id in refs.snapshots.iter().chain(refs.current.iter()) {
                 if retained.iter().any(|(r, _)| r == id) {
                     continue;
                 }
-                retained.push((*id, self.manifest(id)?));
+                retained.push((*id, self.source_manifest(source, id)?));
             }
             wanted.extend(retained.iter().map(|(id, _)| *id));
             sources.push(SourceSnapshots {
@@ -129,7 +156,7 @@ impl App {
                 mount: source.mount.clone(),
                 current,
                 retained,
-                fill_in: matches!(source.kind, crate::config::SourceKind::Apt(_)),
+                fill_in: source.kind.fills_in(),
             });
         }
         // Forget manifests no longer named.
@@ -239,7 +266,7 @@ impl App {
         let created_before = self.store.objects_created();
         let result = {
             let _no_gc = self.gate.read().expect("not poisoned");
-            sync::run(&self.store, source)
+            sync::run(&self.store, &source.id, source.keep, source.kind.get())
         };
         let previous = self.run_record(id).unwrap_or_default();
         let mut record = RunRecord {

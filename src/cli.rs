@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::admin;
 use crate::app::App;
-use crate::config::{Config, SourceKind};
+use crate::config::Config;
 use crate::manifest::Manifest;
 use crate::store::verify::VerifyReport;
 use crate::store::{DataLock, LockError};
@@ -588,63 +588,8 @@ fn check_config(config: Config) -> anyhow::Result<i32> {
             s.kind.name(),
             s.keep
         );
-        match &s.kind {
-            SourceKind::Apt(apt) => {
-                let repo = &apt.repository;
-                println!(
-                    "  from {} suite {} components [{}], architectures [{}]",
-                    repo.url,
-                    repo.suite,
-                    repo.components.join(" "),
-                    apt.architectures.join(" ")
-                );
-                if let Ok(keyring) = crate::sync::apt::keyring::Keyring::load(&apt.keys) {
-                    println!("  keys: {}", keyring.describe());
-                }
-            }
-            SourceKind::Puavo(puavo) => match &puavo.mode {
-                crate::config::PuavoMode::Build {
-                    image_dir,
-                    series_config,
-                    write_config,
-                    ..
-                } => {
-                    println!(
-                        "  images from {}, urls under {}",
-                        image_dir.display(),
-                        puavo.urlbase.as_deref().unwrap_or("-")
-                    );
-                    if let Some(path) = series_config {
-                        println!("  series from {}", path.display());
-                        if !write_config {
-                            if let Ok(series) = crate::sync::puavo::build::read_series_config(path)
-                            {
-                                for s in &series {
-                                    println!("  series {}: {} images", s.name, s.images.len());
-                                }
-                            }
-                        }
-                    }
-                }
-                crate::config::PuavoMode::Mirror {
-                    upstream, series, ..
-                } => println!("  mirrors {upstream}: series {}", series.join(" ")),
-            },
-            SourceKind::Files(files) => {
-                let index = match &files.index {
-                    crate::config::FilesIndex::Listing => "directory listings".to_string(),
-                    crate::config::FilesIndex::Aplinfo => "aplinfo.dat".to_string(),
-                    crate::config::FilesIndex::Checksums(name) => name.clone(),
-                };
-                println!("  from {} (files found by {index})", files.url);
-                if !files.filter.include.is_empty() {
-                    println!("  include: {}", files.filter.include.join(" "));
-                }
-                if !files.filter.exclude.is_empty() {
-                    println!("  exclude: {}", files.filter.exclude.join(" "));
-                }
-            }
-            SourceKind::Dir { path } => println!("  from directory {}", path.display()),
+        for line in s.kind.describe() {
+            println!("  {line}");
         }
     }
     for rule in &config.access {

@@ -17,6 +17,10 @@ pub struct Manifest {
     pub created: i64,
     /// Sorted by path, unique.
     pub entries: Vec<Entry>,
+    /// Whether the entries' `immutable` flags were set by the sync. Snapshots made before
+    /// the flag existed get it from their source kind's rule when they are loaded.
+    #[serde(default)]
+    pub immutability_recorded: bool,
 }
 
 /// One published file.
@@ -35,6 +39,10 @@ pub struct Entry {
     /// Where the bytes came from, for cheap change detection on the next sync.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<Origin>,
+    /// The bytes at this path can never change (a package, a by-hash index, a versioned
+    /// image): served with a year of caching. Set by the source kind at sync.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub immutable: bool,
 }
 
 /// The stat of a local file when it was ingested.
@@ -54,6 +62,7 @@ impl Manifest {
             source: source.to_string(),
             created,
             entries,
+            immutability_recorded: true,
         }
     }
 

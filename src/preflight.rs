@@ -4,25 +4,8 @@
 //! status 2, before anything is served), a [`Severity::Warning`] is printed by both and the
 //! server starts anyway (the thing may appear later, e.g. a folder on a mount).
 
-use std::path::Path;
-
-use crate::config::{Config, PuavoMode, SourceConfig, SourceKind};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
-    /// The configuration cannot work as written.
-    Error,
-    /// Something the configuration names is missing now; syncs of that source fail until
-    /// it is there, and the last snapshot stays served.
-    Warning,
-}
-
-/// One problem, with a message that names the file, the source and the key.
-#[derive(Debug, Clone)]
-pub struct Finding {
-    pub severity: Severity,
-    pub message: String,
-}
+use crate::config::{Config, SourceConfig};
+pub use crate::sync::kind::{Finding, Severity};
 
 /// Every error of a configuration, one per line.
 #[derive(Debug, thiserror::Error)]
@@ -76,93 +59,13 @@ pub fn check(config: &Config) -> Vec<Finding> {
 }
 
 fn check_source(source: &SourceConfig, at: &dyn Fn(&str) -> String, out: &mut Vec<Finding>) {
-    match &source.kind {
-        SourceKind::Dir { path } => folder(path, &at("path"), out),
-        SourceKind::Apt(apt) => {
-            if let Err(e) = crate::sync::apt::keyring::Keyring::load(&apt.keys) {
-                out.push(Finding {
-                    severity: Severity::Warning,
-                    message: format!("{}: {e}", at("keys")),
-                });
-            }
-        }
-        SourceKind::Puavo(puavo) => {
-            if let PuavoMode::Build {
-                image_dir,
-                series_config,
-                write_config,
-                ..
-            } = &puavo.mode
-            {
-                let before = out.len();
-                folder(image_dir, &at("image_dir"), out);
-                if out.len() == before && !write_config {
-                    if let Some(path) = series_config {
-                        series(path, image_dir, &at("series_config"), out);
-                    }
-                }
-            }
-        }
-        SourceKind::Files(_) => {}
-    }
-}
-
-/// A folder a source reads: a file there is a mistake in the configuration; nothing there
-/// may be a mount that is not up yet.
-fn folder(path: &Path, at: &str, out: &mut Vec<Finding>) {
-    match std::fs::metadata(path) {
-        Ok(meta) if meta.is_dir() => {}
-        Ok(_) => out.push(Finding {
-            severity: Severity::Error,
-            message: format!("{at}: {} is a file, not a directory", path.display()),
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => out.push(Finding {
-            severity: Severity::Warning,
-            message: format!(
-                "{at}: directory {} does not exist (syncs of this source fail until it does; the last snapshot stays served)",
-                path.display()
-            ),
-        }),
-        Err(e) => out.push(Finding {
-            severity: Severity::Warning,
-            message: format!("{at}: cannot read {}: {e}", path.display()),
-        }),
-    }
-}
-
-/// Series files must parse and name only images that are in `image_dir`.
-fn series(path: &Path, image_dir: &Path, at: &str, out: &mut Vec<Finding>) {
-    match crate::sync::puavo::build::read_series_config(path) {
-        Ok(all) => {
-            for s in &all {
-                let missing: Vec<String> = s
-                    .all_images()
-                    .into_iter()
-                    .filter(|f| !image_dir.join(f).is_file())
-                    .collect();
-                if !missing.is_empty() {
-                    out.push(Finding {
-                        severity: Severity::Warning,
-                        message: format!(
-                            "{at}: series {}: not in {}: {}",
-                            s.name,
-                            image_dir.display(),
-                            missing.join(", ")
-                        ),
-                    });
-                }
-            }
-        }
-        Err(e) => out.push(Finding {
-            severity: Severity::Warning,
-            message: format!("{at}: {e}"),
-        }),
-    }
+    source.kind.check_machine(at, out);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn an_access_rule_under_no_mount_is_reported() {

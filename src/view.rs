@@ -27,6 +27,9 @@ pub struct FileNode {
     pub mtime: i64,
     /// See [`crate::store::Stored::stamp`].
     pub stamp: Option<crate::store::Stamp>,
+    /// The bytes at this path never change (see [`crate::manifest::Entry::immutable`]);
+    /// every pinned snapshot URL is.
+    pub immutable: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,11 +137,11 @@ impl View {
                     id.short(SNAPSHOT_ID_CHARS)
                 );
                 for entry in &manifest.entries {
-                    add(
-                        format!("{prefix}/{}", entry.path),
-                        file_node(entry),
-                        &mut files,
-                    );
+                    let node = FileNode {
+                        immutable: true,
+                        ..file_node(entry)
+                    };
+                    add(format!("{prefix}/{}", entry.path), node, &mut files);
                 }
             }
         }
@@ -222,6 +225,7 @@ fn file_node(entry: &crate::manifest::Entry) -> FileNode {
         size: entry.size,
         mtime: entry.mtime,
         stamp: entry.stamp,
+        immutable: entry.immutable,
     }
 }
 
@@ -276,6 +280,7 @@ mod tests {
             mtime,
             stamp: None,
             origin: None,
+            immutable: false,
         }
     }
 

@@ -215,7 +215,7 @@ async fn serve<B>(
                 etag: header_cache::etag(&file.object),
                 last_modified: file.mtime,
                 content_type: policy::content_type(&decoded.key),
-                cache_control: policy::cache_control(&decoded.key),
+                cache_control: policy::cache_control(file.immutable),
             };
             respond::respond(method, req.headers(), rep, now)
         }

@@ -1,39 +1,14 @@
-//! Per-path header policy: Content-Type by name, Cache-Control by what kind of path it is.
+//! Per-path header policy: Content-Type by name, Cache-Control by what the source recorded.
 //!
 //! Caching matters for mirrors: without Cache-Control, proxies guess freshness and apt users
 //! get "Hash Sum mismatch". Paths whose bytes can never change are cached for a year.
 
 use http::HeaderValue;
 
-/// Paths whose content never changes: pinned snapshot URLs, by-hash indices, pool files,
-/// packages, Puavo images (their names carry a timestamp) and rdiffs.
-pub fn is_immutable(path: &str) -> bool {
-    if path.starts_with("/.snapshots/") || path.contains("/by-hash/") || path.contains("/pool/") {
-        return true;
-    }
-    let name = path.rsplit('/').next().unwrap_or(path);
-    let extension = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
-    matches!(extension, "deb" | "udeb" | "ddeb" | "rdiff") || is_versioned_image(name)
-}
-
-/// `<prefix>-YYYY-MM-DD-HHMMSS-<suffix>.img`, the Puavo image naming scheme.
-fn is_versioned_image(name: &str) -> bool {
-    let Some(stem) = name.strip_suffix(".img") else {
-        return false;
-    };
-    let bytes = stem.as_bytes();
-    // Look for "-dddd-dd-dd-dddddd-" anywhere.
-    const PATTERN: &[u8] = b"-dddd-dd-dd-dddddd-";
-    bytes.windows(PATTERN.len()).any(|w| {
-        w.iter().zip(PATTERN).all(|(c, p)| match p {
-            b'd' => c.is_ascii_digit(),
-            _ => c == p,
-        })
-    })
-}
-
-pub fn cache_control(path: &str) -> HeaderValue {
-    if is_immutable(path) {
+/// A year for content that can never change (the source kind says which, at sync), a minute
+/// for the rest.
+pub fn cache_control(immutable: bool) -> HeaderValue {
+    if immutable {
         HeaderValue::from_static("max-age=31536000, immutable")
     } else {
         HeaderValue::from_static("max-age=60")
@@ -83,30 +58,6 @@ pub fn content_type(path: &str) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn immutable_paths() {
-        for path in [
-            "/.snapshots/pve/0123456789abcdef/dists/bookworm/InRelease",
-            "/debian/dists/bookworm/main/binary-amd64/by-hash/SHA256/abc",
-            "/debian/pool/main/a/apt/apt_2.6.1_amd64.deb",
-            "/pve/dists/bookworm/pve-no-subscription/binary-amd64/foo_1.0_amd64.deb",
-            "/puavo/rdiffs/puavo-os-2024-01-01-000000--2024-02-01-000000-amd64.rdiff",
-            "/puavo/puavo-os-2024-01-01-000000-amd64.img",
-        ] {
-            assert!(is_immutable(path), "{path}");
-        }
-        for path in [
-            "/debian/dists/bookworm/InRelease",
-            "/debian/dists/bookworm/main/binary-amd64/Packages.xz",
-            "/puavo/meta/bookworm.json",
-            "/puavo/CKSUMS",
-            "/files/latest.img",
-            "/iso/proxmox-ve_8.1-1.iso",
-        ] {
-            assert!(!is_immutable(path), "{path}");
-        }
-    }
 
     #[test]
     fn content_types() {

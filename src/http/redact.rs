@@ -9,34 +9,11 @@
 //!   `data_dir = "d"` gives `d/objects/ab/cdef`), becomes `…`. URLs (`http://host/path`) are
 //!   kept: they are the upstream's public address.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::config::{Config, PuavoMode, SourceKind};
+use crate::config::Config;
 
-/// `message` with the user info of every URL (`//user:pass@`, `//user@`) replaced by `…`.
-pub fn credentials(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut rest = message;
-    while let Some(at) = rest.find("//") {
-        let (before, after) = rest.split_at(at + 2);
-        out.push_str(before);
-        // The authority ends where the path, query or fragment starts, or the URL ends.
-        // (`[` and `]` belong to it: IPv6 hosts.)
-        let authority_end = after
-            .find(|c: char| c.is_whitespace() || "/?#\"'`<>(){}".contains(c))
-            .unwrap_or(after.len());
-        let authority = &after[..authority_end];
-        match authority.rfind('@') {
-            Some(user_end) if user_end > 0 => {
-                out.push('…');
-                rest = &after[user_end..];
-            }
-            _ => rest = after,
-        }
-    }
-    out.push_str(rest);
-    out
-}
+pub use crate::secrets::credentials;
 
 /// Every folder `config` names, as written and as an absolute path, for [`paths`]: the data
 /// directory, `dir` paths, Puavo image and series folders, symlink targets, keys and the TLS
@@ -48,23 +25,7 @@ pub fn folders(config: &Config) -> Vec<String> {
         list.push(&tls.key);
     }
     for source in &config.sources {
-        list.extend(source.follow_symlinks_into.iter().map(PathBuf::as_path));
-        match &source.kind {
-            SourceKind::Dir { path } => list.push(path),
-            SourceKind::Apt(apt) => list.extend(apt.keys.iter().map(PathBuf::as_path)),
-            SourceKind::Puavo(puavo) => {
-                if let PuavoMode::Build {
-                    image_dir,
-                    series_config,
-                    ..
-                } = &puavo.mode
-                {
-                    list.push(image_dir);
-                    list.extend(series_config.as_deref());
-                }
-            }
-            SourceKind::Files(_) => {}
-        }
+        list.extend(source.kind.local_paths());
     }
     let cwd = std::env::current_dir().ok();
     let mut out = Vec::new();

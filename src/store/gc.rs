@@ -102,6 +102,7 @@ mod tests {
                 mtime: 0,
                 stamp: None,
                 origin: None,
+                immutable: false,
             }],
         );
         let id = manifest.save(&store).unwrap();

@@ -91,6 +91,28 @@ pub fn is_symlink(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
 }
 
+/// Reads `follow_symlinks_into`: a list of absolute folder paths (read from a plain TOML
+/// value, so a wrong type is reported with the key's name).
+pub fn parse_roots(value: Option<toml::Value>) -> Result<Vec<PathBuf>, String> {
+    const KEY: &str = "key `follow_symlinks_into`";
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    let toml::Value::Array(items) = value else {
+        return Err(format!(
+            "{KEY}: expected a list of folders, like [\"/srv/shared\"]"
+        ));
+    };
+    items
+        .into_iter()
+        .map(|item| match item {
+            toml::Value::String(path) if Path::new(&path).is_absolute() => Ok(PathBuf::from(path)),
+            toml::Value::String(path) => Err(format!("{KEY}: `{path}` must be an absolute path")),
+            other => Err(format!("{KEY}: `{other}` is not a folder path")),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

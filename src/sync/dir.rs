@@ -6,16 +6,85 @@
 //! Symlinks are followed only into the folder itself and the `follow_symlinks_into` roots
 //! (see [`super::confine`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use serde::Deserialize;
+
 use super::confine::Confinement;
+use super::kind::{check_folder, name_pins_content, Finding, Kind, KindOptions, Run};
+use super::previous::Previous;
 use super::{last_modified, SyncError, SyncReport};
 use crate::manifest::{Entry, Manifest, Origin};
 use crate::store::{mtime_ns, IngestMethod, Store};
 use crate::time::unix_now;
+
+/// The options of a `dir` source.
+#[derive(Debug, Clone)]
+pub struct DirOptions {
+    /// The folder to publish.
+    pub path: PathBuf,
+    /// Folders outside `path` that its symlinks may point into; links to anywhere else are
+    /// skipped (see [`super::confine`]).
+    pub follow_symlinks_into: Vec<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DirKeys {
+    path: Option<PathBuf>,
+    /// Read as a plain value so a wrong type is reported with the key's name.
+    follow_symlinks_into: Option<toml::Value>,
+}
+
+impl KindOptions for DirOptions {
+    fn keys() -> Vec<&'static str> {
+        crate::keys::fields_of::<DirKeys>().to_vec()
+    }
+
+    fn parse(table: toml::Table) -> Result<Self, String> {
+        let keys: DirKeys = crate::keys::read(table)?;
+        Ok(DirOptions {
+            path: keys
+                .path
+                .ok_or("key `path`: missing (the directory to publish)")?,
+            follow_symlinks_into: super::confine::parse_roots(keys.follow_symlinks_into)?,
+        })
+    }
+}
+
+impl Kind for DirOptions {
+    fn sync(&self, run: Run<'_>) -> Result<Vec<Entry>, SyncError> {
+        scan(
+            run.store,
+            &self.path,
+            &self.follow_symlinks_into,
+            run.previous,
+            run.report,
+        )
+    }
+
+    /// A folder's files mean nothing in particular: names of package pools and images say.
+    fn is_immutable(&self, path: &str) -> bool {
+        name_pins_content(path)
+    }
+
+    fn check_machine(&self, at: &dyn Fn(&str) -> String, out: &mut Vec<Finding>) {
+        check_folder(&self.path, &at("path"), out);
+    }
+
+    fn local_paths(&self) -> Vec<&Path> {
+        std::iter::once(self.path.as_path())
+            .chain(self.follow_symlinks_into.iter().map(PathBuf::as_path))
+            .collect()
+    }
+
+    fn describe(&self) -> Vec<String> {
+        vec![format!("from directory {}", self.path.display())]
+    }
+}
 
 /// A file found by the walk.
 struct Found {
@@ -33,9 +102,7 @@ pub fn scan(
     previous: Option<&Manifest>,
     report: &mut SyncReport,
 ) -> Result<Vec<Entry>, SyncError> {
-    let previous: HashMap<&str, &Entry> = previous
-        .map(|m| m.entries.iter().map(|e| (e.path.as_str(), e)).collect())
-        .unwrap_or_default();
+    let previous = Previous::new(previous);
     let mut found = Vec::new();
     let mut ancestors = HashSet::new();
     let confine =
@@ -54,7 +121,7 @@ pub fn scan(
     let now = unix_now();
     let mut entries = Vec::with_capacity(found.len());
     for file in found {
-        let prev = previous.get(file.relative.as_str()).copied();
+        let prev = previous.get(&file.relative);
         entries.push(ingest_local(
             store,
             &file.path,
@@ -101,6 +168,7 @@ pub(crate) fn ingest_local(
         size: stored.size,
         stamp: stored.stamp,
         origin: Some(origin),
+        immutable: false,
     })
 }
 

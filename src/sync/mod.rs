@@ -4,15 +4,18 @@ pub mod apt;
 pub mod confine;
 pub mod dir;
 pub mod fetch;
+pub mod fetch_keys;
 pub mod files;
+pub mod kind;
+pub mod previous;
 pub mod puavo;
 
 use crate::time::unix_now;
 
-use crate::config::{SourceConfig, SourceKind};
 use crate::manifest::{Entry, Manifest, ManifestError};
 use crate::store::refs::SourceRefs;
 use crate::store::{ObjectId, Store, StoreError};
+use kind::{Kind, Run};
 
 /// Why a sync failed. The previous snapshot stays published in every case.
 #[derive(Debug, thiserror::Error)]
@@ -104,48 +107,33 @@ pub fn block_on<T>(
     }
 }
 
-/// Runs one sync of `source` against the store (blocking; call from a blocking thread).
-pub fn run(store: &Store, source: &SourceConfig) -> Result<SyncReport, SyncError> {
-    let refs = store.read_refs(&source.id)?;
+/// Runs one sync of source `id` (of kind `kind`, keeping `keep` snapshots) against the store
+/// (blocking; call from a blocking thread).
+pub fn run(store: &Store, id: &str, keep: usize, kind: &dyn Kind) -> Result<SyncReport, SyncError> {
+    let refs = store.read_refs(id)?;
     // A pinned current is older than what the last sync made: compare with the newest.
     let previous = match refs.head() {
         Some(id) => Some(Manifest::load(store, &id)?),
         None => None,
     };
     let mut report = SyncReport {
-        source: source.id.clone(),
+        source: id.to_string(),
         ..SyncReport::default()
     };
-    let entries = match &source.kind {
-        SourceKind::Dir { path } => dir::scan(
-            store,
-            path,
-            &source.follow_symlinks_into,
-            previous.as_ref(),
-            &mut report,
-        )?,
-        SourceKind::Apt(config) => {
-            apt::sync(store, &source.id, config, previous.as_ref(), &mut report)?
-        }
-        SourceKind::Puavo(config) => {
-            let follow = &source.follow_symlinks_into;
-            puavo::sync(
-                store,
-                &source.id,
-                config,
-                follow,
-                previous.as_ref(),
-                &mut report,
-            )?
-        }
-        SourceKind::Files(config) => {
-            files::sync(store, &source.id, config, previous.as_ref(), &mut report)?
-        }
-    };
-    let manifest = Manifest::new(&source.id, unix_now(), entries);
+    let mut entries = kind.sync(Run {
+        store,
+        source: id,
+        previous: previous.as_ref(),
+        report: &mut report,
+    })?;
+    // Caching policy is the kind's knowledge, recorded with the snapshot.
+    for entry in &mut entries {
+        entry.immutable = kind.is_immutable(&entry.path);
+    }
+    let manifest = Manifest::new(id, unix_now(), entries);
     report.files = manifest.entries.len() as u64;
     report.bytes = manifest.total_bytes();
-    let published = publish(store, source, &refs, previous.as_ref(), &manifest)?;
+    let published = publish(store, id, keep, &refs, previous.as_ref(), &manifest)?;
     if let Some((path, bytes)) = report.pending_state.take() {
         store.write_atomic(&path, &bytes)?;
     }
@@ -153,9 +141,9 @@ pub fn run(store: &Store, source: &SourceConfig) -> Result<SyncReport, SyncError
     if let (Some(pinned), true) = (refs.pinned, published.1) {
         report.problems.push(format!(
             "the new snapshot is retained but not published: `{}` is pinned to {} (mirrorbox unpin {})",
-            source.id,
+            id,
             pinned.short(crate::view::SNAPSHOT_ID_CHARS),
-            source.id
+            id
         ));
     }
     report.changed = published.1;
@@ -167,7 +155,8 @@ pub fn run(store: &Store, source: &SourceConfig) -> Result<SyncReport, SyncError
 /// retained list to `keep`. Returns the current id and whether it changed.
 fn publish(
     store: &Store,
-    source: &SourceConfig,
+    source: &str,
+    keep: usize,
     refs: &SourceRefs,
     previous: Option<&Manifest>,
     manifest: &Manifest,
@@ -196,7 +185,7 @@ fn publish(
         .collect();
     snapshots.push(id);
     // Trim the oldest, but never a pinned snapshot (it is still published).
-    let mut excess = snapshots.len().saturating_sub(source.keep);
+    let mut excess = snapshots.len().saturating_sub(keep);
     snapshots.retain(|s| {
         if excess > 0 && Some(*s) != refs.pinned {
             excess -= 1;
@@ -206,7 +195,7 @@ fn publish(
         }
     });
     store.write_refs(
-        &source.id,
+        source,
         &SourceRefs {
             current: Some(refs.pinned.unwrap_or(id)),
             snapshots,
@@ -261,6 +250,7 @@ mod tests {
             mtime: 100,
             stamp: None,
             origin: None,
+            immutable: false,
         };
         // New path: the file's date, clamped to now.
         assert_eq!(last_modified(None, &ObjectId([2; 32]), 50, 1000), 50);

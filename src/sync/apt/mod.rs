@@ -10,22 +10,25 @@
 
 pub mod index;
 pub mod keyring;
+pub mod options;
 pub mod release;
 pub mod repository;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde::{Deserialize, Serialize};
 
 use super::fetch::{Expected, FetchError, Fetcher};
-use super::{last_modified, SyncError, SyncReport};
-use crate::config::AptConfig;
+use super::kind::{Finding, Kind, KindOptions, Run, Severity};
+use super::previous::{with_progress, Previous};
+use super::{SyncError, SyncReport};
 use crate::manifest::{Entry, Manifest};
 use crate::store::{IngestMethod, ObjectId, Store};
 use crate::time::unix_now;
 use keyring::Keyring;
+pub use options::{AptOptions, APT_INDEX_KINDS};
 use release::{Listed, Release};
 
 /// Restarts from InRelease when the upstream changes under a sync.
@@ -53,11 +56,57 @@ impl From<FetchError> for SyncError {
     }
 }
 
+impl KindOptions for AptOptions {
+    fn keys() -> Vec<&'static str> {
+        AptOptions::keys()
+    }
+
+    fn parse(table: toml::Table) -> Result<Self, String> {
+        AptOptions::parse(table)
+    }
+}
+
+impl Kind for AptOptions {
+    fn sync(&self, run: Run<'_>) -> Result<Vec<Entry>, SyncError> {
+        sync(run.store, run.source, self, run.previous, run.report)
+    }
+
+    /// Package files and the pool are named by version, by-hash indices by their hash.
+    fn is_immutable(&self, path: &str) -> bool {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        path.starts_with("pool/")
+            || path.contains("/pool/")
+            || path.contains("by-hash/")
+            || [".deb", ".udeb", ".ddeb"].iter().any(|e| name.ends_with(e))
+    }
+
+    fn fills_in(&self) -> bool {
+        true
+    }
+
+    fn check_machine(&self, at: &dyn Fn(&str) -> String, out: &mut Vec<Finding>) {
+        if let Err(e) = keyring::Keyring::load(&self.keys) {
+            out.push(Finding {
+                severity: Severity::Warning,
+                message: format!("{}: {e}", at("keys")),
+            });
+        }
+    }
+
+    fn local_paths(&self) -> Vec<&std::path::Path> {
+        self.keys.iter().map(|p| p.as_path()).collect()
+    }
+
+    fn describe(&self) -> Vec<String> {
+        AptOptions::describe(self)
+    }
+}
+
 /// Runs an apt sync (blocking: it drives its own async work).
 pub fn sync(
     store: &Store,
     source: &str,
-    config: &AptConfig,
+    config: &AptOptions,
     previous: Option<&Manifest>,
     report: &mut SyncReport,
 ) -> Result<Vec<Entry>, SyncError> {
@@ -67,9 +116,8 @@ pub fn sync(
 struct Mirror<'a> {
     store: &'a Store,
     source: &'a str,
-    config: &'a AptConfig,
-    previous: HashMap<&'a str, &'a Entry>,
-    previous_manifest: Option<&'a Manifest>,
+    config: &'a AptOptions,
+    previous: Previous<'a>,
     keyring: Keyring,
     fetcher: Arc<Fetcher>,
     /// `dists/<suite>/` or the flat directory, with a trailing slash (or empty).
@@ -87,7 +135,7 @@ impl<'a> Mirror<'a> {
     fn new(
         store: &'a Store,
         source: &'a str,
-        config: &'a AptConfig,
+        config: &'a AptOptions,
         previous: Option<&'a Manifest>,
     ) -> Result<Mirror<'a>, SyncError> {
         let keyring = Keyring::load(&config.keys).map_err(|e| apt_error(e.to_string()))?;
@@ -95,10 +143,7 @@ impl<'a> Mirror<'a> {
             store,
             source,
             config,
-            previous: previous
-                .map(|m| m.entries.iter().map(|e| (e.path.as_str(), e)).collect())
-                .unwrap_or_default(),
-            previous_manifest: previous,
+            previous: Previous::new(previous),
             keyring,
             fetcher: Arc::new(Fetcher::new(config.fetch.clone())?),
             dist: config.repository.dist_dir(),
@@ -119,10 +164,7 @@ impl<'a> Mirror<'a> {
     async fn run(self, report: &mut SyncReport) -> Result<Vec<Entry>, SyncError> {
         let mut restarts = 0;
         let result = loop {
-            let attempt = tokio::select! {
-                result = self.attempt(report) => result,
-                _ = super::fetch::progress(self.source, &self.fetcher.stats) => unreachable!("progress never ends"),
-            };
+            let attempt = with_progress(self.source, &self.fetcher, self.attempt(report)).await;
             match attempt {
                 Err(SyncError::Restart(reason)) if restarts < MAX_RESTARTS => {
                     restarts += 1;
@@ -271,21 +313,14 @@ impl<'a> Mirror<'a> {
             if !seen.insert(p.path.clone()) {
                 continue;
             }
-            let previous = self.previous.get(p.path.as_str()).copied();
-            entries.push(Entry {
-                mtime: last_modified(previous, &p.object, now, now),
-                path: p.path,
-                object: p.object,
-                size: p.size,
-                stamp: None,
-                origin: None,
-            });
+            entries.push(self.previous.entry(p.path, p.object, p.size, now, now));
         }
         Ok(entries)
     }
 
     fn unchanged(&self) -> Vec<Entry> {
-        self.previous_manifest
+        self.previous
+            .manifest()
             .map(|m| m.entries.clone())
             .unwrap_or_default()
     }
@@ -567,7 +602,7 @@ impl<'a> Mirror<'a> {
 
 /// The listed files an apt source carries: Packages/Sources of its components and
 /// architectures, and the extra index kinds it wants; never pdiffs.
-fn select<'r>(release: &'r Release, config: &AptConfig) -> Vec<&'r Listed> {
+fn select<'r>(release: &'r Release, config: &AptOptions) -> Vec<&'r Listed> {
     let repo = &config.repository;
     let wants = |kind: &str| config.indices.iter().any(|k| k == kind);
     let arch_ok = |arch: &str| config.architectures.iter().any(|a| a == arch);
@@ -666,7 +701,7 @@ mod tests {
             text.push_str(&format!(" {hash} 1 {path}\n"));
         }
         let release = Release::parse(&text).unwrap();
-        let config = |line: &str, indices: &[&str]| AptConfig {
+        let config = |line: &str, indices: &[&str]| AptOptions {
             repository: repository::Repository::parse(line).unwrap(),
             architectures: vec!["amd64".into(), "all".into()],
             keys: vec![],
@@ -676,13 +711,13 @@ mod tests {
             allow_expired: false,
             fetch: Default::default(),
         };
-        let names = |config: &AptConfig| -> Vec<String> {
+        let names = |config: &AptOptions| -> Vec<String> {
             select(&release, config)
                 .iter()
                 .map(|l| l.path.clone())
                 .collect()
         };
-        let all = crate::config::APT_INDEX_KINDS;
+        let all = options::APT_INDEX_KINDS;
         assert_eq!(
             names(&config(
                 "deb http://x/ bookworm-security updates/main",

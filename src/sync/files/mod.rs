@@ -16,23 +16,26 @@ pub mod checksums;
 pub mod download;
 pub mod filter;
 pub mod listing;
+pub mod options;
 pub mod state;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::Read;
 
 use futures_util::stream::{self, StreamExt};
 use reqwest::Url;
 
 use super::fetch::{FetchError, Fetcher};
-use super::{last_modified, SyncError, SyncReport};
-use crate::config::{FilesConfig, FilesIndex};
+use super::kind::{Kind, KindOptions, Run};
+use super::previous::{with_progress, Previous};
+use super::{SyncError, SyncReport};
 use crate::manifest::{Entry, Manifest};
 use crate::store::{IngestMethod, ObjectId, Store};
 use crate::time::unix_now;
 use checksums::{Algorithm, Expectations};
 use download::Outcome;
 use listing::Link;
+pub use options::{FilesIndex, FilesOptions};
 use state::{FileState, State};
 
 /// Directory levels a listing walk goes down: deeper is a symlink loop, not a mirror.
@@ -50,11 +53,37 @@ fn upstream_error(message: impl Into<String>) -> SyncError {
     SyncError::Upstream(message.into())
 }
 
+impl KindOptions for FilesOptions {
+    fn keys() -> Vec<&'static str> {
+        FilesOptions::keys()
+    }
+
+    fn parse(table: toml::Table) -> Result<Self, String> {
+        FilesOptions::parse(table)
+    }
+}
+
+impl Kind for FilesOptions {
+    fn sync(&self, run: Run<'_>) -> Result<Vec<Entry>, SyncError> {
+        sync(run.store, run.source, self, run.previous, run.report)
+    }
+
+    /// A plain tree's files mean nothing in particular: names of package pools and images
+    /// say.
+    fn is_immutable(&self, path: &str) -> bool {
+        super::kind::name_pins_content(path)
+    }
+
+    fn describe(&self) -> Vec<String> {
+        FilesOptions::describe(self)
+    }
+}
+
 /// Runs a `files` sync (blocking: it drives its own async work).
 pub fn sync(
     store: &Store,
     source: &str,
-    config: &FilesConfig,
+    config: &FilesOptions,
     previous: Option<&Manifest>,
     report: &mut SyncReport,
 ) -> Result<Vec<Entry>, SyncError> {
@@ -65,10 +94,10 @@ pub fn sync(
 struct Mirror<'a> {
     store: &'a Store,
     source: &'a str,
-    config: &'a FilesConfig,
+    config: &'a FilesOptions,
     /// `config.url`, parsed; ends with `/`.
     root: Url,
-    previous: HashMap<&'a str, &'a Entry>,
+    previous: Previous<'a>,
     /// Validators of the last published sync.
     state: State,
     fetcher: Fetcher,
@@ -90,7 +119,7 @@ impl<'a> Mirror<'a> {
     fn new(
         store: &'a Store,
         source: &'a str,
-        config: &'a FilesConfig,
+        config: &'a FilesOptions,
         previous: Option<&'a Manifest>,
     ) -> Result<Mirror<'a>, SyncError> {
         let root = Url::parse(&config.url)
@@ -100,19 +129,14 @@ impl<'a> Mirror<'a> {
             source,
             config,
             root,
-            previous: previous
-                .map(|m| m.entries.iter().map(|e| (e.path.as_str(), e)).collect())
-                .unwrap_or_default(),
+            previous: Previous::new(previous),
             state: state::load(store, source),
             fetcher: Fetcher::new(config.fetch.clone())?,
         })
     }
 
     async fn run(self, report: &mut SyncReport) -> Result<Vec<Entry>, SyncError> {
-        let result = tokio::select! {
-            result = self.attempt(report) => result,
-            _ = super::fetch::progress(self.source, &self.fetcher.stats) => unreachable!("progress never ends"),
-        };
+        let result = with_progress(self.source, &self.fetcher, self.attempt(report)).await;
         self.fetcher.finish(report);
         result
     }
@@ -253,15 +277,10 @@ impl<'a> Mirror<'a> {
                 .and_then(|d| httpdate::parse_http_date(d).ok())
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map_or(now, |d| d.as_secs() as i64);
-            let previous = self.previous.get(got.path.as_str()).copied();
-            entries.push(Entry {
-                mtime: last_modified(previous, &got.object, candidate, now),
-                path: got.path,
-                object: got.object,
-                size: got.size,
-                stamp: None,
-                origin: None,
-            });
+            entries.push(
+                self.previous
+                    .entry(got.path, got.object, got.size, candidate, now),
+            );
         }
         report.pending_state = Some((state::path(self.store, self.source), new_state.to_bytes()));
         Ok(entries)

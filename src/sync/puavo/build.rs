@@ -11,8 +11,8 @@ use serde_json::Map;
 
 use super::super::confine::{is_symlink, Confinement};
 use super::cache::{Cache, CacheKey};
+use super::options::{PuavoMode, PuavoOptions};
 use super::{SeriesOutcomes, SyncError, SyncReport, Tree};
-use crate::config::{PuavoConfig, PuavoMode};
 use crate::manifest::Entry;
 use crate::puavo::meta::{self, FileFacts, ImageEntry};
 use crate::puavo::series::{self, ImageName, Series};
@@ -26,7 +26,7 @@ const GENERATOR: &[u8] = b"mirrorbox-rdiff-1";
 pub fn run(
     store: &Store,
     source: &str,
-    config: &PuavoConfig,
+    config: &PuavoOptions,
     follow_symlinks_into: &[PathBuf],
     tree: &mut Tree,
     report: &mut SyncReport,
@@ -36,6 +36,7 @@ pub fn run(
         series_config,
         write_config,
         block_size,
+        ..
     } = &config.mode
     else {
         unreachable!("build::run is called for build mode only");

@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use super::build::{torrent_object, TorrentError};
 use super::cache::Cache;
+use super::options::{PuavoMode, PuavoOptions};
 use super::{SeriesOutcomes, SyncError, SyncReport, Tree};
-use crate::config::{PuavoConfig, PuavoMode};
 use crate::manifest::Entry;
 use crate::puavo::meta::{self, Listed, ListedImage};
 use crate::store::{ObjectId, Store};
@@ -21,7 +21,7 @@ use crate::sync::fetch::{Expected, FetchError, Fetcher};
 pub fn run(
     store: &Store,
     source: &str,
-    config: &PuavoConfig,
+    config: &PuavoOptions,
     tree: &mut Tree,
     report: &mut SyncReport,
 ) -> Result<SeriesOutcomes, SyncError> {
@@ -31,7 +31,7 @@ pub fn run(
 async fn mirror(
     store: &Store,
     source: &str,
-    config: &PuavoConfig,
+    config: &PuavoOptions,
     tree: &mut Tree<'_>,
     report: &mut SyncReport,
 ) -> Result<SeriesOutcomes, SyncError> {

@@ -9,31 +9,131 @@
 pub mod build;
 pub mod cache;
 pub mod mirror;
+pub mod options;
 
 use std::collections::HashMap;
 
-use super::{last_modified, SyncError, SyncReport};
-use crate::config::{PuavoConfig, PuavoMode};
+use super::kind::{check_folder, Finding, Kind, KindOptions, Run, Severity};
+use super::previous::Previous;
+use super::{SyncError, SyncReport};
 use crate::manifest::{Entry, Manifest};
 use crate::puavo::meta::{self, ListedImage};
 use crate::store::{ObjectId, Store};
 use crate::time::unix_now;
+pub use options::{PuavoMode, PuavoOptions};
 
 /// Each series' name and whether it was built/mirrored (else why not), in publishing order.
 pub type SeriesOutcomes = Vec<(String, Result<(), String>)>;
+
+impl KindOptions for PuavoOptions {
+    fn keys() -> Vec<&'static str> {
+        PuavoOptions::keys()
+    }
+
+    fn parse(table: toml::Table) -> Result<Self, String> {
+        PuavoOptions::parse(table)
+    }
+}
+
+impl Kind for PuavoOptions {
+    fn sync(&self, run: Run<'_>) -> Result<Vec<Entry>, SyncError> {
+        sync(run.store, run.source, self, run.previous, run.report)
+    }
+
+    /// Images carry their build time in the name; an rdiff is named by the two images it
+    /// joins. Meta files, CKSUMS and torrents change with every new image.
+    fn is_immutable(&self, path: &str) -> bool {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        name.ends_with(".rdiff") || super::kind::name_pins_content(name) && name.ends_with(".img")
+    }
+
+    fn check_machine(&self, at: &dyn Fn(&str) -> String, out: &mut Vec<Finding>) {
+        if let PuavoMode::Build {
+            image_dir,
+            series_config,
+            write_config,
+            ..
+        } = &self.mode
+        {
+            let before = out.len();
+            check_folder(image_dir, &at("image_dir"), out);
+            if out.len() == before && !write_config {
+                if let Some(path) = series_config {
+                    check_series(path, image_dir, &at("series_config"), out);
+                }
+            }
+        }
+    }
+
+    fn local_paths(&self) -> Vec<&std::path::Path> {
+        match &self.mode {
+            PuavoMode::Build {
+                image_dir,
+                series_config,
+                follow_symlinks_into,
+                ..
+            } => std::iter::once(image_dir.as_path())
+                .chain(series_config.as_deref())
+                .chain(follow_symlinks_into.iter().map(|p| p.as_path()))
+                .collect(),
+            PuavoMode::Mirror { .. } => Vec::new(),
+        }
+    }
+
+    fn describe(&self) -> Vec<String> {
+        PuavoOptions::describe(self)
+    }
+}
+
+/// Series files must parse and name only images that are in `image_dir`.
+fn check_series(
+    path: &std::path::Path,
+    image_dir: &std::path::Path,
+    at: &str,
+    out: &mut Vec<Finding>,
+) {
+    match build::read_series_config(path) {
+        Ok(all) => {
+            for s in &all {
+                let missing: Vec<String> = s
+                    .all_images()
+                    .into_iter()
+                    .filter(|f| !image_dir.join(f).is_file())
+                    .collect();
+                if !missing.is_empty() {
+                    out.push(Finding {
+                        severity: Severity::Warning,
+                        message: format!(
+                            "{at}: series {}: not in {}: {}",
+                            s.name,
+                            image_dir.display(),
+                            missing.join(", ")
+                        ),
+                    });
+                }
+            }
+        }
+        Err(e) => out.push(Finding {
+            severity: Severity::Warning,
+            message: format!("{at}: {e}"),
+        }),
+    }
+}
 
 /// Runs a Puavo sync (blocking).
 pub fn sync(
     store: &Store,
     source: &str,
-    config: &PuavoConfig,
-    follow_symlinks_into: &[std::path::PathBuf],
+    config: &PuavoOptions,
     previous: Option<&Manifest>,
     report: &mut SyncReport,
 ) -> Result<Vec<Entry>, SyncError> {
     let mut tree = Tree::new(store, previous);
     let outcomes = match &config.mode {
-        PuavoMode::Build { .. } => build::run(
+        PuavoMode::Build {
+            follow_symlinks_into,
+            ..
+        } => build::run(
             store,
             source,
             config,
@@ -82,7 +182,7 @@ pub fn sync(
 /// The published tree being assembled: entries by path, and each series' meta listing.
 pub struct Tree<'a> {
     store: &'a Store,
-    previous: HashMap<&'a str, &'a Entry>,
+    previous: Previous<'a>,
     entries: Vec<Entry>,
     metas: HashMap<String, Vec<ListedImage>>,
     now: i64,
@@ -92,9 +192,7 @@ impl<'a> Tree<'a> {
     fn new(store: &'a Store, previous: Option<&'a Manifest>) -> Tree<'a> {
         Tree {
             store,
-            previous: previous
-                .map(|m| m.entries.iter().map(|e| (e.path.as_str(), e)).collect())
-                .unwrap_or_default(),
+            previous: Previous::new(previous),
             entries: Vec::new(),
             metas: HashMap::new(),
             now: unix_now(),
@@ -103,21 +201,13 @@ impl<'a> Tree<'a> {
 
     /// The previous snapshot's entry at `path`.
     pub fn previous(&self, path: &str) -> Option<&'a Entry> {
-        self.previous.get(path).copied()
+        self.previous.get(path)
     }
 
     /// An entry for a file made or fetched by this sync; its date moves only when its bytes
     /// change.
     pub fn entry(&self, path: String, object: ObjectId, size: u64) -> Entry {
-        let prev = self.previous(&path);
-        Entry {
-            mtime: last_modified(prev, &object, self.now, self.now),
-            path,
-            object,
-            size,
-            stamp: None,
-            origin: None,
-        }
+        self.previous.entry(path, object, size, self.now, self.now)
     }
 
     /// Publishes a series that succeeded: its files and its meta file (whose listing

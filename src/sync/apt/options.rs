@@ -1,0 +1,119 @@
+//! The options of an `apt` source: what to fetch, which keys to trust, how to talk to the
+//! upstream.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::index::Filter;
+use super::repository::Repository;
+use crate::sync::fetch::FetchOptions;
+use crate::sync::fetch_keys::FetchKeys;
+
+/// Index kinds an apt source can carry besides Packages and Sources.
+pub const APT_INDEX_KINDS: [&str; 5] = ["i18n", "contents", "dep11", "cnf", "installer"];
+
+/// An apt source's validated options.
+#[derive(Debug, Clone)]
+pub struct AptOptions {
+    pub repository: Repository,
+    /// `amd64`, `arm64`, `all`, …
+    pub architectures: Vec<String>,
+    pub keys: Vec<PathBuf>,
+    pub filter: Filter,
+    /// Extra index kinds carried besides Packages/Sources: `i18n`, `contents`, `dep11`, `cnf`,
+    /// `installer`. Default: all of them that the Release lists.
+    pub indices: Vec<String>,
+    /// Publish even if some package files could not be fetched (they are left out).
+    pub ignore_errors: bool,
+    /// Accept a Release whose Valid-Until has passed.
+    pub allow_expired: bool,
+    pub fetch: FetchOptions,
+}
+
+/// The keys as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AptKeys {
+    repository: Option<String>,
+    architectures: Option<Vec<String>>,
+    keys: Option<Vec<PathBuf>>,
+    skip_packages: Option<Vec<String>>,
+    skip_sections: Option<Vec<String>>,
+    indices: Option<Vec<String>>,
+    ignore_errors: Option<bool>,
+    allow_expired: Option<bool>,
+}
+
+impl AptOptions {
+    /// Every key an apt source takes.
+    pub(super) fn keys() -> Vec<&'static str> {
+        let mut keys = crate::keys::fields_of::<AptKeys>().to_vec();
+        keys.extend(FetchKeys::names());
+        keys
+    }
+
+    pub(super) fn parse(mut table: toml::Table) -> Result<AptOptions, String> {
+        let fetch = FetchKeys::take(&mut table)?;
+        let raw: AptKeys = crate::keys::read(table)?;
+        let line = raw
+            .repository
+            .as_deref()
+            .ok_or("key `repository`: missing (a sources.list line: `deb URL SUITE COMPONENT…`)")?;
+        let repository = Repository::parse(line).map_err(|m| format!("key `repository`: {m}"))?;
+        crate::keys::no_userinfo("repository", &repository.url, true)?;
+        let architectures = raw
+            .architectures
+            .unwrap_or_else(|| vec!["amd64".into(), "all".into()]);
+        if architectures.is_empty() && repository.binary {
+            return Err(
+                "key `architectures`: list at least one (e.g. [\"amd64\", \"all\"])".into(),
+            );
+        }
+        let keys = raw.keys.unwrap_or_default();
+        if keys.is_empty() {
+            return Err("key `keys`: list the keyring or key files that sign this repository (unsigned repositories are refused)".into());
+        }
+        let indices = raw
+            .indices
+            .unwrap_or_else(|| APT_INDEX_KINDS.iter().map(|k| k.to_string()).collect());
+        for kind in &indices {
+            if !APT_INDEX_KINDS.contains(&kind.as_str()) {
+                return Err(format!(
+                    "key `indices`: `{kind}` is not one of {}",
+                    APT_INDEX_KINDS.join(", ")
+                ));
+            }
+        }
+        let fetch = fetch.into_options()?;
+        Ok(AptOptions {
+            repository,
+            architectures,
+            keys,
+            filter: Filter {
+                skip_packages: raw.skip_packages.unwrap_or_default(),
+                skip_sections: raw.skip_sections.unwrap_or_default(),
+            },
+            indices,
+            ignore_errors: raw.ignore_errors.unwrap_or(false),
+            allow_expired: raw.allow_expired.unwrap_or(false),
+            fetch,
+        })
+    }
+
+    /// What `check-config` prints.
+    pub(super) fn describe(&self) -> Vec<String> {
+        let repo = &self.repository;
+        let mut lines = vec![format!(
+            "from {} suite {} components [{}], architectures [{}]",
+            repo.url,
+            repo.suite,
+            repo.components.join(" "),
+            self.architectures.join(" ")
+        )];
+        if let Ok(keyring) = super::keyring::Keyring::load(&self.keys) {
+            lines.push(format!("keys: {}", keyring.describe()));
+        }
+        lines
+    }
+}

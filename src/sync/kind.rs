@@ -1,0 +1,319 @@
+//! What every source kind provides, and the registry that picks one by its `kind = "…"` name.
+//!
+//! A kind is one module under `sync/` that owns its options (a serde struct with
+//! `deny_unknown_fields`), its sync, its checks against the machine, its check-config lines,
+//! its client instructions and which of its files can never change. Nothing outside its module
+//! and the one line in [`registry!`] below names a kind: adding a kind is writing its module
+//! and adding that line.
+
+use std::path::Path;
+
+use crate::manifest::{Entry, Manifest};
+use crate::store::Store;
+
+use super::{SyncError, SyncReport};
+
+/// Everything a kind's sync works with.
+pub struct Run<'a> {
+    pub store: &'a Store,
+    /// The source's id (folder names in refs/, log fields).
+    pub source: &'a str,
+    /// The newest snapshot the source made before (pinned or not): unchanged files keep
+    /// their objects and dates.
+    pub previous: Option<&'a Manifest>,
+    pub report: &'a mut SyncReport,
+}
+
+/// One source kind, with its validated options.
+pub trait Kind: std::fmt::Debug + Send + Sync {
+    /// Makes the entries of a new snapshot (blocking; runs on a blocking thread or the CLI's
+    /// main thread). Entries carry `immutable` as [`Kind::is_immutable`] says.
+    fn sync(&self, run: Run<'_>) -> Result<Vec<Entry>, SyncError>;
+
+    /// Whether the bytes published at `path` (relative to the mount) can never change, so
+    /// clients and proxies may cache them for a year. Recorded on each entry at sync; also
+    /// fills in snapshots made before entries carried it.
+    fn is_immutable(&self, path: &str) -> bool;
+
+    /// Whether files of retained snapshots stay reachable at the current paths (apt: a
+    /// client that read an older index can still download what it names).
+    fn fills_in(&self) -> bool {
+        false
+    }
+
+    /// Checks of the options against this machine, shared by `check-config` and `serve`.
+    /// `at(key)` names the file, source and key for a message.
+    fn check_machine(&self, _at: &dyn Fn(&str) -> String, _out: &mut Vec<Finding>) {}
+
+    /// Local files and folders the options name: status messages hide them from clients
+    /// that are not trusted.
+    fn local_paths(&self) -> Vec<&Path> {
+        Vec::new()
+    }
+
+    /// What `check-config` prints about the source, one line each.
+    fn describe(&self) -> Vec<String>;
+}
+
+/// How a kind reads its options from its `[[source]]` table (the keys every source has are
+/// taken out before).
+pub trait KindOptions: Kind + Sized + 'static {
+    /// Every key the kind takes (for "does not apply to … sources" messages).
+    fn keys() -> Vec<&'static str>;
+
+    /// Reads and validates the options; messages start with the key (`key `url`: …`).
+    fn parse(table: toml::Table) -> Result<Self, String>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// The configuration cannot work as written.
+    Error,
+    /// Something the configuration names is missing now; syncs of that source fail until
+    /// it is there, and the last snapshot stays served.
+    Warning,
+}
+
+/// One problem found by a check against the machine, with a message that names the file,
+/// the source and the key.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    pub severity: Severity,
+    pub message: String,
+}
+
+/// A folder a source reads: a file there is a mistake in the configuration; nothing there
+/// may be a mount that is not up yet.
+pub fn check_folder(path: &Path, at: &str, out: &mut Vec<Finding>) {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => out.push(Finding {
+            severity: Severity::Error,
+            message: format!("{at}: {} is a file, not a directory", path.display()),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => out.push(Finding {
+            severity: Severity::Warning,
+            message: format!(
+                "{at}: directory {} does not exist (syncs of this source fail until it does; the last snapshot stays served)",
+                path.display()
+            ),
+        }),
+        Err(e) => out.push(Finding {
+            severity: Severity::Warning,
+            message: format!("{at}: cannot read {}: {e}", path.display()),
+        }),
+    }
+}
+
+/// Names that pin their content by the conventions of package pools and image trees: what a
+/// kind that does not know its files' meaning (a local folder, a plain file tree) treats as
+/// never changing. Package files and the by-hash and pool trees of apt repositories, rdiffs,
+/// and Puavo images (their names carry a timestamp).
+pub fn name_pins_content(path: &str) -> bool {
+    let path = path.trim_start_matches('/');
+    if ["by-hash/", "pool/"]
+        .iter()
+        .any(|dir| path.starts_with(dir) || path.contains(&format!("/{dir}")))
+    {
+        return true;
+    }
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let extension = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+    matches!(extension, "deb" | "udeb" | "ddeb" | "rdiff") || is_versioned_image(name)
+}
+
+/// `<prefix>-YYYY-MM-DD-HHMMSS-<suffix>.img`, the Puavo image naming scheme.
+fn is_versioned_image(name: &str) -> bool {
+    let Some(stem) = name.strip_suffix(".img") else {
+        return false;
+    };
+    const PATTERN: &[u8] = b"-dddd-dd-dd-dddddd-";
+    stem.as_bytes().windows(PATTERN.len()).any(|w| {
+        w.iter().zip(PATTERN).all(|(c, p)| match p {
+            b'd' => c.is_ascii_digit(),
+            _ => c == p,
+        })
+    })
+}
+
+/// Declares the kinds: one line each, `Variant => options type, "name";`. Generates
+/// [`SourceKind`] (a source's kind with its options), the name table and the dispatch.
+macro_rules! registry {
+    ($($variant:ident => $options:ty, $name:literal;)*) => {
+        /// A source's kind with its validated options.
+        #[derive(Debug, Clone)]
+        pub enum SourceKind {
+            $($variant(Box<$options>),)*
+        }
+
+        /// Every kind's `kind = "…"` name, in registry order.
+        pub const KIND_NAMES: &[&str] = &[$($name),*];
+
+        impl SourceKind {
+            /// The `kind = "…"` name.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(SourceKind::$variant(_) => $name,)*
+                }
+            }
+
+            /// The kind's behaviour.
+            pub fn get(&self) -> &(dyn Kind + 'static) {
+                match self {
+                    $(SourceKind::$variant(options) => options.as_ref(),)*
+                }
+            }
+
+            /// The keys kind `name` takes (none for an unknown name).
+            fn keys_of(name: &str) -> Vec<&'static str> {
+                match name {
+                    $($name => <$options as KindOptions>::keys(),)*
+                    _ => Vec::new(),
+                }
+            }
+
+            fn parse_as(name: &str, table: toml::Table) -> Option<Result<SourceKind, String>> {
+                match name {
+                    $($name => Some(
+                        <$options as KindOptions>::parse(table)
+                            .map(|options| SourceKind::$variant(Box::new(options))),
+                    ),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+registry! {
+    Dir => super::dir::DirOptions, "dir";
+    Apt => super::apt::AptOptions, "apt";
+    Puavo => super::puavo::PuavoOptions, "puavo";
+    Files => super::files::FilesOptions, "files";
+}
+
+impl SourceKind {
+    /// Reads the kind-specific keys of a `[[source]]` table (the common keys already taken
+    /// out). A key of another kind is named as such; a key of no kind is unknown.
+    pub fn parse(name: &str, table: toml::Table) -> Result<SourceKind, String> {
+        let quoted = || {
+            KIND_NAMES
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let own = SourceKind::keys_of(name);
+        if own.is_empty() {
+            return Err(format!("key `kind`: `{name}` is not one of {}", quoted()));
+        }
+        for key in table.keys() {
+            if own.contains(&key.as_str()) {
+                continue;
+            }
+            let takers: Vec<&str> = KIND_NAMES
+                .iter()
+                .copied()
+                .filter(|kind| SourceKind::keys_of(kind).contains(&key.as_str()))
+                .collect();
+            if takers.is_empty() {
+                let mut keys = own.clone();
+                keys.sort_unstable();
+                return Err(format!(
+                    "key `{key}`: unknown key (`{name}` sources take {}, besides id, kind, mount, every, jitter, verify_every and keep)",
+                    keys.join(", ")
+                ));
+            }
+            return Err(format!(
+                "key `{key}`: does not apply to `{name}` sources (only to {})",
+                takers.join(", ")
+            ));
+        }
+        match SourceKind::parse_as(name, table) {
+            Some(parsed) => parsed,
+            None => Err(format!("key `kind`: `{name}` is not one of {}", quoted())),
+        }
+    }
+}
+
+impl std::ops::Deref for SourceKind {
+    type Target = dyn Kind;
+
+    fn deref(&self) -> &Self::Target {
+        self.get()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(text: &str) -> SourceKind {
+        let mut table: toml::Table = toml::from_str(text).expect("toml");
+        let name = table
+            .remove("kind")
+            .and_then(|v| v.as_str().map(str::to_string))
+            .expect("kind");
+        SourceKind::parse(&name, table).expect("valid")
+    }
+
+    #[test]
+    fn each_kind_says_what_never_changes() {
+        let apt = kind(
+            "kind = \"apt\"\nrepository = \"deb http://deb.example/debian bookworm main\"\nkeys = [\"/k.gpg\"]",
+        );
+        for path in [
+            "dists/bookworm/main/binary-amd64/by-hash/SHA256/abc",
+            "pool/main/a/apt/apt_2.6.1_amd64.deb",
+            "dists/bookworm/pve-no-subscription/binary-amd64/foo_1.0_amd64.deb",
+        ] {
+            assert!(apt.is_immutable(path), "{path}");
+        }
+        for path in [
+            "dists/bookworm/InRelease",
+            "dists/bookworm/main/binary-amd64/Packages.xz",
+        ] {
+            assert!(!apt.is_immutable(path), "{path}");
+        }
+        let puavo = kind(
+            "kind = \"puavo\"\nimage_dir = \"/srv/images\"\nurlbase = \"https://m.example/puavo\"",
+        );
+        for path in [
+            "rdiffs/puavo-os-2024-01-01-000000--2024-02-01-000000-amd64.rdiff",
+            "puavo-os-2024-01-01-000000-amd64.img",
+        ] {
+            assert!(puavo.is_immutable(path), "{path}");
+        }
+        for path in ["meta/bookworm.json", "CKSUMS", "latest.img"] {
+            assert!(!puavo.is_immutable(path), "{path}");
+        }
+        let files = kind("kind = \"files\"\nurl = \"http://download.example/iso/\"");
+        assert!(!files.is_immutable("proxmox-ve_8.1-1.iso"));
+        assert!(!files.is_immutable("latest.img"));
+        assert!(files.is_immutable("pool/x_1_amd64.deb"));
+        let dir = kind("kind = \"dir\"\npath = \"/srv\"");
+        assert!(dir.is_immutable("rdiffs/a-2024-01-01-000000--2024-02-01-000000-x.rdiff"));
+        assert!(!dir.is_immutable("index.html"));
+    }
+
+    #[test]
+    fn keys_of_another_kind_are_named() {
+        let mut table = toml::Table::new();
+        table.insert("url".into(), "http://x/".into());
+        table.insert("path".into(), "/srv".into());
+        let message = SourceKind::parse("dir", table).expect_err("url is a files key");
+        assert_eq!(
+            message,
+            "key `url`: does not apply to `dir` sources (only to files)"
+        );
+        let mut table = toml::Table::new();
+        table.insert("kepp".into(), 3.into());
+        let message = SourceKind::parse("dir", table).expect_err("unknown");
+        assert!(message.starts_with("key `kepp`: unknown key"), "{message}");
+        let message = SourceKind::parse("svn", toml::Table::new()).expect_err("no such kind");
+        assert_eq!(
+            message,
+            "key `kind`: `svn` is not one of `dir`, `apt`, `puavo`, `files`"
+        );
+    }
+}
