@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use crate::sync::kind::SourceKind;
+pub use crate::sync::SourceKind;
 pub use access::{access_rules_differ, AccessConfig, DEFAULT_REALM};
 pub use server::{ServerConfig, TlsConfig};
 

@@ -3,7 +3,7 @@
 //! A kind is one module under `sync/` that owns its options (a serde struct with
 //! `deny_unknown_fields`), its sync, its checks against the machine, its check-config lines,
 //! its client instructions and which of its files can never change. Nothing outside its module
-//! and the one line in [`registry!`] below names a kind: adding a kind is writing its module
+//! and the one line in [`registry!`] (in `sync/mod.rs`) names a kind: adding a kind is writing its module
 //! and adding that line.
 
 use std::path::Path;
@@ -11,7 +11,7 @@ use std::path::Path;
 use crate::manifest::{Entry, Manifest};
 use crate::store::Store;
 
-use super::{SyncError, SyncReport};
+use super::{SourceKind, SyncError, SyncReport, KIND_NAMES};
 
 /// Everything a kind's sync works with.
 pub struct Run<'a> {
@@ -136,10 +136,13 @@ fn is_versioned_image(name: &str) -> bool {
     })
 }
 
-/// Declares the kinds: one line each, `Variant => options type, "name";`. Generates
-/// [`SourceKind`] (a source's kind with its options), the name table and the dispatch.
+/// Declares the kinds, one line each: `module: Variant(options type) = "name";`. Declares
+/// the kind's module under `sync/`, and generates [`SourceKind`] (a source's kind with its
+/// options), the name table and the dispatch. Invoked once, in `sync/mod.rs`.
 macro_rules! registry {
-    ($($variant:ident => $options:ty, $name:literal;)*) => {
+    ($($module:ident: $variant:ident($options:ty) = $name:literal;)*) => {
+        $(pub mod $module;)*
+
         /// A source's kind with its validated options.
         #[derive(Debug, Clone)]
         pub enum SourceKind {
@@ -158,7 +161,7 @@ macro_rules! registry {
             }
 
             /// The kind's behaviour.
-            pub fn get(&self) -> &(dyn Kind + 'static) {
+            pub fn get(&self) -> &(dyn $crate::sync::kind::Kind + 'static) {
                 match self {
                     $(SourceKind::$variant(options) => options.as_ref(),)*
                 }
@@ -167,7 +170,7 @@ macro_rules! registry {
             /// The keys kind `name` takes (none for an unknown name).
             fn keys_of(name: &str) -> Vec<&'static str> {
                 match name {
-                    $($name => <$options as KindOptions>::keys(),)*
+                    $($name => <$options as $crate::sync::kind::KindOptions>::keys(),)*
                     _ => Vec::new(),
                 }
             }
@@ -175,7 +178,7 @@ macro_rules! registry {
             fn parse_as(name: &str, table: toml::Table) -> Option<Result<SourceKind, String>> {
                 match name {
                     $($name => Some(
-                        <$options as KindOptions>::parse(table)
+                        <$options as $crate::sync::kind::KindOptions>::parse(table)
                             .map(|options| SourceKind::$variant(Box::new(options))),
                     ),)*
                     _ => None,
@@ -185,12 +188,7 @@ macro_rules! registry {
     };
 }
 
-registry! {
-    Dir => super::dir::DirOptions, "dir";
-    Apt => super::apt::AptOptions, "apt";
-    Puavo => super::puavo::PuavoOptions, "puavo";
-    Files => super::files::FilesOptions, "files";
-}
+pub(crate) use registry;
 
 impl SourceKind {
     /// Reads the kind-specific keys of a `[[source]]` table (the common keys already taken

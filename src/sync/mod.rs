@@ -1,14 +1,18 @@
 //! Sync: turn a source's upstream into a new snapshot, and publish it only when complete.
 
-pub mod apt;
 pub mod confine;
-pub mod dir;
 pub mod fetch;
 pub mod fetch_keys;
-pub mod files;
 pub mod kind;
 pub mod previous;
-pub mod puavo;
+
+// The source kinds: one line each (see `kind`).
+kind::registry! {
+    dir: Dir(dir::DirOptions) = "dir";
+    apt: Apt(apt::AptOptions) = "apt";
+    puavo: Puavo(puavo::PuavoOptions) = "puavo";
+    files: Files(files::FilesOptions) = "files";
+}
 
 use crate::time::unix_now;
 
