@@ -23,19 +23,42 @@
 # After the main runs, the big package is rebuilt at BIG2_MB and mirrorbox syncs again from
 # empty (direct), to show whether its peak RSS follows the size of the largest package.
 #
+# Before/after in the same run: BASELINE_BIN names an older mirrorbox binary (e.g. the previous
+# commit's release build); a tool named `baseline` then joins TOOLS (right after mirrorbox, or
+# where TOOLS lists it) and runs exactly like mirrorbox: same config (same [store] fsync, same
+# parallel), same set-up and counting, only the binary differs. mirrorbox and baseline then run
+# ALTERNATING, PAIRS rounds per network (direct, then behind the delay): mirrorbox cold, baseline
+# cold, mirrorbox cold, ...; then mirrorbox no-op, baseline no-op, ... on the last cold mirrors.
+# Judged by the PAIRED MEDIAN, never by the best run: each round gives one ratio mirrorbox /
+# baseline (measured back to back), and the median of those ratios decides, per metric (cold
+# sync time, no-op sync time, peak RSS of the cold sync; each per network):
+#
+#   REGRESSION when the paired median ratio is above 1.05 for a time, above 1.10 for peak RSS;
+#   else "no regression"; no verdict ("n/a") with fewer than 5 good pairs.
+#
+# The summary then prints, per metric: the median of mirrorbox, the median of baseline, the
+# paired median ratio, the verdict and the per-round ratios; and one overall line. In the
+# table, mirrorbox and baseline then show medians of the PAIRS rounds (RSS too); the peers keep
+# the best of RUNS cold / NOOP_RUNS no-op runs (RSS the peak over their cold runs), and the
+# "kept" column says which is which. Without BASELINE_BIN, mirrorbox keeps the best too.
+#
 # A benchmark, not a test: nothing runs it but a person. Usage, from anywhere:
 #
 #   bash benches/sync.sh
+#   BASELINE_BIN=/path/to/older/mirrorbox bash benches/sync.sh   # before/after in one run
 #
 # Knobs (environment): PKGS (packages per suite, default 200), SHARED (of which in both suites,
 # 180), MIN_KB / MAX_KB (size spread, 10 / 4096), BIG_MB (the big package, 64), BIG2_MB (the
 # second size for the RSS check, 256; 0 skips it), DELAY_MS (added delay each way, 10 = 20 ms
 # round trip), DELAY_METHOD (auto, netem or proxy), PARALLEL (mirrorbox's `parallel`, downloads
 # at once per source; 16, its default), PEER_PARALLEL (aptly's downloadConcurrency and
-# apt-mirror's nthreads; 20, apt-mirror's own default; debmirror downloads one file at a time), FSYNC (false), RUNS (cold
-# syncs per tool and network, best kept, 1), NOOP_RUNS (3, best kept), TOOLS (default
-# "mirrorbox aptly apt-mirror debmirror"), SKIP_BUILD (1 = use the existing binary),
-# MIRRORBOX_BIN, KEEP_TMP (1 = keep the temp dir), NGX_PORT, PROXY_PORT.
+# apt-mirror's nthreads; 20, apt-mirror's own default; debmirror downloads one file at a time),
+# FSYNC (false), RUNS (cold syncs per tool and network, best kept, 1), NOOP_RUNS (3, best kept),
+# TOOLS (default "mirrorbox aptly apt-mirror debmirror"; "baseline" is added when BASELINE_BIN is
+# set), BASELINE_BIN (an older mirrorbox binary to compare against, see above), PAIRS
+# (alternating rounds of mirrorbox and baseline per network, cold and no-op, default 5; at least
+# 5 for a verdict; RUNS and NOOP_RUNS then apply to the peers only), SKIP_BUILD (1 = use the
+# existing binary), MIRRORBOX_BIN, KEEP_TMP (1 = keep the temp dir), NGX_PORT, PROXY_PORT.
 #
 # The summary also goes to benches/out/sync-<date>.txt (git-ignored).
 set -euo pipefail
@@ -63,9 +86,37 @@ SUITES=(bookworm trixie)
 COMP=pve-no-subscription
 NOOP_TARGET_MS=100
 COLD_TARGET=2
+BASELINE_BIN=${BASELINE_BIN:-}
+PAIRS=${PAIRS:-5}
+PAIRS_MIN=5        # fewer good pairs give no verdict
+TIME_TOLERANCE=1.05 # mirrorbox/baseline paired median above this: a time REGRESSION
+RSS_TOLERANCE=1.10  # the same for peak RSS
 
 die() { echo "sync.sh: $*" >&2; exit 1; }
 ((SHARED <= PKGS && SHARED >= 1)) || die "SHARED must be between 1 and PKGS"
+((PAIRS >= 1)) || die "PAIRS must be at least 1 (5 or more for a verdict)"
+if [ -n "$BASELINE_BIN" ]; then
+  [ -x "$BASELINE_BIN" ] || die "BASELINE_BIN=$BASELINE_BIN is not an executable"
+  if [[ " $TOOLS " != *" baseline "* ]]; then
+    if [[ " $TOOLS " == *" mirrorbox "* ]]; then # right after mirrorbox
+      tools_with=""
+      for tool in $TOOLS; do
+        tools_with+="$tool "
+        if [ "$tool" = mirrorbox ]; then tools_with+="baseline "; fi
+      done
+      TOOLS=${tools_with% }
+    else
+      TOOLS="$TOOLS baseline"
+    fi
+  fi
+fi
+# in_tools TOOL: TOOLS lists it.
+in_tools() { [[ " $TOOLS " == *" $1 "* ]]; }
+# is_mb TOOL: a mirrorbox binary (mirrorbox itself or the baseline).
+is_mb() { [ "$1" = mirrorbox ] || [ "$1" = baseline ]; }
+# paired: mirrorbox and baseline run alternating and are judged by the paired median.
+paired=0
+[ -n "$BASELINE_BIN" ] && in_tools mirrorbox && in_tools baseline && paired=1
 
 # ---- tools ---------------------------------------------------------------------------------
 
@@ -311,6 +362,10 @@ delay_off
 
 log "machine: $(nproc) CPUs, $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 log "mirrorbox: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$root" diff --quiet HEAD -- src 2>/dev/null || echo ' (src modified)')${custom_bin:+ BUT running MIRRORBOX_BIN=$custom_bin}; [store] fsync = $FSYNC, parallel = $PARALLEL per source (sources at once)"
+if [ -n "$BASELINE_BIN" ]; then
+  base_sum=$(sha256sum "$BASELINE_BIN" | cut -c1-12)
+  log "baseline: BASELINE_BIN=$BASELINE_BIN (sha256 $base_sum...)$([ "$base_sum" = "$(sha256sum "$MIRRORBOX_BIN" | cut -c1-12)" ] && echo ', the same bytes as the mirrorbox binary (an A/A run)'), the same config as mirrorbox; $( ((paired)) && echo "$PAIRS alternating rounds per network, paired median" || echo "not paired (TOOLS lacks mirrorbox), best of runs")"
+fi
 log "peers: aptly downloadConcurrency = $PEER_PARALLEL (mirror create not timed), apt-mirror nthreads = $PEER_PARALLEL, debmirror one download at a time; no peer fsyncs its downloads"
 log "versions: $(for t in aptly apt-mirror debmirror; do printf '%s %s; ' "$t" "$(dpkg-query -W -f '${Version}' "$t" 2>/dev/null || echo absent)"; done)nginx $(nginx -v 2>&1 | sed 's/.*\///')"
 log "upstream: $deb_files .deb files ($deb_distinct distinct) in ${#SUITES[@]} suites (${SUITES[*]}), $COMP, Proxmox layout, $((up_bytes / 1048576)) MB on disk; sizes ${MIN_KB} KB..$((largest_other / 1024)) KB log-uniform + bigpkg $BIG_MB MB"
@@ -351,13 +406,18 @@ count_mirrorbox() {
   # .deb paths in the current snapshots (manifests are objects named by refs/<source>/current).
   local dir=$1 s id n=0 c
   for s in "${SUITES[@]}"; do
-    id=$(cat "$dir/data/refs/pve_$s/current" 2>/dev/null | tr -d '[:space:]') || true
+    id=$(tr -d '[:space:]' 2>/dev/null <"$dir/data/refs/pve_$s/current") || true
     [ -n "$id" ] || continue
     c=$(grep -o '_amd64\.deb"' "$dir/data/objects/sha256/${id:0:2}/$id" 2>/dev/null | wc -l) || true
     n=$((n + c))
   done
   echo "$n"
 }
+
+# The baseline: an older mirrorbox binary (BASELINE_BIN), set up and counted like mirrorbox.
+prep_baseline() { prep_mirrorbox "$@"; }
+data_baseline() { data_mirrorbox "$@"; }
+count_baseline() { count_mirrorbox "$@"; }
 
 prep_aptly() {
   local dir=$1 url=$2 s
@@ -443,12 +503,13 @@ requests_so_far() { wc -l <"$tmp/nginx/access.log"; }
 
 # timed TOOL DIR URL LOG: one sync; sets t_wall (s), t_rss (KB), t_ok (1/0), t_req (requests).
 timed() {
-  local tool=$1 dir=$2 url=$3 logf=$4 r0 rc=0
+  local tool=$1 dir=$2 url=$3 logf=$4 r0 rc=0 bin=""
+  case $tool in mirrorbox) bin=$MIRRORBOX_BIN ;; baseline) bin=$BASELINE_BIN ;; esac
   sync
   r0=$(requests_so_far)
   local t0=$EPOCHREALTIME t1
-  if [ "$tool" = mirrorbox ]; then # no shell in between: its no-op sync takes milliseconds
-    /usr/bin/time -f '%M' -o "$tmp/time.out" "$MIRRORBOX_BIN" sync --config "$dir/mirrorbox.toml" >"$logf" 2>&1 || rc=$?
+  if [ -n "$bin" ]; then # no shell in between: its no-op sync takes milliseconds
+    /usr/bin/time -f '%M' -o "$tmp/time.out" "$bin" sync --config "$dir/mirrorbox.toml" >"$logf" 2>&1 || rc=$?
   else
     /usr/bin/time -f '%M' -o "$tmp/time.out" bash -c "$(declare -f "sync_$tool"); $(declare -p tmp SUITES COMP); sync_$tool \"\$@\"" _ "$dir" "$url" >"$logf" 2>&1 || rc=$?
   fi
@@ -465,57 +526,112 @@ fmt_mb() { awk -v k="$1" 'BEGIN { if (k == "") print "n/a"; else printf "%.0f MB
 min_of() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "") print b; else if (b == "") print a; else print (a + 0 < b + 0) ? a : b }'; }
 max_of() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "") print b; else if (b == "") print a; else print (a + 0 > b + 0) ? a : b }'; }
 
+# median VALUES...: the median of the values (empty if none).
+median() {
+  printf '%s\n' "$@" | awk 'NF' | sort -g | awk '{ v[NR] = $1 } END {
+    if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
 expected=$((2 * PKGS))
-# bench_tool TOOL NET(direct|delay): RUNS cold syncs then NOOP_RUNS no-op syncs.
+url_of() { if [ "$1" = direct ]; then echo "http://127.0.0.1:$NGX_PORT/"; else echo "http://127.0.0.1:$delayed_port/"; fi; }
+# sources_of LOG: mirrorbox's per-source lines of one sync, into the details.
+sources_of() { grep '^pve_' "$1" | sed 's/^/    /' | tee -a "$details" || true; }
+
+# cold_sync TOOL NET DIR R: sets up an empty mirror in DIR (not timed) and times cold sync #R into
+# it (t_wall, t_rss, t_req, t_ok); on failure logs why, sets res[TOOL.fail] and returns 1.
+cold_sync() {
+  local tool=$1 net=$2 dir=$3 r=$4 url n disk
+  url=$(url_of "$net")
+  rm -rf "$dir"
+  sync
+  if ! "prep_$tool" "$dir" "$url" >>"$tmp/$tool.prep.log" 2>&1; then
+    log "  $tool $net: set-up FAILED (see below)"
+    tail -n 5 "$tmp/$tool.prep.log" "$dir/prep.log" 2>/dev/null | sed 's/^/    /' | tee -a "$details"
+    res[$tool.fail]="set-up failed"
+    return 1
+  fi
+  timed "$tool" "$dir" "$url" "$tmp/$tool.$net.cold$r.log"
+  n=$("count_$tool" "$dir")
+  if ((!t_ok)) || ((n != expected)); then
+    log "  $tool $net cold: FAILED (exit ok=$t_ok, $n of $expected .deb paths) after $(fmt_s "$t_wall"); last lines:"
+    tail -n 8 "$tmp/$tool.$net.cold$r.log" | sed 's/^/    /' | tee -a "$details"
+    res[$tool.fail]="cold sync failed ($n of $expected .deb paths)"
+    return 1
+  fi
+  disk=$(du -sb "$("data_$tool" "$dir")" | cut -f1)
+  log "  $tool $net cold #$r: $(fmt_s "$t_wall"), peak RSS $(fmt_mb "$t_rss"), $t_req requests, $n .deb paths, $((disk / 1048576)) MB on disk"
+  res[$tool.disk]=$disk
+  res[$tool.$net.req]=$t_req
+}
+
+# noop_sync TOOL NET DIR R: times no-op sync #R of the mirror in DIR; like cold_sync on failure.
+noop_sync() {
+  local tool=$1 net=$2 dir=$3 r=$4
+  timed "$tool" "$dir" "$(url_of "$net")" "$tmp/$tool.$net.noop$r.log"
+  if ((!t_ok)); then
+    log "  $tool $net no-op: FAILED; last lines:"
+    tail -n 8 "$tmp/$tool.$net.noop$r.log" | sed 's/^/    /' | tee -a "$details"
+    res[$tool.fail]="no-op sync failed"
+    return 1
+  fi
+  log "  $tool $net no-op #$r: $(fmt_s "$t_wall"), peak RSS $(fmt_mb "$t_rss"), $t_req requests"
+}
+
+# bench_tool TOOL NET(direct|delay): RUNS cold syncs then NOOP_RUNS no-op syncs, the best kept.
 bench_tool() {
-  local tool=$1 net=$2 url dir r n
-  if [ "$net" = direct ]; then url=http://127.0.0.1:$NGX_PORT/; else url=http://127.0.0.1:$delayed_port/; fi
-  dir=$tmp/run/$tool
+  local tool=$1 net=$2 dir=$tmp/run/$1 r
   for ((r = 1; r <= RUNS; r++)); do
-    rm -rf "$dir"
-    sync
-    if ! "prep_$tool" "$dir" "$url" >>"$tmp/$tool.prep.log" 2>&1; then
-      log "  $tool $net: set-up FAILED (see below)"
-      tail -n 5 "$tmp/$tool.prep.log" "$dir/prep.log" 2>/dev/null | sed 's/^/    /' | tee -a "$details"
-      res[$tool.fail]="set-up failed"
-      return
-    fi
-    timed "$tool" "$dir" "$url" "$tmp/$tool.$net.cold$r.log"
-    n=$("count_$tool" "$dir")
-    if ((!t_ok)) || ((n != expected)); then
-      log "  $tool $net cold: FAILED (exit ok=$t_ok, $n of $expected .deb paths) after $(fmt_s "$t_wall"); last lines:"
-      tail -n 8 "$tmp/$tool.$net.cold$r.log" | sed 's/^/    /' | tee -a "$details"
-      res[$tool.fail]="cold sync failed ($n of $expected .deb paths)"
-      return
-    fi
-    local disk
-    disk=$(du -sb "$("data_$tool" "$dir")" | cut -f1)
-    log "  $tool $net cold #$r: $(fmt_s "$t_wall"), peak RSS $(fmt_mb "$t_rss"), $t_req requests, $n .deb paths, $((disk / 1048576)) MB on disk"
+    cold_sync "$tool" "$net" "$dir" "$r" || return 0
     res[$tool.$net.cold]=$(min_of "${res[$tool.$net.cold]:-}" "$t_wall")
     res[$tool.rss]=$(max_of "${res[$tool.rss]:-}" "$t_rss")
-    res[$tool.disk]=$disk
-    res[$tool.$net.req]=$t_req
   done
-  [ "$tool" = mirrorbox ] && grep '^pve_' "$tmp/$tool.$net.cold$RUNS.log" | sed 's/^/    /' | tee -a "$details"
+  if is_mb "$tool"; then sources_of "$tmp/$tool.$net.cold$RUNS.log"; fi
   for ((r = 1; r <= NOOP_RUNS; r++)); do
-    timed "$tool" "$dir" "$url" "$tmp/$tool.$net.noop$r.log"
-    if ((!t_ok)); then
-      log "  $tool $net no-op: FAILED; last lines:"
-      tail -n 8 "$tmp/$tool.$net.noop$r.log" | sed 's/^/    /' | tee -a "$details"
-      res[$tool.fail]="no-op sync failed"
-      return
-    fi
-    log "  $tool $net no-op #$r: $(fmt_s "$t_wall"), peak RSS $(fmt_mb "$t_rss"), $t_req requests"
+    noop_sync "$tool" "$net" "$dir" "$r" || return 0
     res[$tool.$net.noop]=$(min_of "${res[$tool.$net.noop]:-}" "$t_wall")
   done
-  [ "$tool" = mirrorbox ] && grep '^pve_' "$tmp/$tool.$net.noop$NOOP_RUNS.log" | sed 's/^/    /' | tee -a "$details"
+  if is_mb "$tool"; then sources_of "$tmp/$tool.$net.noop$NOOP_RUNS.log"; fi
   rm -rf "$dir"
-  return 0
+}
+
+# bench_pair NET: mirrorbox and baseline alternating, PAIRS rounds of cold syncs (each from
+# empty), then PAIRS rounds of no-op syncs on the last cold mirrors. Every value is kept, in
+# round order (res[TOOL.NET.cold.all], .noop.all, .rss.all); the table gets the medians.
+bench_pair() {
+  local net=$1 r tool
+  local -a all
+  log "  mirrorbox and baseline alternating, $PAIRS rounds (load average before: $(cut -d' ' -f1-3 /proc/loadavg))"
+  for ((r = 1; r <= PAIRS; r++)); do
+    for tool in mirrorbox baseline; do
+      cold_sync "$tool" "$net" "$tmp/run/$tool" "$r" || return 0
+      res[$tool.$net.cold.all]+=" $t_wall"
+      res[$tool.$net.rss.all]+=" $t_rss"
+    done
+  done
+  for tool in mirrorbox baseline; do sources_of "$tmp/$tool.$net.cold$PAIRS.log"; done
+  for ((r = 1; r <= PAIRS; r++)); do
+    for tool in mirrorbox baseline; do
+      noop_sync "$tool" "$net" "$tmp/run/$tool" "$r" || return 0
+      res[$tool.$net.noop.all]+=" $t_wall"
+    done
+  done
+  for tool in mirrorbox baseline; do
+    sources_of "$tmp/$tool.$net.noop$PAIRS.log"
+    read -r -a all <<<"${res[$tool.$net.cold.all]}"
+    res[$tool.$net.cold]=$(median "${all[@]}")
+    read -r -a all <<<"${res[$tool.$net.noop.all]}"
+    res[$tool.$net.noop]=$(median "${all[@]}")
+    read -r -a all <<<"${res[$tool.direct.rss.all]:-} ${res[$tool.delay.rss.all]:-}"
+    res[$tool.rss]=$(median "${all[@]}")
+    rm -rf "$tmp/run/$tool"
+  done
+  log "  (load average after: $(cut -d' ' -f1-3 /proc/loadavg))"
 }
 
 available() {
   case $1 in
     mirrorbox) return 0 ;;
+    baseline) [ -n "$BASELINE_BIN" ] ;;
     aptly) command -v aptly >/dev/null ;;
     apt-mirror) command -v apt-mirror >/dev/null && command -v wget >/dev/null ;;
     debmirror) command -v debmirror >/dev/null ;;
@@ -524,6 +640,7 @@ available() {
 }
 
 for tool in $TOOLS; do
+  if [ "$tool" = baseline ] && [ -z "$BASELINE_BIN" ]; then res[$tool.fail]="BASELINE_BIN not set"; continue; fi
   available "$tool" || res[$tool.fail]="not installed"
 done
 
@@ -531,7 +648,18 @@ for net in direct delay; do
   log ""
   if [ "$net" = direct ]; then log "direct (nginx on 127.0.0.1:$NGX_PORT)"; else log "behind the delay (127.0.0.1:$delayed_port)"; fi
   [ "$net" = delay ] && delay_on
+  pair_done=0
   for tool in $TOOLS; do
+    if ((paired)) && is_mb "$tool"; then
+      ((pair_done)) && continue
+      pair_done=1
+      if [ -n "${res[mirrorbox.fail]:-}${res[baseline.fail]:-}" ]; then
+        log "  mirrorbox and baseline: n/a (mirrorbox: ${res[mirrorbox.fail]:-ok}; baseline: ${res[baseline.fail]:-ok})"
+        continue
+      fi
+      bench_pair "$net"
+      continue
+    fi
     [ -n "${res[$tool.fail]:-}" ] && { log "  $tool: n/a (${res[$tool.fail]})"; continue; }
     bench_tool "$tool" "$net"
   done
@@ -571,7 +699,7 @@ summary=$tmp/summary.txt
 fastest() { # NET: the fastest peer's cold time and name
   local best="" name="" t v
   for t in $TOOLS; do
-    [ "$t" = mirrorbox ] && continue
+    is_mb "$t" && continue
     v=${res[$t.$1.cold]:-}
     [ -n "$v" ] || continue
     if [ -z "$best" ] || awk -v a="$v" -v b="$best" 'BEGIN { exit !(a < b) }'; then best=$v name=$t; fi
@@ -579,31 +707,64 @@ fastest() { # NET: the fastest peer's cold time and name
   echo "$best $name"
 }
 ratio() { awk -v p="$1" -v m="$2" 'BEGIN { if (p == "" || m == "" || m == 0) print "-"; else printf "%.2fx", p / m }'; }
+# kept TOOL: what the table shows for it (paired median or best of the runs).
+kept() { if ((paired)) && is_mb "$1"; then echo "median of $PAIRS"; else echo "best of $RUNS/$NOOP_RUNS"; fi; }
+mstat=$(kept mirrorbox)
+
+# pair_row KEY LABEL TOLERANCE FORMAT(fmt_s|fmt_mb): mirrorbox against the baseline for one metric
+# (res[TOOL.KEY.all], round by round): the medians, the paired median ratio, the verdict and the
+# per-round ratios. Adds the label to regressions when the paired median is above TOLERANCE.
+regressions="" undecided=0
+pair_row() {
+  local key=$1 label=$2 tol=$3 format=$4 med verdict
+  local -a a b rs
+  read -r -a a <<<"${res[mirrorbox.$key.all]:-}"
+  read -r -a b <<<"${res[baseline.$key.all]:-}"
+  read -r -a rs <<<"$(awk -v a="${a[*]}" -v b="${b[*]}" 'BEGIN {
+    n = split(a, x, " "); m = split(b, y, " ")
+    for (i = 1; i <= n && i <= m; i++) if (y[i] > 0) printf "%.4f ", x[i] / y[i] }')"
+  med=$(median "${rs[@]}")
+  if ((${#rs[@]} < PAIRS_MIN)); then
+    verdict="n/a (${#rs[@]} good pairs, $PAIRS_MIN decide)"
+    undecided=$((undecided + 1))
+  elif awk -v m="$med" -v t="$tol" 'BEGIN { exit !(m > t) }'; then
+    verdict=REGRESSION
+    regressions+="${regressions:+, }$label"
+  else
+    verdict="no regression"
+  fi
+  printf '%-19s %10s %10s %8s  %-9s %s\n' "$label" "$("$format" "$(median "${a[@]}")")" \
+    "$("$format" "$(median "${b[@]}")")" "$(awk -v m="$med" 'BEGIN { if (m == "") print "-"; else printf "%.3fx", m }')" \
+    "<= ${tol}x" "$verdict"
+  printf '%-19s per round: %s\n' "" "$(awk -v r="${rs[*]}" 'BEGIN { n = split(r, x, " "); if (!n) printf "none"; for (i = 1; i <= n; i++) printf "%.2f ", x[i] }')"
+}
 {
-  echo "cold: empty target, both suites; no-op: the run right after; best of $RUNS cold / $NOOP_RUNS no-op"
-  echo "runs; RSS: peak of the largest process over the cold runs; disk: the mirror's bytes"
-  echo "(du, hard links once); delay: $((2 * DELAY_MS)) ms round trip ($method)"
-  printf '%-11s %12s %12s %12s %12s %9s %9s\n' tool "cold direct" "cold delay" "no-op direct" "no-op delay" "peak RSS" disk
+  echo "cold: empty target, both suites; no-op: the run right after; RSS: peak of the largest"
+  echo "process in the cold runs; disk: the mirror's bytes (du, hard links once); delay: $((2 * DELAY_MS)) ms"
+  echo "round trip ($method). kept: 'best of C/N' = the best of C cold and N no-op runs, RSS the peak"
+  echo "over the cold runs (the peers$( ((paired)) || echo ' and mirrorbox')); 'median of P' = the median of P alternating rounds,"
+  echo "RSS too (mirrorbox and baseline when BASELINE_BIN is set; judged below by the paired median)"
+  printf '%-11s %12s %12s %12s %12s %9s %9s  %s\n' tool "cold direct" "cold delay" "no-op direct" "no-op delay" "peak RSS" disk kept
   for t in $TOOLS; do
     if [ -n "${res[$t.fail]:-}" ] && [ -z "${res[$t.delay.noop]:-}" ]; then
       printf '%-11s %12s %12s %12s %12s %9s %9s  %s\n' "$t" n/a n/a n/a n/a n/a n/a "(${res[$t.fail]})"
       continue
     fi
-    printf '%-11s %12s %12s %12s %12s %9s %9s\n' "$t" "$(fmt_s "${res[$t.direct.cold]:-}")" \
+    printf '%-11s %12s %12s %12s %12s %9s %9s  %s\n' "$t" "$(fmt_s "${res[$t.direct.cold]:-}")" \
       "$(fmt_s "${res[$t.delay.cold]:-}")" "$(fmt_s "${res[$t.direct.noop]:-}")" \
       "$(fmt_s "${res[$t.delay.noop]:-}")" "$(fmt_mb "${res[$t.rss]:-}")" \
-      "$(awk -v b="${res[$t.disk]:-0}" 'BEGIN { printf "%.0f MB", b / 1048576 }')"
+      "$(awk -v b="${res[$t.disk]:-0}" 'BEGIN { printf "%.0f MB", b / 1048576 }')" "$(kept "$t")"
   done
   echo "requests per cold sync (direct): $(for t in $TOOLS; do printf '%s %s; ' "$t" "${res[$t.direct.req]:-n/a}"; done)"
   read -r fd fdn <<<"$(fastest direct)"
   read -r fl fln <<<"$(fastest delay)"
   mc=${res[mirrorbox.delay.cold]:-} md=${res[mirrorbox.direct.cold]:-} mn=${res[mirrorbox.delay.noop]:-}
-  echo "fastest peer, cold direct: ${fdn:-none} $(fmt_s "$fd") -> mirrorbox $(ratio "$fd" "$md") faster"
-  echo "targets:"
+  echo "fastest peer (best of $RUNS), cold direct: ${fdn:-none} $(fmt_s "$fd") -> mirrorbox ($mstat) $(ratio "$fd" "$md") faster"
+  echo "targets (mirrorbox: $mstat; peers: best of $RUNS):"
   verdict=$(awk -v p="$fl" -v m="$mc" -v t="$COLD_TARGET" 'BEGIN { print (p == "" || m == "") ? "n/a" : (p / m >= t) ? "PASS" : "MISS" }')
   echo "  cold sync behind the delay >= ${COLD_TARGET}x the fastest peer (${fln:-none} $(fmt_s "$fl")): mirrorbox $(fmt_s "$mc"), $(ratio "$fl" "$mc")  $verdict"
   verdict=$(awk -v m="$mn" -v t="$NOOP_TARGET_MS" 'BEGIN { print (m == "") ? "n/a" : (m * 1000 < t) ? "PASS" : "MISS" }')
-  echo "  no-op sync behind the delay < $NOOP_TARGET_MS ms: $(fmt_s "$mn")  $verdict"
+  echo "  no-op sync behind the delay < $NOOP_TARGET_MS ms: $(fmt_s "$mn") ($mstat)  $verdict"
   r1=${res[mirrorbox.rss]:-}
   if [ -n "$rss2" ] && [ -n "$r1" ]; then
     # Independent: growing the package by BIG2_MB - BIG_MB moves the peak by under 10% + 4 MB.
@@ -611,6 +772,26 @@ ratio() { awk -v p="$1" -v m="$2" 'BEGIN { if (p == "" || m == "" || m == 0) pri
     echo "  peak RSS independent of the largest package: $(fmt_mb "$r1") with $BIG_MB MB, $(fmt_mb "$rss2") with $BIG2_MB MB  $verdict"
   else
     echo "  peak RSS independent of the largest package: not measured (BIG2_MB=0 or the run failed)"
+  fi
+  if ((paired)); then
+    echo
+    echo "mirrorbox against the baseline ($BASELINE_BIN), $PAIRS alternating rounds per network:"
+    echo "medians of the rounds; paired: the median of the per-round ratios mirrorbox/baseline, which"
+    echo "decides (never the best run): REGRESSION above ${TIME_TOLERANCE}x for times, above ${RSS_TOLERANCE}x for peak RSS"
+    printf '%-19s %10s %10s %8s  %-9s %s\n' metric mirrorbox baseline paired allowed verdict
+    pair_row direct.cold "cold sync, direct" "$TIME_TOLERANCE" fmt_s
+    pair_row delay.cold "cold sync, delay" "$TIME_TOLERANCE" fmt_s
+    pair_row direct.noop "no-op sync, direct" "$TIME_TOLERANCE" fmt_s
+    pair_row delay.noop "no-op sync, delay" "$TIME_TOLERANCE" fmt_s
+    pair_row direct.rss "peak RSS, direct" "$RSS_TOLERANCE" fmt_mb
+    pair_row delay.rss "peak RSS, delay" "$RSS_TOLERANCE" fmt_mb
+    if [ -n "$regressions" ]; then
+      echo "against the baseline: REGRESSION ($regressions)"
+    elif ((undecided)); then
+      echo "against the baseline: no verdict ($undecided of 6 metrics had fewer than $PAIRS_MIN good pairs)"
+    else
+      echo "against the baseline: no regression (6 of 6 metrics within tolerance)"
+    fi
   fi
 } >"$summary"
 
@@ -620,7 +801,7 @@ mkdir -p "$here/out"
 report=$here/out/sync-$(date +%Y%m%d-%H%M%S).txt
 {
   echo "benches/sync.sh, $(date -Is)"
-  echo "settings: PKGS=$PKGS SHARED=$SHARED MIN_KB=$MIN_KB MAX_KB=$MAX_KB BIG_MB=$BIG_MB BIG2_MB=$BIG2_MB DELAY_MS=$DELAY_MS DELAY_METHOD=$method PARALLEL=$PARALLEL PEER_PARALLEL=$PEER_PARALLEL FSYNC=$FSYNC RUNS=$RUNS NOOP_RUNS=$NOOP_RUNS"
+  echo "settings: PKGS=$PKGS SHARED=$SHARED MIN_KB=$MIN_KB MAX_KB=$MAX_KB BIG_MB=$BIG_MB BIG2_MB=$BIG2_MB DELAY_MS=$DELAY_MS DELAY_METHOD=$method PARALLEL=$PARALLEL PEER_PARALLEL=$PEER_PARALLEL FSYNC=$FSYNC RUNS=$RUNS NOOP_RUNS=$NOOP_RUNS TOOLS=\"$TOOLS\"${BASELINE_BIN:+ BASELINE_BIN=$BASELINE_BIN PAIRS=$PAIRS}"
   cat "$details"
   echo
   cat "$summary"
