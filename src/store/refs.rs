@@ -191,14 +191,14 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{IngestMode, StoreConfig};
+    use crate::store::{IngestMode, StoreOptions};
 
     #[test]
     fn refs_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(
             dir.path(),
-            &StoreConfig {
+            &StoreOptions {
                 fsync: true,
                 ingest: IngestMode::Copy,
             },
