@@ -13,6 +13,13 @@
 //! An object becomes visible only by a rename after its hash is known, and a ref only by a
 //! rename after its manifest is stored, so a crash at any moment leaves either the old or the
 //! new state, plus some garbage in `tmp/` that the next start removes.
+//!
+//! The store knows nothing of the configuration file or the manifest format: it takes
+//! [`StoreOptions`], and GC and verify read snapshots through a [`SnapshotReader`] that the
+//! caller supplies. Its parts: [`layout`] (where an object lives), `write` (new objects and
+//! atomic small files), `ingest` (local files by reflink, hard link or copy), `partial`
+//! (resumable downloads), [`refs`], [`gc`] and [`verify`] (which need a [`GcGuard`] of the
+//! [`GcGate`]), and the data-dir lock.
 
 mod gate;
 pub mod gc;
