@@ -344,7 +344,7 @@ impl App {
         self.gc_alone(&alone)
     }
 
-    /// GC proper; the caller holds the gate for writing (no sync is storing objects).
+    /// GC proper; the guard proves no sync is storing objects.
     fn gc_alone(&self, alone: &GcGuard<'_>) -> anyhow::Result<GcReport> {
         self.garbage_pending.store(false, Ordering::Relaxed);
         let mut live = gc::mark(&self.store, &Manifests)?;

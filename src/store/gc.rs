@@ -67,7 +67,7 @@ pub fn sweep(
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use std::collections::HashMap;
 
     use super::*;
@@ -76,7 +76,7 @@ pub(crate) mod tests {
     use crate::store::{GcGate, IngestMode};
 
     /// Snapshots as a plain map (the real reader is the manifest module's).
-    pub(crate) struct Listed(pub HashMap<ObjectId, Vec<(String, ObjectId)>>);
+    struct Listed(HashMap<ObjectId, Vec<(String, ObjectId)>>);
 
     impl SnapshotReader for Listed {
         type Error = StoreError;
