@@ -3,17 +3,17 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockWriteGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::config::Config;
 use crate::http::access::Access;
 use crate::http::metrics::Metrics;
 use crate::http::objects::ObjectCache;
-use crate::manifest::{Manifest, ManifestError};
+use crate::manifest::{Manifest, ManifestError, Manifests};
 use crate::store::gc::{self, GcReport};
 use crate::store::refs::RunRecord;
-use crate::store::{DataLock, ObjectId, Store};
+use crate::store::{DataLock, GcGate, GcGuard, ObjectId, Store};
 use crate::sync::{self, SyncReport};
 use crate::time::unix_now;
 use crate::view::{SourceSnapshots, View, ViewHandle};
@@ -48,7 +48,7 @@ pub struct App {
     manifests: Mutex<HashMap<ObjectId, Arc<Manifest>>>,
     /// Syncs store objects no ref names yet; GC must not run meanwhile. Syncs share it, GC
     /// takes it alone.
-    gate: RwLock<()>,
+    gate: GcGate,
     /// One sync per source at a time.
     source_locks: HashMap<String, Mutex<()>>,
     /// Builds and publishes of the view, one at a time: a view built from older refs must
@@ -87,7 +87,7 @@ impl App {
             runs: Mutex::default(),
             garbage_pending: AtomicBool::new(false),
             manifests: Mutex::default(),
-            gate: RwLock::new(()),
+            gate: GcGate::new(),
             source_locks,
             view_builds: Mutex::new(()),
             _lock: lock,
@@ -265,7 +265,7 @@ impl App {
         tracing::info!(source = id, "sync started");
         let created_before = self.store.objects_created();
         let result = {
-            let _no_gc = self.gate.read().expect("not poisoned");
+            let _no_gc = self.gate.sync_guard();
             sync::run(&self.store, &source.id, source.keep, source.kind.get())
         };
         let previous = self.run_record(id).unwrap_or_default();
@@ -280,12 +280,7 @@ impl App {
             Ok(report) => {
                 record.ok = true;
                 record.last_success = Some(started);
-                record.files = report.files;
-                record.bytes = report.bytes;
-                record.files_stored = report.files_stored;
-                record.bytes_stored = report.bytes_stored;
-                record.upstream_requests = report.upstream_requests;
-                record.bytes_fetched = report.bytes_fetched;
+                record.counts = report.counts;
                 // URLs in messages lose their credentials before anything shows them.
                 record.problems = report
                     .problems
@@ -305,9 +300,9 @@ impl App {
                     source = id,
                     snapshot = report.snapshot.as_deref().unwrap_or("-"),
                     changed = report.changed,
-                    files = report.files,
-                    stored = report.files_stored,
-                    bytes_stored = report.bytes_stored,
+                    files = report.counts.files,
+                    stored = report.counts.files_stored,
+                    bytes_stored = report.counts.bytes_stored,
                     ms = record.duration_ms,
                     "sync finished"
                 );
@@ -349,7 +344,7 @@ impl App {
         if !self.garbage_pending.load(Ordering::Relaxed) {
             return;
         }
-        let Ok(alone) = self.gate.try_write() else {
+        let Some(alone) = self.gate.try_exclusive() else {
             return;
         };
         match self.gc_alone(&alone) {
@@ -367,16 +362,16 @@ impl App {
 
     /// Removes objects that no ref and no view in use names. Waits for running syncs.
     pub fn gc(&self) -> anyhow::Result<GcReport> {
-        let alone = self.gate.write().expect("not poisoned");
+        let alone = self.gate.exclusive();
         self.gc_alone(&alone)
     }
 
-    /// GC proper; the caller holds the gate for writing (no sync is storing objects).
-    fn gc_alone(&self, _alone: &RwLockWriteGuard<'_, ()>) -> anyhow::Result<GcReport> {
+    /// GC proper; the guard proves no sync is storing objects.
+    fn gc_alone(&self, alone: &GcGuard<'_>) -> anyhow::Result<GcReport> {
         self.garbage_pending.store(false, Ordering::Relaxed);
-        let mut live = gc::mark(&self.store)?;
+        let mut live = gc::mark(&self.store, &Manifests)?;
         live.extend(self.view.live_objects());
-        let report = gc::sweep(&self.store, &live)?;
+        let report = gc::sweep(&self.store, &live, alone)?;
         if report.removed > 0 {
             self.objects.clear();
             tracing::info!(
@@ -391,8 +386,8 @@ impl App {
     /// Deep verify of some sources (all if empty). Takes the GC gate so nothing moves meanwhile.
     pub fn verify(&self, sources: &[String]) -> anyhow::Result<crate::store::verify::VerifyReport> {
         let report = {
-            let _alone = self.gate.write().expect("not poisoned");
-            crate::store::verify::verify(&self.store, sources)?
+            let alone = self.gate.exclusive();
+            crate::store::verify::verify(&self.store, &Manifests, sources, &alone)?
         };
         if !report.damaged.is_empty() {
             self.objects.clear();

@@ -299,10 +299,10 @@ fn describe_sync(report: &crate::sync::SyncReport) -> String {
             (false, _) => "unchanged,",
         },
         report.snapshot.as_deref().unwrap_or("-"),
-        report.files,
-        report.bytes,
-        report.files_stored,
-        report.bytes_stored
+        report.counts.files,
+        report.counts.bytes,
+        report.counts.files_stored,
+        report.counts.bytes_stored
     );
     for problem in &report.problems {
         text.push_str(&format!("\n  warning: {problem}"));

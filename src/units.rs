@@ -21,7 +21,9 @@ pub fn parse_rate(text: &str) -> Result<u64, String> {
     if value == 0 {
         return Err("must be more than 0".into());
     }
-    Ok(value * scale)
+    value
+        .checked_mul(scale)
+        .ok_or_else(|| format!("`{text}` is too large"))
 }
 
 /// Parses a size such as `64k`, `16M`, `1G` (binary multiples; `KiB`, `MiB`, `GiB` and a

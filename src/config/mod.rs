@@ -54,21 +54,7 @@ pub struct Config {
     pub access: Vec<AccessConfig>,
 }
 
-/// How local files (dir sources, images) enter the object store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IngestMode {
-    /// Reflink if the filesystem can, else hard link, else copy.
-    Auto,
-    /// Always copy: the store never shares an inode with a file outside it.
-    Copy,
-}
-
-#[derive(Debug, Clone)]
-pub struct StoreConfig {
-    /// fsync objects and refs before they become visible (survives power loss, costs time).
-    pub fsync: bool,
-    pub ingest: IngestMode,
-}
+pub use crate::store::{IngestMode, StoreOptions as StoreConfig};
 
 /// One source: something to keep a mirror of, published under `mount`.
 #[derive(Debug, Clone)]

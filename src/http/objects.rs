@@ -66,8 +66,7 @@ impl ObjectCache {
     }
 
     fn path(&self, id: &ObjectId) -> PathBuf {
-        let hex = id.to_hex();
-        self.objects_dir.join(&hex[..2]).join(hex)
+        crate::store::layout::object_path(&self.objects_dir, id)
     }
 
     /// The content of a file node, checked against its size (and stamp, if it has one).

@@ -3,8 +3,8 @@
 use std::collections::HashSet;
 use std::fs;
 
-use super::{ObjectId, Store, StoreError};
-use crate::manifest::{Manifest, ManifestError};
+use super::layout::for_each_object;
+use super::{err, GcGuard, ObjectId, SnapshotReader, Store, StoreError};
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct GcReport {
@@ -13,10 +13,13 @@ pub struct GcReport {
     pub bytes_freed: u64,
 }
 
-/// Collects the objects every ref of every source names: manifests and what they list, and
-/// the objects a source holds for its next sync (`refs/<source>/held`).
+/// Collects the objects every ref of every source names: manifests and what they list (read
+/// by `snapshots`), and the objects a source holds for its next sync (`refs/<source>/held`).
 /// Fails rather than return a partial set: a sweep after a partial mark would delete live data.
-pub fn mark(store: &Store) -> Result<HashSet<ObjectId>, ManifestError> {
+pub fn mark<R: SnapshotReader>(
+    store: &Store,
+    snapshots: &R,
+) -> Result<HashSet<ObjectId>, R::Error> {
     let mut live = HashSet::new();
     for source in store.sources_with_refs()? {
         let refs = store.read_refs(&source)?;
@@ -27,85 +30,78 @@ pub fn mark(store: &Store) -> Result<HashSet<ObjectId>, ManifestError> {
             if !live.insert(id) {
                 continue;
             }
-            let manifest = Manifest::load(store, &id)?;
-            live.extend(manifest.entries.iter().map(|e| e.object));
+            snapshots.for_each_file(store, &id, &mut |_, object| {
+                live.insert(*object);
+            })?;
         }
     }
     Ok(live)
 }
 
-/// Removes every object not in `live`. The caller makes sure no sync is storing objects that
-/// no ref names yet (in one process: the sync/GC lock; across processes: the data-dir lock).
-pub fn sweep(store: &Store, live: &HashSet<ObjectId>) -> Result<GcReport, StoreError> {
+/// Removes every object not in `live`. The guard proves no sync in this process is storing
+/// objects that no ref names yet; other processes are kept out by the data-dir lock.
+pub fn sweep(
+    store: &Store,
+    live: &HashSet<ObjectId>,
+    _alone: &GcGuard<'_>,
+) -> Result<GcReport, StoreError> {
     let mut report = GcReport::default();
-    let root = store.objects_dir();
-    for fan in fs::read_dir(root).map_err(super::err("read", root))? {
-        let fan = fan.map_err(super::err("read", root))?.path();
-        if !fan.is_dir() {
-            continue;
+    for_each_object(store.objects_dir(), |object| {
+        if live.contains(&object.id) {
+            report.kept += 1;
+            return Ok(());
         }
-        for entry in fs::read_dir(&fan).map_err(super::err("read", &fan))? {
-            let entry = entry.map_err(super::err("read", &fan))?;
-            let Some(id) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<ObjectId>().ok())
-            else {
-                continue;
-            };
-            if live.contains(&id) {
-                report.kept += 1;
-                continue;
+        let path = object.entry.path();
+        let size = object.entry.metadata().map(|m| m.len()).unwrap_or(0);
+        match fs::remove_file(&path) {
+            Ok(()) => {
+                report.removed += 1;
+                report.bytes_freed += size;
             }
-            let path = entry.path();
-            let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
-            match fs::remove_file(&path) {
-                Ok(()) => {
-                    report.removed += 1;
-                    report.bytes_freed += size;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(super::err("remove", &path)(e)),
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(err("remove", &path)(e)),
         }
-    }
+        Ok(())
+    })?;
     Ok(report)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
-    use crate::config::{IngestMode, StoreConfig};
-    use crate::manifest::Entry;
     use crate::store::refs::SourceRefs;
+    use crate::store::tests::store;
+    use crate::store::{GcGate, IngestMode};
+
+    /// Snapshots as a plain map (the real reader is the manifest module's).
+    struct Listed(HashMap<ObjectId, Vec<(String, ObjectId)>>);
+
+    impl SnapshotReader for Listed {
+        type Error = StoreError;
+
+        fn for_each_file(
+            &self,
+            _store: &Store,
+            id: &ObjectId,
+            each: &mut dyn FnMut(&str, &ObjectId),
+        ) -> Result<(), StoreError> {
+            for (path, object) in self.0.get(id).into_iter().flatten() {
+                each(path, object);
+            }
+            Ok(())
+        }
+    }
 
     #[test]
     fn unreferenced_objects_go_referenced_stay() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(
-            dir.path(),
-            &StoreConfig {
-                fsync: false,
-                ingest: IngestMode::Copy,
-            },
-        )
-        .unwrap();
+        let store = store(dir.path(), IngestMode::Copy);
         let kept = store.put_bytes(b"kept").unwrap();
         let garbage = store.put_bytes(b"garbage").unwrap();
-        let manifest = Manifest::new(
-            "s",
-            0,
-            vec![Entry {
-                path: "a".into(),
-                object: kept,
-                size: 4,
-                mtime: 0,
-                stamp: None,
-                origin: None,
-                immutable: false,
-            }],
-        );
-        let id = manifest.save(&store).unwrap();
+        let id = store.put_bytes(b"a snapshot").unwrap();
+        let snapshots = Listed(HashMap::from([(id, vec![("a".to_string(), kept)])]));
         store
             .write_refs(
                 "s",
@@ -116,9 +112,11 @@ mod tests {
                 },
             )
             .unwrap();
-        let live = mark(&store).unwrap();
-        let report = sweep(&store, &live).unwrap();
+        let gate = GcGate::new();
+        let live = mark(&store, &snapshots).unwrap();
+        let report = sweep(&store, &live, &gate.exclusive()).unwrap();
         assert_eq!(report.removed, 1);
+        assert_eq!(report.kept, 2);
         assert!(store.contains(&kept));
         assert!(store.contains(&id));
         assert!(!store.contains(&garbage));

@@ -25,6 +25,23 @@ impl SourceRefs {
     }
 }
 
+/// What a sync run saw and did, counted. A sync's report and its run record carry the same
+/// counts, so they are one struct that both embed (flattened: the JSON keeps its flat shape).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Counts {
+    /// Files and bytes the snapshot publishes.
+    pub files: u64,
+    pub bytes: u64,
+    /// Files and bytes that were new to the store.
+    pub files_stored: u64,
+    pub bytes_stored: u64,
+    /// Requests made to the upstream and bytes received from it (remote sources).
+    #[serde(default)]
+    pub upstream_requests: u64,
+    #[serde(default)]
+    pub bytes_fetched: u64,
+}
+
 /// The last sync run of a source, kept for the status page and the scheduler across restarts.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct RunRecord {
@@ -35,15 +52,10 @@ pub struct RunRecord {
     pub error: Option<String>,
     /// Unix seconds of the last run that succeeded.
     pub last_success: Option<i64>,
-    pub files: u64,
-    pub bytes: u64,
-    pub files_stored: u64,
-    pub bytes_stored: u64,
-    /// Requests made to the upstream and bytes received from it (remote sources).
-    #[serde(default)]
-    pub upstream_requests: u64,
-    #[serde(default)]
-    pub bytes_fetched: u64,
+    /// Flattened where the separate fields stood, so `state.json` is written byte for byte
+    /// as before and older files read back.
+    #[serde(flatten)]
+    pub counts: Counts,
     /// Problems of a sync that still published (e.g. one Puavo series failed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
@@ -53,6 +65,22 @@ pub struct RunRecord {
     /// Unix seconds of the last deep verify.
     #[serde(default)]
     pub last_verify: Option<i64>,
+}
+
+/// A bridge while the readers of `record.files` and friends move to `record.counts.files`:
+/// the counters used to be fields of the record itself. Remove once nothing relies on it.
+impl std::ops::Deref for RunRecord {
+    type Target = Counts;
+
+    fn deref(&self) -> &Counts {
+        &self.counts
+    }
+}
+
+impl std::ops::DerefMut for RunRecord {
+    fn deref_mut(&mut self) -> &mut Counts {
+        &mut self.counts
+    }
 }
 
 fn bad_ref(path: PathBuf, what: String) -> StoreError {
@@ -191,14 +219,14 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{IngestMode, StoreConfig};
+    use crate::store::{IngestMode, StoreOptions};
 
     #[test]
     fn refs_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(
             dir.path(),
-            &StoreConfig {
+            &StoreOptions {
                 fsync: true,
                 ingest: IngestMode::Copy,
             },
@@ -215,5 +243,50 @@ mod tests {
         store.write_refs("a", &refs).unwrap();
         assert_eq!(store.read_refs("a").unwrap(), refs);
         assert_eq!(store.sources_with_refs().unwrap(), vec!["a".to_string()]);
+    }
+
+    /// A `state.json` as written before the counters moved into [`Counts`].
+    const OLD_STATE: &str = r#"{
+  "started": 1700000000,
+  "duration_ms": 1234,
+  "ok": true,
+  "error": null,
+  "last_success": 1700000000,
+  "files": 3,
+  "bytes": 4096,
+  "files_stored": 1,
+  "bytes_stored": 100,
+  "upstream_requests": 7,
+  "bytes_fetched": 2048,
+  "problems": [
+    "one series failed"
+  ],
+  "partial": true,
+  "last_verify": null
+}"#;
+
+    #[test]
+    fn old_run_records_read_back_and_are_written_the_same() {
+        let record: RunRecord = serde_json::from_str(OLD_STATE).unwrap();
+        assert_eq!(record.counts.files_stored, 1);
+        assert_eq!(record.counts.bytes_fetched, 2048);
+        assert_eq!(record.problems, ["one series failed"]);
+        assert_eq!(serde_json::to_string_pretty(&record).unwrap(), OLD_STATE);
+        // From before the upstream counters and verify were recorded.
+        let oldest = r#"{"started": 1, "duration_ms": 2, "ok": false, "error": "x",
+            "last_success": null, "files": 3, "bytes": 4, "files_stored": 5, "bytes_stored": 6}"#;
+        let record: RunRecord = serde_json::from_str(oldest).unwrap();
+        assert_eq!(
+            record.counts,
+            Counts {
+                files: 3,
+                bytes: 4,
+                files_stored: 5,
+                bytes_stored: 6,
+                upstream_requests: 0,
+                bytes_fetched: 0,
+            }
+        );
+        assert_eq!(record.last_verify, None);
     }
 }

@@ -2,12 +2,11 @@
 //! name, and check that every ref names a complete snapshot.
 
 use std::collections::BTreeSet;
-use std::fs;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use super::{hash_file, ObjectId, Store, StoreError};
-use crate::manifest::Manifest;
+use super::layout::for_each_object;
+use super::{hash_file, GcGuard, ObjectId, SnapshotReader, Store, StoreError};
 
 #[derive(Debug, Default)]
 pub struct VerifyReport {
@@ -25,9 +24,15 @@ impl VerifyReport {
     }
 }
 
-/// Verifies the snapshots of `sources` (all sources with refs if empty). Objects named by
-/// several snapshots are hashed once. Uses every core.
-pub fn verify(store: &Store, sources: &[String]) -> Result<VerifyReport, StoreError> {
+/// Verifies the snapshots of `sources` (all sources with refs if empty), reading their file
+/// lists with `snapshots`. Objects named by several snapshots are hashed once. Uses every
+/// core. The guard keeps GC and syncs from moving objects meanwhile.
+pub fn verify<R: SnapshotReader>(
+    store: &Store,
+    snapshots: &R,
+    sources: &[String],
+    _alone: &GcGuard<'_>,
+) -> Result<VerifyReport, StoreError> {
     let sources = if sources.is_empty() {
         store.sources_with_refs()?
     } else {
@@ -52,19 +57,22 @@ pub fn verify(store: &Store, sources: &[String]) -> Result<VerifyReport, StoreEr
             }
         }
         for id in manifests {
-            match Manifest::load(store, &id) {
-                Ok(manifest) => {
+            let mut named = Vec::new();
+            let listed = snapshots.for_each_file(store, &id, &mut |path, object| {
+                named.push((path.to_string(), *object));
+            });
+            match listed {
+                Ok(()) => {
                     objects.insert(id);
-                    for entry in &manifest.entries {
-                        if !store.contains(&entry.object) {
+                    for (path, object) in named {
+                        if !store.contains(&object) {
                             report.missing.push(format!(
-                                "source {source}: snapshot {} names {} ({}), which is not stored",
+                                "source {source}: snapshot {} names {path} ({}), which is not stored",
                                 id.short(16),
-                                entry.path,
-                                entry.object.short(16)
+                                object.short(16)
                             ));
                         } else {
-                            objects.insert(entry.object);
+                            objects.insert(object);
                         }
                     }
                 }
@@ -113,19 +121,15 @@ pub fn verify(store: &Store, sources: &[String]) -> Result<VerifyReport, StoreEr
     Ok(report)
 }
 
-/// Lists the objects directory quickly (count and bytes), for status pages.
+/// Lists the objects directory quickly (count and bytes), for status pages. A directory
+/// that cannot be read counts as empty.
 pub fn usage(store: &Store) -> (u64, u64) {
     let mut count = 0;
     let mut bytes = 0;
-    if let Ok(fans) = fs::read_dir(store.objects_dir()) {
-        for fan in fans.flatten() {
-            if let Ok(entries) = fs::read_dir(fan.path()) {
-                for entry in entries.flatten() {
-                    count += 1;
-                    bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
-                }
-            }
-        }
-    }
+    let _ = for_each_object(store.objects_dir(), |object| {
+        count += 1;
+        bytes += object.entry.metadata().map(|m| m.len()).unwrap_or(0);
+        Ok(())
+    });
     (count, bytes)
 }

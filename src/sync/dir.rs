@@ -158,8 +158,8 @@ pub(crate) fn ingest_local(
     }
     let stored = store.ingest_file(path)?;
     if stored.method != IngestMethod::Existing {
-        report.files_stored += 1;
-        report.bytes_stored += stored.size;
+        report.counts.files_stored += 1;
+        report.counts.bytes_stored += stored.size;
     }
     Ok(Entry {
         mtime: last_modified(prev, &stored.id, meta.mtime(), now),

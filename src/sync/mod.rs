@@ -2,7 +2,6 @@
 
 pub mod confine;
 pub mod fetch;
-pub mod fetch_keys;
 pub mod kind;
 pub mod previous;
 
@@ -69,16 +68,9 @@ pub struct SyncReport {
     pub snapshot: Option<String>,
     /// False when nothing changed and no new snapshot was made.
     pub changed: bool,
-    pub files: u64,
-    pub bytes: u64,
-    /// Files and bytes that were new to the store.
-    pub files_stored: u64,
-    pub bytes_stored: u64,
-    /// Requests made to the upstream and bytes received (remote sources).
-    #[serde(default)]
-    pub upstream_requests: u64,
-    #[serde(default)]
-    pub bytes_fetched: u64,
+    /// What the snapshot holds, what was new to the store, what the upstream was asked.
+    #[serde(flatten)]
+    pub counts: crate::store::refs::Counts,
     /// What went wrong without failing the whole sync (a Puavo series that could not be
     /// built, an image without readable puavo-conf).
     #[serde(default)]
@@ -135,8 +127,8 @@ pub fn run(store: &Store, id: &str, keep: usize, kind: &dyn Kind) -> Result<Sync
         entry.immutable = kind.is_immutable(&entry.path);
     }
     let manifest = Manifest::new(id, unix_now(), entries);
-    report.files = manifest.entries.len() as u64;
-    report.bytes = manifest.total_bytes();
+    report.counts.files = manifest.entries.len() as u64;
+    report.counts.bytes = manifest.total_bytes();
     let published = publish(store, id, keep, &refs, previous.as_ref(), &manifest)?;
     if let Some((path, bytes)) = report.pending_state.take() {
         store.write_atomic(&path, &bytes)?;

@@ -571,8 +571,8 @@ impl<'a> Mirror<'a> {
             match result {
                 Ok(stored) => {
                     if stored.method != IngestMethod::Existing {
-                        report.files_stored += 1;
-                        report.bytes_stored += stored.size;
+                        report.counts.files_stored += 1;
+                        report.counts.bytes_stored += stored.size;
                     }
                     planned.push(Planned {
                         path: file.path.clone(),

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::index::Filter;
 use super::repository::Repository;
 use crate::sync::fetch::FetchOptions;
-use crate::sync::fetch_keys::FetchKeys;
+use crate::sync::fetch::FetchKeys;
 
 /// Index kinds an apt source can carry besides Packages and Sources.
 pub const APT_INDEX_KINDS: [&str; 5] = ["i18n", "contents", "dep11", "cnf", "installer"];

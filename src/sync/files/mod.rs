@@ -269,8 +269,8 @@ impl<'a> Mirror<'a> {
         }
         for got in published {
             if got.stored {
-                report.files_stored += 1;
-                report.bytes_stored += got.size;
+                report.counts.files_stored += 1;
+                report.counts.bytes_stored += got.size;
             }
             let candidate = got
                 .state

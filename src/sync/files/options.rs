@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::filter::PathFilter;
 use crate::sync::fetch::FetchOptions;
-use crate::sync::fetch_keys::FetchKeys;
+use crate::sync::fetch::FetchKeys;
 
 /// A `files` source's validated options.
 #[derive(Debug, Clone)]

@@ -168,12 +168,12 @@ pub fn sync(
     let entries = tree.finish(outcomes.iter().map(|(s, _)| s.as_str()))?;
     // New to this source: made (rdiffs, meta, CKSUMS, torrents), fetched or ingested now.
     let mut counted = std::collections::HashSet::new();
-    report.files_stored = 0;
-    report.bytes_stored = 0;
+    report.counts.files_stored = 0;
+    report.counts.bytes_stored = 0;
     for entry in &entries {
         if !known.contains(&entry.object) && counted.insert(entry.object) {
-            report.files_stored += 1;
-            report.bytes_stored += entry.size;
+            report.counts.files_stored += 1;
+            report.counts.bytes_stored += entry.size;
         }
     }
     Ok(entries)

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::keys::no_userinfo;
 use crate::sync::fetch::FetchOptions;
-use crate::sync::fetch_keys::FetchKeys;
+use crate::sync::fetch::FetchKeys;
 
 /// A Puavo source's validated options.
 #[derive(Debug, Clone)]

@@ -1,0 +1,66 @@
+//! Where objects live on disk: `objects/sha256/<first two hex digits>/<all 64 hex digits>`.
+//!
+//! This module alone knows the layout. The store's writers, GC, verify and the server's object
+//! cache all ask it, so a change of the layout cannot leave one of them looking elsewhere.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::{err, ObjectId, StoreError};
+
+/// The path of object `id` under `objects_dir` (the store's `objects/sha256`).
+pub fn object_path(objects_dir: &Path, id: &ObjectId) -> PathBuf {
+    let hex = id.to_hex();
+    objects_dir.join(&hex[..2]).join(hex)
+}
+
+/// One object file met while walking the objects directory.
+pub(crate) struct ObjectFile {
+    pub id: ObjectId,
+    pub entry: fs::DirEntry,
+}
+
+/// Calls `each` for every object file under `objects_dir`, fan-out directory by fan-out
+/// directory. Names that are not object ids are passed over. Stops at the first error, from
+/// the walk or from `each`: a walk that skipped a directory silently would make GC and
+/// verify report a store smaller than it is.
+pub(crate) fn for_each_object(
+    objects_dir: &Path,
+    mut each: impl FnMut(ObjectFile) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    for fan in fs::read_dir(objects_dir).map_err(err("read", objects_dir))? {
+        let fan = fan.map_err(err("read", objects_dir))?.path();
+        if !fan.is_dir() {
+            continue;
+        }
+        for entry in fs::read_dir(&fan).map_err(err("read", &fan))? {
+            let entry = entry.map_err(err("read", &fan))?;
+            let Some(id) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<ObjectId>().ok())
+            else {
+                continue;
+            };
+            each(ObjectFile { id, entry })?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objects_fan_out_by_their_first_two_hex_digits() {
+        let id: ObjectId = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            object_path(Path::new("d/objects/sha256"), &id),
+            Path::new("d/objects/sha256/2c")
+                .join("2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824")
+        );
+    }
+}

@@ -1,0 +1,137 @@
+//! The source keys that set up downloads, parsed here so the fetch module owns its options:
+//! the configuration hands over what it read, and gets [`FetchOptions`] or a message back.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::FetchOptions;
+
+/// The keys of a remote source that concern downloading, as written. A remote kind takes
+/// them out of its table with [`FetchKeys::take`] and reads its own keys from the rest.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchKeys {
+    pub parallel: Option<usize>,
+    pub retries: Option<u32>,
+    pub bandwidth: Option<String>,
+    pub proxy: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub headers: Option<BTreeMap<String, String>>,
+}
+
+impl FetchKeys {
+    /// The key names.
+    pub fn names() -> &'static [&'static str] {
+        crate::keys::fields_of::<FetchKeys>()
+    }
+
+    /// Takes the download keys out of a source's table.
+    pub fn take(table: &mut toml::Table) -> Result<FetchKeys, String> {
+        crate::keys::read(crate::keys::split_off(table, FetchKeys::names()))
+    }
+
+    /// The names of the keys that are set (for "only applies to …" messages).
+    pub fn set_names(&self) -> Vec<&'static str> {
+        let set = [
+            self.parallel.is_some(),
+            self.retries.is_some(),
+            self.bandwidth.is_some(),
+            self.proxy.is_some(),
+            self.username.is_some(),
+            self.password.is_some(),
+            self.headers.is_some(),
+        ];
+        FetchKeys::names()
+            .iter()
+            .zip(set)
+            .filter(|(_, set)| *set)
+            .map(|(name, _)| *name)
+            .collect()
+    }
+
+    /// The options these keys ask for. An error names the key and what is wrong with it, for
+    /// the configuration to put after the source it is about.
+    pub fn into_options(self) -> Result<FetchOptions, String> {
+        let mut fetch = FetchOptions::default();
+        if let Some(parallel) = self.parallel {
+            if parallel == 0 {
+                return Err("key `parallel`: must be at least 1".into());
+            }
+            fetch.parallel = parallel;
+        }
+        if let Some(retries) = self.retries {
+            fetch.retries = retries;
+        }
+        if let Some(rate) = &self.bandwidth {
+            fetch.bandwidth =
+                Some(crate::units::parse_rate(rate).map_err(|m| format!("key `bandwidth`: {m}"))?);
+        }
+        fetch.proxy = self.proxy;
+        match (self.username, self.password) {
+            (Some(user), Some(password)) => fetch.basic_auth = Some((user, password)),
+            (None, None) => {}
+            (Some(_), None) => {
+                return Err("key `password`: missing (it goes with `username`)".into())
+            }
+            (None, Some(_)) => {
+                return Err("key `username`: missing (it goes with `password`)".into())
+            }
+        }
+        fetch.headers = self.headers.unwrap_or_default().into_iter().collect();
+        Ok(fetch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(toml: &str) -> Result<FetchOptions, String> {
+        let keys: FetchKeys = toml::from_str(toml).map_err(|e| e.to_string())?;
+        keys.into_options()
+    }
+
+    #[test]
+    fn keys_become_options() {
+        let options = keys(
+            "parallel = 4\nretries = 2\nbandwidth = \"10M\"\nproxy = \"http://p:3128\"\n\
+             username = \"u\"\npassword = \"p\"\nheaders = { X-A = \"1\" }",
+        )
+        .unwrap();
+        assert_eq!(options.parallel, 4);
+        assert_eq!(options.retries, 2);
+        assert_eq!(options.bandwidth, Some(10 * 1024 * 1024));
+        assert_eq!(options.proxy.as_deref(), Some("http://p:3128"));
+        assert_eq!(options.basic_auth, Some(("u".into(), "p".into())));
+        assert_eq!(options.headers, [("X-A".to_string(), "1".to_string())]);
+        let defaults = keys("").unwrap();
+        assert_eq!(defaults.parallel, FetchOptions::default().parallel);
+    }
+
+    #[test]
+    fn bad_keys_are_named() {
+        assert_eq!(
+            keys("parallel = 0").unwrap_err(),
+            "key `parallel`: must be at least 1"
+        );
+        assert_eq!(
+            keys("username = \"u\"").unwrap_err(),
+            "key `password`: missing (it goes with `username`)"
+        );
+        assert_eq!(
+            keys("password = \"p\"").unwrap_err(),
+            "key `username`: missing (it goes with `password`)"
+        );
+        assert_eq!(
+            keys("bandwidth = \"fast\"").unwrap_err(),
+            "key `bandwidth`: `fast` is not a rate like 500k, 10M or 1G (bytes per second)"
+        );
+        assert_eq!(
+            keys("bandwidth = \"0\"").unwrap_err(),
+            "key `bandwidth`: must be more than 0"
+        );
+        assert_eq!(crate::units::parse_rate(" 500k ").unwrap(), 500 * 1024);
+    }
+}
