@@ -9,10 +9,6 @@
 //!   `data_dir = "d"` gives `d/objects/ab/cdef`), becomes `…`. URLs (`http://host/path`) are
 //!   kept: they are the upstream's public address.
 
-use std::path::{Path, PathBuf};
-
-use crate::config::{Config, PuavoMode, SourceKind};
-
 /// `message` with the user info of every URL (`//user:pass@`, `//user@`) replaced by `…`.
 pub fn credentials(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
@@ -35,57 +31,6 @@ pub fn credentials(message: &str) -> String {
         }
     }
     out.push_str(rest);
-    out
-}
-
-/// Every folder `config` names, as written and as an absolute path, for [`paths`]: the data
-/// directory, `dir` paths, Puavo image and series folders, symlink targets, keys and the TLS
-/// files.
-pub fn folders(config: &Config) -> Vec<String> {
-    let mut list: Vec<&Path> = vec![&config.data_dir];
-    if let Some(tls) = &config.server.tls {
-        list.push(&tls.cert);
-        list.push(&tls.key);
-    }
-    for source in &config.sources {
-        list.extend(source.follow_symlinks_into.iter().map(PathBuf::as_path));
-        match &source.kind {
-            SourceKind::Dir { path } => list.push(path),
-            SourceKind::Apt(apt) => list.extend(apt.keys.iter().map(PathBuf::as_path)),
-            SourceKind::Puavo(puavo) => {
-                if let PuavoMode::Build {
-                    image_dir,
-                    series_config,
-                    ..
-                } = &puavo.mode
-                {
-                    list.push(image_dir);
-                    list.extend(series_config.as_deref());
-                }
-            }
-            SourceKind::Files(_) => {}
-        }
-    }
-    let cwd = std::env::current_dir().ok();
-    let mut out = Vec::new();
-    for path in list {
-        out.push(path.display().to_string());
-        if path.is_relative() {
-            if let Some(cwd) = &cwd {
-                out.push(cwd.join(path).display().to_string());
-            }
-        }
-        if let Ok(real) = std::fs::canonicalize(path) {
-            out.push(real.display().to_string());
-        }
-    }
-    // Longest first, so `d/sub` wins over `d`; nothing that would match every word.
-    out.retain(|f| {
-        let f = f.trim_end_matches('/');
-        !f.is_empty() && f != "."
-    });
-    out.sort_by_key(|f| std::cmp::Reverse(f.len()));
-    out.dedup();
     out
 }
 
@@ -136,8 +81,9 @@ fn folder_at(text: &str, folders: &[String]) -> Option<usize> {
     })
 }
 
-/// `message` with every absolute path, and every path starting with one of `folders` (see
-/// [`folders`]), replaced by `…`. A lone `/` is kept.
+/// `message` with every absolute path, and every path starting with one of `folders` (the
+/// configured folders as written and resolved, longest first; the app makes the list),
+/// replaced by `…`. A lone `/` is kept.
 pub fn paths(message: &str, folders: &[String]) -> String {
     let mut out = String::with_capacity(message.len());
     let mut previous: Option<char> = None;
