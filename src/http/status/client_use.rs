@@ -11,7 +11,7 @@ use super::super::path::encode_segment;
 use crate::config::{PuavoMode, SourceKind};
 
 /// How clients use a source.
-#[derive(Serialize, Default, Debug, PartialEq)]
+#[derive(Serialize, Default, Debug, Clone, PartialEq)]
 pub struct ClientUse {
     pub base_url: String,
     /// apt: the lines for `/etc/apt/sources.list`.
