@@ -28,7 +28,7 @@ pub mod respond;
 pub mod server;
 mod state;
 pub mod status;
-pub mod template;
+mod template;
 pub mod tls;
 pub mod zerocopy;
 

@@ -7,7 +7,7 @@ use std::fmt::{self, Write};
 
 /// Escapes `&`, `<`, `>`, `"` and `'`: safe in text and in quoted attribute values.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct NamedEntities;
+pub(crate) struct NamedEntities;
 
 impl askama::filters::Escaper for NamedEntities {
     fn write_escaped_str<W: Write>(&self, mut dest: W, text: &str) -> fmt::Result {
