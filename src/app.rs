@@ -1,5 +1,7 @@
 //! The application state shared by the server, the scheduler and the CLI: configuration, the
-//! store, the published view, and the bookkeeping of sync runs.
+//! store, the published view, and the bookkeeping of sync runs. The HTTP side sees it only
+//! through [`crate::http::State`], which [`App::http_state`] makes, and the
+//! [`StatusSource`] the app implements (from memory: run records, published refs).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -38,10 +40,11 @@ pub struct App {
     live: Mutex<HashMap<String, LiveStatus>>,
     /// The last run of each source as this process saw it end. The status page, metrics and
     /// scheduler read it before `state.json`, so a run whose record could not be written (a
-    /// full disk) is still reported as it ended, not as the run before it.
+    /// full disk) is still reported as it ended, not as the run before it. Seeded from
+    /// `state.json` at open, so the status page and metrics never read it per request.
     runs: Mutex<HashMap<String, RunRecord>>,
-    /// Per source, what the published view was built from: the status page and metrics read
-    /// it here instead of the refs on disk.
+    /// Per source, the refs the last view built (then published) was made from: the status
+    /// page and metrics read them here instead of the refs on disk.
     published: Mutex<HashMap<String, Published>>,
     /// The configured folders hidden from untrusted clients' messages (see
     /// [`crate::http::redact::paths`]), made once at open.
@@ -85,7 +88,6 @@ impl App {
                 .map(|s| (s.id.as_str(), s.mount.as_str())),
             store.objects_dir().to_path_buf(),
         ));
-        // Read once here, so the status page and metrics never read `state.json` per request.
         let runs = config
             .sources
             .iter()

@@ -87,7 +87,7 @@ pub struct LiveStatus {
 pub trait StatusSource: Send + Sync {
     /// Every configured source, in configuration order.
     fn sources(&self) -> Vec<SourceState>;
-    /// How clients use source `id` served at `base_url` (see [`super::status::client_use`]).
+    /// How clients use source `id` served at `base_url` (see [`super::status::client_use()`]).
     /// `series`: the Puavo meta files of its current snapshot.
     fn client_use(&self, id: &str, base_url: &str, series: Vec<String>) -> ClientUse;
     /// Local paths (configured folders, as written and resolved) hidden from untrusted

@@ -2,7 +2,7 @@
 //! schedule and how clients use it (the sources.list line of an apt source, the URLs of a
 //! Puavo repository), and the store's size.
 //!
-//! The data is collected once into [`Status`] from what the server keeps in memory (the
+//! The data is collected once into `Status` from what the server keeps in memory (the
 //! [`StatusSource`](super::state::StatusSource), the view, the metrics); the JSON is that
 //! struct, the HTML is rendered from it by `render` with askama templates, which escape
 //! everything that comes from configuration, the store or the request.
