@@ -1,7 +1,10 @@
 //! The application state shared by the server, the scheduler and the CLI: configuration, the
-//! store, the published view, and the bookkeeping of sync runs.
+//! store, the published view, and the bookkeeping of sync runs. The HTTP side sees it only
+//! through [`crate::http::State`], which [`App::http_state`] makes, and the
+//! [`StatusSource`] the app implements (from memory: run records, published refs).
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -10,27 +13,23 @@ use crate::config::Config;
 use crate::http::access::Access;
 use crate::http::metrics::Metrics;
 use crate::http::objects::ObjectCache;
+use crate::http::status::ClientUse;
+use crate::http::{IntoState, Settings, SourceState, State, StatusSource};
 use crate::manifest::{Manifest, ManifestError, Manifests};
 use crate::store::gc::{self, GcReport};
-use crate::store::refs::RunRecord;
+use crate::store::refs::{RunRecord, SourceRefs};
 use crate::store::{DataLock, GcGate, GcGuard, ObjectId, Store};
 use crate::sync::{self, SyncReport};
 use crate::time::unix_now;
 use crate::view::{SourceSnapshots, View, ViewHandle};
 
-/// What the status page shows of one source besides its last run record.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct LiveStatus {
-    pub running: bool,
-    /// Unix seconds of the next scheduled run, if scheduled.
-    pub next_run: Option<i64>,
-}
+pub use crate::http::LiveStatus;
 
 pub struct App {
     pub config: Config,
     pub store: Store,
-    pub view: ViewHandle,
-    pub objects: ObjectCache,
+    pub view: Arc<ViewHandle>,
+    pub objects: Arc<ObjectCache>,
     pub started: i64,
     /// Request, connection and sync counters for `/.metrics`, and the store's cached size.
     pub metrics: Arc<Metrics>,
@@ -41,8 +40,15 @@ pub struct App {
     live: Mutex<HashMap<String, LiveStatus>>,
     /// The last run of each source as this process saw it end. The status page, metrics and
     /// scheduler read it before `state.json`, so a run whose record could not be written (a
-    /// full disk) is still reported as it ended, not as the run before it.
+    /// full disk) is still reported as it ended, not as the run before it. Seeded from
+    /// `state.json` at open, so the status page and metrics never read it per request.
     runs: Mutex<HashMap<String, RunRecord>>,
+    /// Per source, the refs the last view built (then published) was made from: the status
+    /// page and metrics read them here instead of the refs on disk.
+    published: Mutex<HashMap<String, Published>>,
+    /// The configured folders hidden from untrusted clients' messages (see
+    /// [`crate::http::redact::paths`]), made once at open.
+    private_folders: Vec<String>,
     /// A failed sync left objects that nothing names; the next GC chance collects them.
     garbage_pending: AtomicBool,
     manifests: Mutex<HashMap<ObjectId, Arc<Manifest>>>,
@@ -69,22 +75,35 @@ impl App {
                 "removed leftovers of interrupted writes from tmp/"
             );
         }
-        let objects = ObjectCache::new(store.objects_dir().to_path_buf());
+        let objects = Arc::new(ObjectCache::new(store.objects_dir().to_path_buf()));
         let source_locks = config
             .sources
             .iter()
             .map(|s| (s.id.clone(), Mutex::new(())))
             .collect();
-        let metrics = Arc::new(Metrics::new(&config, store.objects_dir().to_path_buf()));
+        let metrics = Arc::new(Metrics::new(
+            config
+                .sources
+                .iter()
+                .map(|s| (s.id.as_str(), s.mount.as_str())),
+            store.objects_dir().to_path_buf(),
+        ));
+        let runs = config
+            .sources
+            .iter()
+            .filter_map(|s| Some((s.id.clone(), store.read_run_record(&s.id)?)))
+            .collect();
         let app = App {
             metrics,
             access: Access::open(),
             store,
-            view: ViewHandle::new(View::default()),
+            view: Arc::new(ViewHandle::new(View::default())),
             objects,
             started: unix_now(),
             live: Mutex::default(),
-            runs: Mutex::default(),
+            runs: Mutex::new(runs),
+            published: Mutex::default(),
+            private_folders: private_folders(&config),
             garbage_pending: AtomicBool::new(false),
             manifests: Mutex::default(),
             gate: GcGate::new(),
@@ -137,12 +156,20 @@ impl App {
     pub fn build_view(&self) -> Result<View, ManifestError> {
         let mut sources = Vec::new();
         let mut wanted = Vec::new();
+        let mut published = HashMap::new();
         for source in &self.config.sources {
             let refs = self.store.read_refs(&source.id)?;
             let current = refs
                 .current
                 .map(|id| self.source_manifest(source, &id))
                 .transpose()?;
+            published.insert(
+                source.id.clone(),
+                Published {
+                    current_created: current.as_ref().map(|m| m.created),
+                    refs: refs.clone(),
+                },
+            );
             let mut retained = Vec::new();
             for id in refs.snapshots.iter().chain(refs.current.iter()) {
                 if retained.iter().any(|(r, _)| r == id) {
@@ -164,6 +191,7 @@ impl App {
             .lock()
             .expect("not poisoned")
             .retain(|id, _| wanted.contains(id));
+        *self.published.lock().expect("not poisoned") = published;
         Ok(View::build(&sources))
     }
 
@@ -405,4 +433,120 @@ impl App {
         }
         Ok(report)
     }
+}
+
+/// What a source's published snapshots were when the view was last built.
+#[derive(Debug, Clone, Default)]
+struct Published {
+    refs: SourceRefs,
+    current_created: Option<i64>,
+}
+
+impl App {
+    /// The HTTP side's view of this app: its parts, and the app itself as the status source.
+    pub fn http_state(self: &Arc<Self>) -> State {
+        State {
+            view: self.view.clone(),
+            objects: self.objects.clone(),
+            metrics: self.metrics.clone(),
+            access: self.clone(),
+            settings: Settings {
+                access_log: self.config.server.access_log,
+                trust_loopback: self.config.server.trust_loopback,
+            },
+            started: self.started,
+            status: self.clone(),
+        }
+    }
+}
+
+impl IntoState for Arc<App> {
+    fn into_state(self) -> Arc<State> {
+        Arc::new(self.http_state())
+    }
+}
+
+impl AsRef<Access> for App {
+    fn as_ref(&self) -> &Access {
+        &self.access
+    }
+}
+
+impl StatusSource for App {
+    fn sources(&self) -> Vec<SourceState> {
+        let runs = self.runs.lock().expect("not poisoned").clone();
+        let live = self.live.lock().expect("not poisoned").clone();
+        let published = self.published.lock().expect("not poisoned").clone();
+        self.config
+            .sources
+            .iter()
+            .map(|source| {
+                let published = published.get(&source.id).cloned().unwrap_or_default();
+                SourceState {
+                    id: source.id.clone(),
+                    mount: source.mount.clone(),
+                    kind: source.kind.name(),
+                    live: live.get(&source.id).cloned().unwrap_or_default(),
+                    last_run: runs.get(&source.id).cloned(),
+                    refs: published.refs,
+                    current_created: published.current_created,
+                }
+            })
+            .collect()
+    }
+
+    fn client_use(&self, id: &str, base_url: &str, view: &View) -> ClientUse {
+        let mut usage = ClientUse {
+            base_url: base_url.to_string(),
+            ..ClientUse::default()
+        };
+        if let Some(source) = self.config.source(id) {
+            let at = crate::sync::kind::ClientContext {
+                base_url,
+                mount: &source.mount,
+                view,
+            };
+            source.kind.client_use(&at, &mut usage);
+        }
+        usage
+    }
+
+    fn private_folders(&self) -> &[String] {
+        &self.private_folders
+    }
+}
+
+/// Every folder `config` names, as written and as an absolute path, for [`crate::http::redact::paths`]: the data
+/// directory, `dir` paths, Puavo image and series folders, symlink targets, keys and the TLS
+/// files.
+fn private_folders(config: &Config) -> Vec<String> {
+    let mut list: Vec<&Path> = vec![&config.data_dir];
+    if let Some(tls) = &config.server.tls {
+        list.push(&tls.cert);
+        list.push(&tls.key);
+    }
+    for source in &config.sources {
+        list.extend(source.kind.local_paths());
+    }
+    let cwd = std::env::current_dir().ok();
+    let mut out = Vec::new();
+    for path in list {
+        out.push(path.display().to_string());
+        if path.is_relative() {
+            if let Some(cwd) = &cwd {
+                out.push(cwd.join(path).display().to_string());
+            }
+        }
+        if let Ok(real) = std::fs::canonicalize(path) {
+            out.push(real.display().to_string());
+        }
+    }
+    // Longest first, so `d/sub` wins over `d`; nothing that would match every word.
+    out.retain(|f| {
+        let f = f.trim_end_matches('/');
+        !f.is_empty() && f != "."
+    });
+    out.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    out.dedup();
+    out
 }

@@ -37,4 +37,5 @@ pub mod store;
 pub mod sync;
 pub mod time;
 pub mod units;
+pub mod urls;
 pub mod view;

@@ -79,7 +79,8 @@ async fn serve(config: Config, initial_sync: bool) -> anyhow::Result<()> {
         crate::notify::stopping();
         let _ = stop.send(true);
     });
-    server::serve(app.clone(), listeners, stopped).await?;
+    let state = Arc::new(app.http_state());
+    server::serve(state, app.config.server.clone(), listeners, stopped).await?;
     let _ = std::fs::remove_file(crate::admin::socket_path(&app.config.data_dir));
     Ok(())
 }

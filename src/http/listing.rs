@@ -1,21 +1,45 @@
-//! HTML directory listings, from the template in `static/listing.html`. A listing is rendered
-//! once per view and then served from the view's [`crate::page_cache::PageCache`].
+//! HTML directory listings, from the askama template `templates/listing.html` (names are
+//! escaped by the template). A listing is rendered once per view and then served from the
+//! view's [`crate::page_cache::PageCache`].
+
+use askama::Template;
 
 use crate::view::{DirNode, Node, View};
 
 use super::path::encode_segment;
-use super::template;
 use crate::time::http_date;
 
-const TEMPLATE: &str = include_str!("../../static/listing.html");
-pub const STYLE: &str = include_str!("../../static/style.css");
+/// The page style, shared with the status page; inserted as it is (it is ours, not input).
+pub const STYLE: &str = include_str!("../../templates/style.css");
+
+#[derive(Template)]
+#[template(path = "listing.html", config = "templates/askama.toml")]
+struct Listing<'a> {
+    title: String,
+    style: &'static str,
+    crumbs: Vec<Crumb<'a>>,
+    root: bool,
+    rows: Vec<Row<'a>>,
+    count: usize,
+}
+
+/// One link of the heading: `/a/b/` links to `/a/` and `/a/b/`.
+struct Crumb<'a> {
+    href: String,
+    name: &'a str,
+}
+
+struct Row<'a> {
+    href: String,
+    name: &'a str,
+    slash: &'static str,
+    size: String,
+    date: String,
+}
 
 /// Renders the listing of the directory at `key` (`/a/b` form, root `/`).
 pub fn render(view: &View, key: &str, dir: &DirNode) -> String {
-    let mut rows = String::new();
-    if key != "/" {
-        rows.push_str("<tr><td><a href=\"../\">../</a></td><td class=\"num\"></td><td class=\"date\"></td></tr>\n");
-    }
+    let mut rows = Vec::with_capacity(dir.children.len());
     // Directories first, then files, each in name order (the children are sorted by name).
     for pass_dirs in [true, false] {
         for child in dir.children.iter().filter(|c| c.is_dir == pass_dirs) {
@@ -29,28 +53,26 @@ pub fn render(view: &View, key: &str, dir: &DirNode) -> String {
                 Some(Node::Dir(sub)) => ("—".to_string(), sub.mtime),
                 None => continue,
             };
-            let slash = if child.is_dir { "/" } else { "" };
-            rows.push_str(&format!(
-                "<tr><td><a href=\"{href}{slash}\">{name}{slash}</a></td><td class=\"num\">{size}</td><td class=\"date\">{date}</td></tr>\n",
-                href = encode_segment(&child.name),
-                name = escape(&child.name),
-                date = short_date(mtime),
-            ));
+            rows.push(Row {
+                href: encode_segment(&child.name),
+                name: &child.name,
+                slash: if child.is_dir { "/" } else { "" },
+                size,
+                date: short_date(mtime),
+            });
         }
     }
-    let count = dir.children.len();
-    let title = escape(&display_path(key));
-    let crumbs = breadcrumbs(key);
-    let count = format!("{count} entr{}", if count == 1 { "y" } else { "ies" });
-    // One pass: names that contain `{{…}}` are never taken for placeholders.
-    template::fill(TEMPLATE, |name| match name {
-        "title" => Some(title.as_str()),
-        "style" => Some(STYLE),
-        "breadcrumbs" => Some(crumbs.as_str()),
-        "count" => Some(count.as_str()),
-        "rows" => Some(rows.as_str()),
-        _ => None,
-    })
+    let page = Listing {
+        title: display_path(key),
+        style: STYLE,
+        crumbs: breadcrumbs(key),
+        root: key == "/",
+        rows,
+        count: dir.children.len(),
+    };
+    // Rendering into a String only fails if a Display impl fails; ours do not.
+    page.render()
+        .unwrap_or_else(|e| format!("cannot render the listing: {e}"))
 }
 
 fn display_path(key: &str) -> String {
@@ -61,31 +83,20 @@ fn display_path(key: &str) -> String {
     }
 }
 
-/// `/a/b/` as links to `/`, `/a/` and `/a/b/`.
-fn breadcrumbs(key: &str) -> String {
-    let mut out = String::from("<a href=\"/\">/</a>");
+/// The links of `/a/b/` after the root's: `/a/` and `/a/b/`.
+fn breadcrumbs(key: &str) -> Vec<Crumb<'_>> {
     let mut href = String::from("/");
-    for segment in key.split('/').filter(|s| !s.is_empty()) {
-        href.push_str(&encode_segment(segment));
-        href.push('/');
-        out.push_str(&format!("<a href=\"{href}\">{}/</a>", escape(segment)));
-    }
-    out
-}
-
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
+    key.split('/')
+        .filter(|s| !s.is_empty())
+        .map(|segment| {
+            href.push_str(&encode_segment(segment));
+            href.push('/');
+            Crumb {
+                href: href.clone(),
+                name: segment,
+            }
+        })
+        .collect()
 }
 
 pub fn human_size(bytes: u64) -> String {
@@ -133,17 +144,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escaping_and_sizes() {
-        assert_eq!(
-            escape("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
+    fn sizes_dates_and_breadcrumbs() {
         assert_eq!(human_size(512), "512 B");
         assert_eq!(human_size(1536), "1.5 KiB");
         assert_eq!(short_date(1_700_000_000), "2023-11-14 22:13");
+        let crumbs: Vec<(String, &str)> = breadcrumbs("/a b/c")
+            .into_iter()
+            .map(|c| (c.href, c.name))
+            .collect();
         assert_eq!(
-            breadcrumbs("/a b/c"),
-            "<a href=\"/\">/</a><a href=\"/a%20b/\">a b/</a><a href=\"/a%20b/c/\">c/</a>"
+            crumbs,
+            [
+                ("/a%20b/".to_string(), "a b"),
+                ("/a%20b/c/".to_string(), "c")
+            ]
         );
     }
 }

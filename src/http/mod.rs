@@ -3,8 +3,9 @@
 //! Reading order: `server` (listeners, connections, shutdown) → this file's [`handle`]
 //! (methods, Host, paths, routing) → `respond` (preconditions, ranges) → `body` (streaming).
 //! `metrics` counts every answer (status, mount, body bytes) and serves `/.metrics`;
-//! `status_page` serves `/.status` and `/.status.json`; `access` decides `[[access]]` rules
-//! (with `htpasswd` and `apr1` for passwords) before any lookup.
+//! `status` serves `/.status` and `/.status.json`; `access` decides `[[access]]` rules
+//! (with `htpasswd` and `apr1` for passwords) before any lookup. Handlers see only
+//! [`State`] (see `state`): the app builds it and answers its [`StatusSource`] questions.
 
 pub mod access;
 mod activity;
@@ -25,20 +26,19 @@ pub mod range;
 pub mod redact;
 pub mod respond;
 pub mod server;
-mod status_page;
-pub mod template;
+mod state;
+pub mod status;
+mod template;
 pub mod tls;
 pub mod zerocopy;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 
-use crate::app::App;
 use crate::page_cache::Page;
 use crate::time::unix_now;
 use crate::view::Node;
@@ -46,20 +46,24 @@ use access::Decision;
 use body::Body;
 use metrics::CountedBody;
 use respond::{error, Content, Representation};
+pub use state::{IntoState, LiveStatus, Settings, SourceState, State, StatusSource};
 
 /// Answers one request. Never panics on client input; every refusal has the right status.
-/// `tls`: the connection is HTTPS (for the URLs the status page shows).
+/// `tls`: the connection is HTTPS (for the URLs the status page shows). `state`: the
+/// server's [`State`] (or an owner that makes it, such as the app).
 pub async fn handle<B>(
-    app: Arc<App>,
+    state: impl IntoState,
     req: Request<B>,
     peer: SocketAddr,
     tls: bool,
 ) -> Response<CountedBody> {
+    let state = state.into_state();
+    let access_log = state.settings.access_log;
     // (Only the access log reads the clock.)
-    let started = app.config.server.access_log.then(Instant::now);
-    let mut slot = app.metrics.other_slot();
-    let response = route(&app, &req, peer.ip(), tls, &mut slot).await;
-    if app.config.server.access_log {
+    let started = access_log.then(Instant::now);
+    let mut slot = state.metrics.other_slot();
+    let response = route(&state, &req, peer.ip(), tls, &mut slot).await;
+    if access_log {
         let length = response
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -77,13 +81,15 @@ pub async fn handle<B>(
         );
     }
     let response = zerocopy::divert(response, req.extensions().get(), req.version());
-    let cell = app.metrics.count_request(response.status().as_u16(), slot);
-    response.map(|body| CountedBody::new(body, app, cell))
+    let bytes = state
+        .metrics
+        .count_request(response.status().as_u16(), slot);
+    response.map(|body| CountedBody::new(body, bytes))
 }
 
 /// `slot`: set to the metrics slot (mount) of the path once it is known.
 async fn route<B>(
-    app: &App,
+    state: &State,
     req: &Request<B>,
     peer: IpAddr,
     tls: bool,
@@ -110,14 +116,15 @@ async fn route<B>(
         "/.status" | "/.status.json" | "/.status.html" | "/.metrics"
     );
     *slot = if builtin {
-        app.metrics.status_slot()
+        state.metrics.status_slot()
     } else {
-        app.metrics.mount_slot(&decoded.key)
+        state.metrics.mount_slot(&decoded.key)
     };
     // Before any lookup: a refused client must not learn whether the path exists.
-    let restricted = if app.access.has_rules() {
+    let access = state.access();
+    let restricted = if access.has_rules() {
         let authorization = req.headers().get(header::AUTHORIZATION);
-        match app.access.check(&decoded.key, peer, authorization).await {
+        match access.check(&decoded.key, peer, authorization).await {
             Decision::Allowed { restricted } => restricted,
             Decision::Forbidden => {
                 return error(
@@ -149,7 +156,7 @@ async fn route<B>(
     } else {
         false
     };
-    let mut response = serve(app, req, &decoded, peer, restricted, tls).await;
+    let mut response = serve(state, req, &decoded, peer, restricted, tls).await;
     if restricted {
         // Content behind a rule must not be kept by shared caches for other clients.
         private(response.headers_mut());
@@ -172,7 +179,7 @@ fn private(headers: &mut http::HeaderMap) {
 /// Answers a request that may be served. `restricted`: an `[[access]]` rule with an allow
 /// list or a password let it through.
 async fn serve<B>(
-    app: &App,
+    state: &State,
     req: &Request<B>,
     decoded: &path::RequestPath,
     peer: IpAddr,
@@ -183,13 +190,13 @@ async fn serve<B>(
     match decoded.key.as_str() {
         "/.status" | "/.status.json" | "/.status.html" => {
             // Full error messages (with filesystem paths) only for trusted clients.
-            let trusted = trusted(restricted, peer, app.config.server.trust_loopback);
-            return status_page::respond(app, req, &decoded.key, tls, trusted, peer).await;
+            let trusted = trusted(restricted, peer, state.settings.trust_loopback);
+            return status::respond(state, req, &decoded.key, tls, trusted, peer).await;
         }
-        "/.metrics" => return metrics::respond(app, req).await,
+        "/.metrics" => return metrics::respond(state, req).await,
         _ => {}
     }
-    let view = app.view.load();
+    let view = state.view.load();
     let Some(node) = view.get(&decoded.key) else {
         return error(StatusCode::NOT_FOUND, "no such file or directory");
     };
@@ -199,7 +206,7 @@ async fn serve<B>(
             error(StatusCode::NOT_FOUND, "no such directory")
         }
         Node::File(file) => {
-            let content = match app.objects.open(file).await {
+            let content = match state.objects.open(file).await {
                 Ok(content) => content,
                 Err(e) => {
                     tracing::error!(path = %decoded.key, error = %e, "cannot serve a published file");

@@ -96,18 +96,7 @@ fn percent_decode(segment: &str) -> Result<String, PathError> {
     String::from_utf8(out).map_err(|_| PathError::NotUtf8)
 }
 
-/// Encodes a path segment for an `href` or `Location`: everything but unreserved characters.
-pub fn encode_segment(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for byte in segment.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
+pub use crate::urls::encode_segment;
 
 #[cfg(test)]
 mod tests {

@@ -9,46 +9,7 @@
 //!   `data_dir = "d"` gives `d/objects/ab/cdef`), becomes `…`. URLs (`http://host/path`) are
 //!   kept: they are the upstream's public address.
 
-use std::path::Path;
-
-use crate::config::Config;
-
 pub use crate::secrets::credentials;
-
-/// Every folder `config` names, as written and as an absolute path, for [`paths`]: the data
-/// directory, `dir` paths, Puavo image and series folders, symlink targets, keys and the TLS
-/// files.
-pub fn folders(config: &Config) -> Vec<String> {
-    let mut list: Vec<&Path> = vec![&config.data_dir];
-    if let Some(tls) = &config.server.tls {
-        list.push(&tls.cert);
-        list.push(&tls.key);
-    }
-    for source in &config.sources {
-        list.extend(source.kind.local_paths());
-    }
-    let cwd = std::env::current_dir().ok();
-    let mut out = Vec::new();
-    for path in list {
-        out.push(path.display().to_string());
-        if path.is_relative() {
-            if let Some(cwd) = &cwd {
-                out.push(cwd.join(path).display().to_string());
-            }
-        }
-        if let Ok(real) = std::fs::canonicalize(path) {
-            out.push(real.display().to_string());
-        }
-    }
-    // Longest first, so `d/sub` wins over `d`; nothing that would match every word.
-    out.retain(|f| {
-        let f = f.trim_end_matches('/');
-        !f.is_empty() && f != "."
-    });
-    out.sort_by_key(|f| std::cmp::Reverse(f.len()));
-    out.dedup();
-    out
-}
 
 /// Where a path may start: the text's start or after one of these (so the `/` inside a URL,
 /// after `:` or another `/`, is not one).
@@ -97,8 +58,9 @@ fn folder_at(text: &str, folders: &[String]) -> Option<usize> {
     })
 }
 
-/// `message` with every absolute path, and every path starting with one of `folders` (see
-/// [`folders`]), replaced by `…`. A lone `/` is kept.
+/// `message` with every absolute path, and every path starting with one of `folders` (the
+/// configured folders as written and resolved, longest first; the app makes the list),
+/// replaced by `…`. A lone `/` is kept.
 pub fn paths(message: &str, folders: &[String]) -> String {
     let mut out = String::with_capacity(message.len());
     let mut previous: Option<char> = None;

@@ -25,7 +25,7 @@ use super::budget::Budget;
 use super::idle::IdleTimeout;
 use super::tls::{self, ReloadableCert};
 use super::zerocopy::{Sender, ZeroCopyStream};
-use crate::app::App;
+use super::State;
 use crate::config::ServerConfig;
 
 /// Bound listeners, ready to serve. Binding is separate so start-up errors (port in use)
@@ -123,11 +123,12 @@ fn builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
 /// Serves until `shutdown` turns true, then stops accepting, asks every connection to finish
 /// its current responses, and waits up to `shutdown_grace` for them.
 pub async fn serve(
-    app: Arc<App>,
+    state: Arc<State>,
+    config: ServerConfig,
     listeners: Listeners,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let config = app.config.server.clone();
+    let shared_config = Arc::new(config.clone());
     let plain = builder(&config);
     let builder = Arc::new(Builders {
         h1: plain.clone().http1_only(),
@@ -135,7 +136,7 @@ pub async fn serve(
         plain,
     });
     // Measure the store now, so the first status page or scrape need not wait for it.
-    app.metrics.store.prime();
+    state.metrics.store.prime();
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let budget = Budget::new(config.buffer_memory, config.connection_buffer);
     let mut accept_loops = tokio::task::JoinSet::new();
@@ -144,7 +145,8 @@ pub async fn serve(
             listener,
             tls,
             Shared {
-                app: app.clone(),
+                state: state.clone(),
+                config: shared_config.clone(),
                 builder: builder.clone(),
                 budget: budget.clone(),
             },
@@ -176,7 +178,8 @@ struct Builders {
 /// What every connection of a listener shares.
 #[derive(Clone)]
 struct Shared {
-    app: Arc<App>,
+    state: Arc<State>,
+    config: Arc<ServerConfig>,
     builder: Arc<Builders>,
     budget: Budget,
 }
@@ -214,8 +217,8 @@ async fn accept_loop(
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let _open = shared.app.metrics.connection_opened();
-            let server = &shared.app.config.server;
+            let _open = shared.state.metrics.connection_opened();
+            let server = &*shared.config;
             let idle = server.idle_timeout;
             let connection = Connection {
                 peer,
@@ -291,21 +294,21 @@ impl Connection<'_> {
             accepted,
             shared,
         } = self;
-        let config = &shared.app.config.server;
+        let config = &*shared.config;
         let activity = Activity::new();
         let service = {
-            let app = shared.app.clone();
+            let state = shared.state.clone();
             let budget = shared.budget.connection();
             let activity = activity.clone();
             service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                 if let Some(sender) = &zero_copy {
                     req.extensions_mut().insert(sender.clone());
                 }
-                let app = app.clone();
+                let state = state.clone();
                 let budget = budget.clone();
                 let in_flight = activity.request_started(req.version());
                 async move {
-                    let response = super::handle(app, req, peer, tls).await;
+                    let response = super::handle(state, req, peer, tls).await;
                     Ok::<_, Infallible>(
                         response.map(|body| Tracked::new(body.budgeted(budget), in_flight)),
                     )

@@ -1,48 +1,45 @@
-//! Fills `{{name}}` placeholders of the HTML templates in `static/`.
-//!
-//! One pass over the template, copying literal text and substituting each placeholder once.
-//! Substituted text is never scanned again, so a value that itself contains `{{…}}` (a folder
-//! named `{{rows}}`, a file named `{{title}}`) is shown as it is, not filled in a second time.
+//! The escaping of the HTML pages' askama templates (`templates/*.html`, set up in
+//! `templates/askama.toml`): every value a template shows is escaped with named entities
+//! (`&lt;`, `&gt;`, `&amp;`, `&quot;`) and `&#39;`, the same text the pages had before they
+//! moved to askama, which writes numeric ones (`&#60;`) by default.
 
-/// The template with every known placeholder replaced by its value; an unknown `{{name}}` is
-/// left as it is.
-pub fn fill<'a>(template: &str, value: impl Fn(&str) -> Option<&'a str>) -> String {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(open) = rest.find("{{") {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 2..];
-        match after
-            .find("}}")
-            .and_then(|close| Some((close, value(&after[..close])?)))
-        {
-            Some((close, text)) => {
-                out.push_str(text);
-                rest = &after[close + 2..];
-            }
-            None => {
-                out.push_str("{{");
-                rest = after;
-            }
+use std::fmt::{self, Write};
+
+/// Escapes `&`, `<`, `>`, `"` and `'`: safe in text and in quoted attribute values.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct NamedEntities;
+
+impl askama::filters::Escaper for NamedEntities {
+    fn write_escaped_str<W: Write>(&self, mut dest: W, text: &str) -> fmt::Result {
+        let mut last = 0;
+        for (index, byte) in text.bytes().enumerate() {
+            let entity = match byte {
+                b'&' => "&amp;",
+                b'<' => "&lt;",
+                b'>' => "&gt;",
+                b'"' => "&quot;",
+                b'\'' => "&#39;",
+                _ => continue,
+            };
+            dest.write_str(&text[last..index])?;
+            dest.write_str(entity)?;
+            last = index + 1;
         }
+        dest.write_str(&text[last..])
     }
-    out.push_str(rest);
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use askama::filters::Escaper;
 
     #[test]
-    fn substituted_text_is_not_filled_again() {
-        let values = |name: &str| match name {
-            "a" => Some("{{b}}"),
-            "b" => Some("B"),
-            _ => None,
-        };
-        assert_eq!(fill("<{{a}}|{{b}}|{{c}}|{{b", values), "<{{b}}|B|{{c}}|{{b");
-        assert_eq!(fill("no placeholders", values), "no placeholders");
-        assert_eq!(fill("{{{b}}}", values), "{{{b}}}");
+    fn named_entities() {
+        let mut out = String::new();
+        NamedEntities
+            .write_escaped_str(&mut out, "<a href=\"x\">&'é")
+            .unwrap();
+        assert_eq!(out, "&lt;a href=&quot;x&quot;&gt;&amp;&#39;é");
     }
 }

@@ -53,6 +53,57 @@ pub trait Kind: std::fmt::Debug + Send + Sync {
 
     /// What `check-config` prints about the source, one line each.
     fn describe(&self) -> Vec<String>;
+
+    /// How clients use the source (`usage` comes with `base_url` set): a plain tree under
+    /// its mount needs nothing more.
+    fn client_use(&self, _at: &ClientContext<'_>, _usage: &mut ClientUse) {}
+}
+
+/// How clients use a source: what the status page shows and `/.status.json` serves.
+#[derive(serde::Serialize, Default, Debug, Clone, PartialEq)]
+pub struct ClientUse {
+    pub base_url: String,
+    /// apt: the lines for `/etc/apt/sources.list`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sources_list: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub architectures: Vec<String>,
+    /// Puavo: `meta/<series>.json` of the current snapshot, `CKSUMS`, and the rdiffs folder.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub meta: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cksums: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rdiffs: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// Where a source is served, for [`Kind::client_use`].
+pub struct ClientContext<'a> {
+    /// The URL of the source's mount as the client reached the server, ending with `/`.
+    pub base_url: &'a str,
+    /// The mount: `""` for the root, else `/a/b`.
+    pub mount: &'a str,
+    /// What is published now.
+    pub view: &'a crate::view::View,
+}
+
+impl ClientContext<'_> {
+    /// The names of the files directly in folder `folder` (relative to the mount) of the
+    /// published view, sorted.
+    pub fn files_in(&self, folder: &str) -> Vec<String> {
+        let path = format!("{}/{folder}", self.mount.trim_end_matches('/'));
+        match self.view.get(&path) {
+            Some(crate::view::Node::Dir(dir)) => dir
+                .children
+                .iter()
+                .filter(|c| !c.is_dir)
+                .map(|c| c.name.to_string())
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// How a kind reads its options from its `[[source]]` table (the keys every source has are
@@ -313,5 +364,124 @@ mod tests {
             message,
             "key `kind`: `svn` is not one of `dir`, `apt`, `puavo`, `files`"
         );
+    }
+
+    fn client_use(kind: &SourceKind, base_url: &str, mount: &str, published: &[&str]) -> ClientUse {
+        let entries = published
+            .iter()
+            .map(|path| crate::manifest::Entry {
+                path: path.to_string(),
+                object: crate::store::ObjectId([1; 32]),
+                size: 1,
+                mtime: 0,
+                stamp: None,
+                origin: None,
+                immutable: false,
+            })
+            .collect();
+        let manifest = std::sync::Arc::new(Manifest::new("s", 0, entries));
+        let view = crate::view::View::build(&[crate::view::SourceSnapshots {
+            id: "s".into(),
+            mount: mount.into(),
+            current: Some(manifest),
+            retained: Vec::new(),
+            fill_in: false,
+        }]);
+        let mut usage = ClientUse {
+            base_url: base_url.into(),
+            ..ClientUse::default()
+        };
+        let at = ClientContext {
+            base_url,
+            mount,
+            view: &view,
+        };
+        kind.client_use(&at, &mut usage);
+        usage
+    }
+
+    #[test]
+    fn apt_sources_list_lines() {
+        let apt = |line: &str| {
+            let kind = kind(&format!(
+                "kind = \"apt\"\nrepository = \"{line}\"\nkeys = [\"/k.gpg\"]"
+            ));
+            client_use(
+                &kind,
+                "https://mirror.example:8443/debian/pve/",
+                "/debian/pve",
+                &[],
+            )
+            .sources_list
+        };
+        assert_eq!(
+            apt("deb http://download.proxmox.com/debian/pve bookworm pve-no-subscription pvetest"),
+            ["deb https://mirror.example:8443/debian/pve/ bookworm pve-no-subscription pvetest"]
+        );
+        assert_eq!(
+            apt("deb-src http://deb.debian.org/debian bookworm main"),
+            ["deb-src https://mirror.example:8443/debian/pve/ bookworm main"]
+        );
+        assert_eq!(
+            apt("deb+deb-src http://deb.debian.org/debian bookworm main contrib"),
+            [
+                "deb https://mirror.example:8443/debian/pve/ bookworm main contrib",
+                "deb-src https://mirror.example:8443/debian/pve/ bookworm main contrib"
+            ]
+        );
+        assert_eq!(
+            apt("deb http://example.org/repo ./"),
+            ["deb https://mirror.example:8443/debian/pve/ ./"]
+        );
+    }
+
+    #[test]
+    fn puavo_urls_and_the_root_note() {
+        let puavo = kind(
+            "kind = \"puavo\"\nimage_dir = \"/images\"\nurlbase = \"https://images.example.org/puavo\"",
+        );
+        let published = [
+            "meta/puavo-os-bookworm-amd64.json",
+            "meta/notes.txt",
+            "CKSUMS",
+        ];
+        let at_mount = client_use(&puavo, "http://host/m/", "/m", &published);
+        assert_eq!(
+            at_mount.meta,
+            ["http://host/m/meta/puavo-os-bookworm-amd64.json"]
+        );
+        assert_eq!(at_mount.cksums.as_deref(), Some("http://host/m/CKSUMS"));
+        assert_eq!(at_mount.rdiffs.as_deref(), Some("http://host/m/rdiffs/"));
+        assert!(
+            at_mount.notes[0].contains("mounted at /"),
+            "{:?}",
+            at_mount.notes
+        );
+        assert!(at_mount.notes[1].contains("https://images.example.org/puavo/"));
+        let at_root = client_use(&puavo, "http://host/", "", &published);
+        assert_eq!(
+            at_root.meta,
+            ["http://host/meta/puavo-os-bookworm-amd64.json"]
+        );
+        assert!(
+            at_root.notes[0].starts_with("Mounted at /"),
+            "{:?}",
+            at_root.notes
+        );
+        let dir = client_use(
+            &kind("kind = \"dir\"\npath = \"/srv\""),
+            "http://host/m/",
+            "/m",
+            &[],
+        );
+        assert_eq!(
+            dir,
+            ClientUse {
+                base_url: "http://host/m/".into(),
+                ..ClientUse::default()
+            }
+        );
+        let files = kind("kind = \"files\"\nurl = \"http://download.example.org/iso/\"");
+        assert_eq!(client_use(&files, "http://host/m/", "/m", &[]), dir);
     }
 }

@@ -22,7 +22,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde::{Deserialize, Serialize};
 
 use super::fetch::{Expected, FetchError, Fetcher};
-use super::kind::{Finding, Kind, KindOptions, Run, Severity};
+use super::kind::{ClientContext, ClientUse, Finding, Kind, KindOptions, Run, Severity};
 use super::previous::{with_progress, Previous};
 use super::{SyncError, SyncReport};
 use crate::manifest::{Entry, Manifest};
@@ -101,6 +101,10 @@ impl Kind for AptOptions {
 
     fn describe(&self) -> Vec<String> {
         AptOptions::describe(self)
+    }
+
+    fn client_use(&self, at: &ClientContext<'_>, usage: &mut ClientUse) {
+        AptOptions::client_use(self, at.base_url, usage)
     }
 }
 

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use super::index::Filter;
 use super::repository::Repository;
 use crate::sync::fetch::FetchOptions;
+use crate::sync::kind::ClientUse;
 use crate::sync::fetch::FetchKeys;
 
 /// Index kinds an apt source can carry besides Packages and Sources.
@@ -99,6 +100,29 @@ impl AptOptions {
             allow_expired: raw.allow_expired.unwrap_or(false),
             fetch,
         })
+    }
+
+    /// The sources.list lines that use this mirror: the upstream's own line, pointed here.
+    pub(super) fn client_use(&self, base_url: &str, usage: &mut ClientUse) {
+        let repo = &self.repository;
+        let tail = if repo.is_flat() {
+            repo.suite.clone()
+        } else {
+            format!("{} {}", repo.suite, repo.components.join(" "))
+        };
+        if repo.binary {
+            usage.sources_list.push(format!("deb {base_url} {tail}"));
+        }
+        if repo.source {
+            usage
+                .sources_list
+                .push(format!("deb-src {base_url} {tail}"));
+        }
+        usage.architectures = self.architectures.clone();
+        usage.notes.push(
+            "The Release files are the upstream's, signed by its key: clients trust the same key as for the upstream (signed-by)."
+                .into(),
+        );
     }
 
     /// What `check-config` prints.

@@ -13,7 +13,9 @@ pub mod options;
 
 use std::collections::HashMap;
 
-use super::kind::{check_folder, Finding, Kind, KindOptions, Run, Severity};
+use super::kind::{
+    check_folder, ClientContext, ClientUse, Finding, Kind, KindOptions, Run, Severity,
+};
 use super::previous::Previous;
 use super::{SyncError, SyncReport};
 use crate::manifest::{Entry, Manifest};
@@ -82,6 +84,15 @@ impl Kind for PuavoOptions {
 
     fn describe(&self) -> Vec<String> {
         PuavoOptions::describe(self)
+    }
+
+    fn client_use(&self, at: &ClientContext<'_>, usage: &mut ClientUse) {
+        let series: Vec<String> = at
+            .files_in("meta")
+            .into_iter()
+            .filter(|name| name.ends_with(".json"))
+            .collect();
+        PuavoOptions::client_use(self, at.base_url, at.mount.is_empty(), &series, usage)
     }
 }
 

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::keys::no_userinfo;
 use crate::sync::fetch::FetchOptions;
+use crate::sync::kind::ClientUse;
 use crate::sync::fetch::FetchKeys;
 
 /// A Puavo source's validated options.
@@ -121,6 +122,40 @@ impl PuavoOptions {
             torrents,
             torrent_trackers,
         })
+    }
+
+    /// Where laptops and bootservers find the meta files, CKSUMS and rdiffs, and where the
+    /// meta files' urls point. `series`: the meta files published now.
+    pub(super) fn client_use(&self, base_url: &str, at_root: bool, series: &[String], usage: &mut ClientUse) {
+        usage.meta = series
+            .iter()
+            .map(|name| format!("{base_url}meta/{}", crate::urls::encode_segment(name)))
+            .collect();
+        usage.cksums = Some(format!("{base_url}CKSUMS"));
+        usage.rdiffs = Some(format!("{base_url}rdiffs/"));
+        if at_root {
+            usage.notes.push(format!(
+                "Mounted at /: Puavo laptops find /rdiffs/ here; point them at {base_url}."
+            ));
+        } else {
+            usage.notes.push(
+                "Puavo laptops fetch /rdiffs/<name> from the server root: they can use this repository only if it is mounted at / (mount = \"/\"). Bootservers follow the meta files' urls and work at any mount."
+                    .into(),
+            );
+        }
+        let rewrites = match &self.mode {
+            PuavoMode::Build { .. } => true,
+            PuavoMode::Mirror { rewrite_urls, .. } => *rewrite_urls,
+        };
+        match (&self.urlbase, rewrites) {
+            (Some(urlbase), true) => usage.notes.push(format!(
+                "The meta files' urls point at {urlbase}/ (the source's urlbase)."
+            )),
+            (_, false) => usage
+                .notes
+                .push("The meta files' urls point at the upstream, as fetched.".into()),
+            (None, true) => {}
+        }
     }
 
     /// What `check-config` prints.
