@@ -158,12 +158,7 @@ async fn serve(stream: UnixStream, scheduler: Arc<Scheduler>) -> anyhow::Result<
         Request::Gc => {
             let app = app.clone();
             let result = tokio::task::spawn_blocking(move || app.gc()).await?;
-            replies.push(outcome(result.map(|r| {
-                format!(
-                    "removed {} objects ({} bytes), kept {}",
-                    r.removed, r.bytes_freed, r.kept
-                )
-            })));
+            replies.push(outcome(result.map(|r| r.to_string())));
         }
         Request::Pin { source, snapshot } => {
             let app = app.clone();
@@ -179,7 +174,7 @@ async fn serve(stream: UnixStream, scheduler: Arc<Scheduler>) -> anyhow::Result<
                 Ok(r) => Reply {
                     source: None,
                     ok: r.is_clean(),
-                    message: crate::cli::describe_verify(&r),
+                    message: r.to_string(),
                     report: None,
                 },
                 Err(e) => Reply {

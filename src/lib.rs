@@ -24,6 +24,7 @@ pub mod config;
 pub mod http;
 pub mod import_pom;
 pub mod manifest;
+pub mod manifest_diff;
 pub mod notify;
 pub mod page_cache;
 pub mod pin;
