@@ -1,4 +1,4 @@
-//! The command line (see the README): [`args`] says what can be typed, [`run`] hands each
+//! The command line (see the README): [`Cli`] says what can be typed, [`run`] hands each
 //! command to its module, one module per command or pair of close commands, each of which
 //! prints its own output and returns the exit status.
 
