@@ -1,5 +1,7 @@
-//! The local admin socket (`DATA_DIR/admin.sock`): lets `mirrorbox sync|gc|verify` ask a
-//! running server to do the work, since the server holds the data-dir lock.
+//! The local admin socket (`DATA_DIR/admin.sock`): lets `mirrorbox sync|gc|verify|pin` ask a
+//! running server to do the work, since the server holds the data-dir lock. Replies carry
+//! the reports' own `Display` text, so the server and a local run say the same words without
+//! this module knowing the CLI.
 //!
 //! Protocol: one JSON request line, then JSON reply lines (one per source, or one for the
 //! whole request), then the end line `{"done":true,"replies":N}`, then EOF. A stream that
@@ -124,7 +126,7 @@ async fn serve(stream: UnixStream, scheduler: Arc<Scheduler>) -> anyhow::Result<
     let mut line = String::new();
     BufReader::new(read).read_line(&mut line).await?;
     let request: Request = serde_json::from_str(&line)?;
-    let app = scheduler_app(&scheduler);
+    let app = scheduler.app();
     let mut replies = Vec::new();
     match request {
         Request::Sync { sources } => {
@@ -158,12 +160,7 @@ async fn serve(stream: UnixStream, scheduler: Arc<Scheduler>) -> anyhow::Result<
         Request::Gc => {
             let app = app.clone();
             let result = tokio::task::spawn_blocking(move || app.gc()).await?;
-            replies.push(outcome(result.map(|r| {
-                format!(
-                    "removed {} objects ({} bytes), kept {}",
-                    r.removed, r.bytes_freed, r.kept
-                )
-            })));
+            replies.push(outcome(result.map(|r| r.to_string())));
         }
         Request::Pin { source, snapshot } => {
             let app = app.clone();
@@ -179,7 +176,7 @@ async fn serve(stream: UnixStream, scheduler: Arc<Scheduler>) -> anyhow::Result<
                 Ok(r) => Reply {
                     source: None,
                     ok: r.is_clean(),
-                    message: crate::cli::describe_verify(&r),
+                    message: r.to_string(),
                     report: None,
                 },
                 Err(e) => Reply {
@@ -205,10 +202,6 @@ async fn serve(stream: UnixStream, scheduler: Arc<Scheduler>) -> anyhow::Result<
     write.write_all(text.as_bytes()).await?;
     write.shutdown().await?;
     Ok(())
-}
-
-fn scheduler_app(scheduler: &Scheduler) -> Arc<crate::app::App> {
-    scheduler.app()
 }
 
 async fn futures_join_all<F, T>(futures: impl Iterator<Item = F>) -> Vec<T>

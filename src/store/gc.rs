@@ -66,6 +66,16 @@ pub fn sweep(
     Ok(report)
 }
 
+impl std::fmt::Display for GcReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "removed {} objects ({} bytes), kept {}",
+            self.removed, self.bytes_freed, self.kept
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;

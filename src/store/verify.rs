@@ -133,3 +133,24 @@ pub fn usage(store: &Store) -> (u64, u64) {
     });
     (count, bytes)
 }
+
+/// A summary line, then one line per damaged object and per problem.
+impl std::fmt::Display for VerifyReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "verified {} objects, {} bytes: {} damaged (quarantined), {} problems",
+            self.objects,
+            self.bytes,
+            self.damaged.len(),
+            self.missing.len()
+        )?;
+        for id in &self.damaged {
+            write!(f, "\n  damaged: {id}")?;
+        }
+        for problem in &self.missing {
+            write!(f, "\n  {problem}")?;
+        }
+        Ok(())
+    }
+}

@@ -214,6 +214,32 @@ pub fn last_modified(previous: Option<&Entry>, object: &ObjectId, candidate: i64
     }
 }
 
+/// `published snapshot … (… files, … bytes; stored … new files, … bytes)`, then one
+/// `warning:` line per problem.
+impl std::fmt::Display for SyncReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let failed = if self.partial { "PARTLY FAILED: " } else { "" };
+        let outcome = match (self.changed, self.pinned) {
+            (true, false) => "published",
+            (true, true) => "retained (pinned, not published)",
+            (false, _) => "unchanged,",
+        };
+        write!(
+            f,
+            "{failed}{outcome} snapshot {} ({} files, {} bytes; stored {} new files, {} bytes)",
+            self.snapshot.as_deref().unwrap_or("-"),
+            self.counts.files,
+            self.counts.bytes,
+            self.counts.files_stored,
+            self.counts.bytes_stored
+        )?;
+        for problem in &self.problems {
+            write!(f, "\n  warning: {problem}")?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,10 @@
 //!
 //! A manifest is stored as an object itself, so a snapshot id is the hash of its content.
 
+mod diff;
+
+pub use diff::{ChangeKind, ManifestDiff, PathChange};
+
 use serde::{Deserialize, Serialize};
 
 use crate::store::{ObjectId, SnapshotReader, Store, StoreError};

@@ -1,0 +1,108 @@
+//! The command line's shape: the clap types that `mirrorbox --help` describes. What each
+//! command does lives in its own module next to this one.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mirrorbox",
+    version,
+    about = "Keeps mirrors of upstream repositories and serves them over HTTP and HTTPS"
+)]
+pub struct Cli {
+    /// More log output (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less log output (repeat for less).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub quiet: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ConfigArg {
+    /// Configuration file [default: $MIRRORBOX_CONFIG, config/mirrorbox.toml, /etc/mirrorbox/mirrorbox.toml]
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server and the sync scheduler (foreground).
+    Serve {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Do not scan `dir` sources at start-up; every source keeps to its schedule.
+        #[arg(long)]
+        no_initial_sync: bool,
+    },
+    /// Sync the named sources (all if none) now; exit status 0 only if every one succeeded.
+    Sync {
+        #[command(flatten)]
+        config: ConfigArg,
+        sources: Vec<String>,
+    },
+    /// List snapshots: id, time, files, bytes, current.
+    Snapshots {
+        #[command(flatten)]
+        config: ConfigArg,
+        source: Option<String>,
+    },
+    /// Re-hash stored objects; report and quarantine damaged ones.
+    Verify {
+        #[command(flatten)]
+        config: ConfigArg,
+        sources: Vec<String>,
+    },
+    /// Remove objects no retained snapshot names.
+    Gc(ConfigArg),
+    /// Validate the configuration and print what would be served where.
+    CheckConfig(ConfigArg),
+    /// What changed between two snapshots of a source: added, removed and changed paths with
+    /// sizes. A and B are snapshot ids (a prefix of at least 4 digits) or `current`.
+    Diff {
+        #[command(flatten)]
+        config: ConfigArg,
+        source: String,
+        a: String,
+        b: String,
+    },
+    /// Publish an older retained snapshot as the source's current one (a rollback); syncs go
+    /// on and are retained, but current stays pinned until `unpin`. apt clients ignore an
+    /// InRelease older than one they have seen: roll those back with the snapshot's stable URL
+    /// (printed), not with a pin.
+    Pin {
+        #[command(flatten)]
+        config: ConfigArg,
+        source: String,
+        snapshot: String,
+    },
+    /// Publish the newest snapshot again after `pin`.
+    Unpin {
+        #[command(flatten)]
+        config: ConfigArg,
+        source: String,
+    },
+    /// Print a mirrorbox configuration made from a proxmox-offline-mirror configuration file
+    /// (`mirror:` sections become `apt` sources).
+    ImportPom {
+        /// The proxmox-offline-mirror configuration (e.g. /etc/proxmox-offline-mirror.cfg).
+        file: PathBuf,
+        /// data_dir of the printed configuration.
+        #[arg(long, default_value = "/var/lib/mirrorbox")]
+        data_dir: String,
+    },
+    /// Write the librsync delta that turns OLD into NEW (what `rdiff signature` + `rdiff delta`
+    /// make; apply it with `rdiff patch OLD DELTA NEW`).
+    Rdiff {
+        old: PathBuf,
+        new: PathBuf,
+        delta: PathBuf,
+        /// Bytes per indexed block of OLD.
+        #[arg(long, default_value_t = 128)]
+        block_size: usize,
+    },
+}

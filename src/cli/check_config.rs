@@ -1,0 +1,110 @@
+//! `mirrorbox check-config`: validate the configuration and print what would be served where,
+//! with the same checks `serve` makes before it starts (see [`crate::preflight`]).
+
+use crate::config::Config;
+use crate::store::{DataLock, LockError};
+
+/// Prints the configuration's plan; exit status 1 if anything is a PROBLEM. Errors that would
+/// stop `serve` end the command with an `Err` (exit status 2), as they would end `serve`.
+pub(crate) fn run(config: Config) -> anyhow::Result<i32> {
+    println!("config: {}", config.file.display());
+    println!("data_dir: {}", config.data_dir.display());
+    for addr in &config.server.http {
+        println!("listen: http://{addr}/");
+    }
+    for addr in &config.server.https {
+        println!("listen: https://{addr}/");
+    }
+    // The checks `serve` makes too (see preflight): errors end check-config as they would
+    // end serve, with exit status 2; warnings are listed below as PROBLEMs.
+    let warnings = crate::preflight::run(&config)?;
+    if let Some(tls) = &config.server.tls {
+        println!("tls: {} (loads fine)", tls.cert.display());
+    }
+    let mut problems = 0;
+    for s in &config.sources {
+        let schedule = match s.every {
+            Some(every) => format!(
+                "every {}s (+ up to {}s jitter)",
+                every.as_secs(),
+                s.jitter.as_secs()
+            ),
+            None => "on demand".into(),
+        };
+        let mount = if s.mount.is_empty() { "/" } else { &s.mount };
+        println!(
+            "source {} ({}): served at {mount}/, keep {}, {schedule}",
+            s.id,
+            s.kind.name(),
+            s.keep
+        );
+        for line in s.kind.describe() {
+            println!("  {line}");
+        }
+    }
+    for line in describe_access(&config) {
+        println!("{line}");
+    }
+    if !config.access.is_empty() {
+        // Reads the htpasswd files; refused lines are logged as warnings.
+        match crate::http::access::Access::load(&config) {
+            Ok(_) => println!("access rules: htpasswd files load fine"),
+            Err(e) => {
+                println!("PROBLEM: {e}");
+                problems += 1;
+            }
+        }
+    }
+    for warning in &warnings {
+        println!("PROBLEM: {warning}");
+        problems += 1;
+    }
+    match DataLock::acquire(&config.data_dir) {
+        Ok(_) => println!("data directory: usable"),
+        Err(LockError::Busy { .. }) => println!("data directory: in use by a running server"),
+        Err(e) => {
+            println!("PROBLEM: {e}");
+            problems += 1;
+        }
+    }
+    Ok(if problems == 0 { 0 } else { 1 })
+}
+
+/// One `access PATH: …` line per `[[access]]` rule.
+fn describe_access(config: &Config) -> Vec<String> {
+    let list = |nets: &[ipnet::IpNet]| {
+        nets.iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    config
+        .access
+        .iter()
+        .map(|rule| {
+            let path = if rule.path.is_empty() {
+                "/"
+            } else {
+                &rule.path
+            };
+            let mut parts = Vec::new();
+            if !rule.allow.is_empty() {
+                parts.push(format!("allow {}", list(&rule.allow)));
+            }
+            if !rule.deny.is_empty() {
+                parts.push(format!("deny {}", list(&rule.deny)));
+            }
+            if let Some(file) = &rule.htpasswd {
+                parts.push(format!(
+                    "password from {} (realm \"{}\")",
+                    file.display(),
+                    rule.realm
+                ));
+            }
+            if parts.is_empty() {
+                parts.push("open to everyone".into());
+            }
+            format!("access {path}: {}", parts.join("; "))
+        })
+        .collect()
+}

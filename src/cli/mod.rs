@@ -1,0 +1,137 @@
+//! The command line (see the README): [`Cli`] says what can be typed, [`run`] hands each
+//! command to its module, one module per command or pair of close commands, each of which
+//! prints its own output and returns the exit status.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::bail;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::Config;
+
+mod args;
+mod check_config;
+mod maintenance;
+mod pin;
+mod remote;
+mod report;
+mod serve;
+mod snapshots;
+mod sync;
+mod tools;
+
+pub use args::{Cli, Command, ConfigArg};
+
+/// The whole program: parse the arguments, set up logging, run the command. Returns the exit
+/// status: the command's own, or 2 when it failed with an error (printed here).
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve { .. }) {
+        // A listing piped into `head` ends quietly, as other tools do, instead of a panic on
+        // the closed pipe. The server keeps SIGPIPE ignored: a client closing its socket must
+        // not end the process.
+        // SAFETY: resetting a signal to its default action before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
+    init_logging(cli.verbose, cli.quiet);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mirrorbox: {e:#}");
+            2
+        }
+    }
+}
+
+/// Logs go to stderr, at a level from `-v`/`-q` unless `$MIRRORBOX_LOG` says otherwise; the
+/// libraries' own chatter stays at warnings.
+fn init_logging(verbose: u8, quiet: u8) {
+    let level = match i16::from(verbose) - i16::from(quiet) {
+        i16::MIN..=-2 => "error",
+        -1 => "warn",
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_env("MIRRORBOX_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},h2=warn,hyper=warn,rustls=warn")));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+impl ConfigArg {
+    /// `--config`, else `$MIRRORBOX_CONFIG`, else `config/mirrorbox.toml`, else `/etc/…`.
+    pub fn resolve(&self) -> PathBuf {
+        if let Some(path) = &self.config {
+            return path.clone();
+        }
+        if let Some(path) = std::env::var_os("MIRRORBOX_CONFIG") {
+            return PathBuf::from(path);
+        }
+        let local = PathBuf::from("config/mirrorbox.toml");
+        if local.exists() {
+            return local;
+        }
+        PathBuf::from("/etc/mirrorbox/mirrorbox.toml")
+    }
+
+    pub fn load(&self) -> anyhow::Result<Config> {
+        Ok(Config::load(&self.resolve())?)
+    }
+}
+
+/// Runs one parsed command; the exit status, or an error for exit status 2.
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Serve {
+            config,
+            no_initial_sync,
+        } => serve::run(config.load()?, !no_initial_sync),
+        Command::Sync { config, sources } => sync::run(config.load()?, sources),
+        Command::Snapshots { config, source } => snapshots::list(config.load()?, source),
+        Command::Verify { config, sources } => maintenance::verify(config.load()?, sources),
+        Command::Gc(config) => maintenance::gc(config.load()?),
+        Command::CheckConfig(config) => check_config::run(config.load()?),
+        Command::Diff {
+            config,
+            source,
+            a,
+            b,
+        } => snapshots::diff(config.load()?, &source, &a, &b),
+        Command::Pin {
+            config,
+            source,
+            snapshot,
+        } => pin::run(config.load()?, &source, Some(snapshot)),
+        Command::Unpin { config, source } => pin::run(config.load()?, &source, None),
+        Command::ImportPom { file, data_dir } => tools::import_pom(&file, &data_dir),
+        Command::Rdiff {
+            old,
+            new,
+            delta,
+            block_size,
+        } => tools::rdiff(&old, &new, &delta, block_size),
+    }
+}
+
+/// Refuses source ids the configuration does not know, naming the ones it does.
+fn check_sources(config: &Config, sources: &[String]) -> anyhow::Result<()> {
+    for id in sources {
+        if config.source(id).is_none() {
+            let known: Vec<&str> = config.sources.iter().map(|s| s.id.as_str()).collect();
+            bail!(
+                "no source `{id}` in {} (known: {})",
+                config.file.display(),
+                known.join(", ")
+            );
+        }
+    }
+    Ok(())
+}

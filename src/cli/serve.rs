@@ -1,0 +1,13 @@
+//! `mirrorbox serve`: check the configuration against the machine, then run the server in
+//! the foreground (see [`crate::serve`]).
+
+use crate::config::Config;
+
+pub(crate) fn run(config: Config, initial_sync: bool) -> anyhow::Result<i32> {
+    // The same checks as check-config: errors stop here, before anything is served.
+    for warning in crate::preflight::run(&config)? {
+        tracing::warn!("{warning}");
+    }
+    crate::serve::run(config, initial_sync)?;
+    Ok(0)
+}
