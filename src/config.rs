@@ -41,96 +41,24 @@ pub struct Config {
     pub access: Vec<AccessConfig>,
 }
 
-/// One `[[access]]` rule: who may read what is under `path`.
-///
-/// Addresses are checked first (`deny` wins over `allow`; an absent `allow` allows every
-/// address), then, if `htpasswd` is set, HTTP basic auth. The longest `path` that contains a
-/// request's path decides alone; `crate::http::access` applies the rules.
-#[derive(Debug, Clone)]
-pub struct AccessConfig {
-    /// A URL prefix in mount form: `""` for the whole server, otherwise `/a/b`.
-    pub path: String,
-    pub allow: Vec<ipnet::IpNet>,
-    pub deny: Vec<ipnet::IpNet>,
-    pub htpasswd: Option<PathBuf>,
-    /// Shown by browsers in the password prompt.
-    pub realm: String,
-    /// `[[access]] #N (path "…")`, for messages.
-    pub label: String,
-}
+pub use crate::http::access::{access_rules_differ, AccessRule as AccessConfig};
 
-impl AccessConfig {
-    /// What the rule decides, without its label (which only says where it stands in the file).
-    #[allow(clippy::type_complexity)]
-    fn meaning(&self) -> (&str, &[ipnet::IpNet], &[ipnet::IpNet], Option<&Path>, &str) {
-        (
-            &self.path,
-            &self.allow,
-            &self.deny,
-            self.htpasswd.as_deref(),
-            &self.realm,
-        )
+impl crate::http::access::AccessSource for Config {
+    fn config_file(&self) -> &Path {
+        &self.file
     }
-}
-
-/// Whether two lists of `[[access]]` rules decide anything differently. Their order does not
-/// matter (the longest path decides, and paths are unique).
-pub fn access_rules_differ(running: &[AccessConfig], new: &[AccessConfig]) -> bool {
-    fn sorted(rules: &[AccessConfig]) -> Vec<&AccessConfig> {
-        let mut rules: Vec<&AccessConfig> = rules.iter().collect();
-        rules.sort_by(|a, b| a.path.cmp(&b.path));
-        rules
+    fn access_rules(&self) -> &[AccessConfig] {
+        &self.access
     }
-    let (running, new) = (sorted(running), sorted(new));
-    running.len() != new.len()
-        || running
+    fn source_mounts(&self) -> Vec<(&str, &str)> {
+        self.sources
             .iter()
-            .zip(&new)
-            .any(|(a, b)| a.meaning() != b.meaning())
+            .map(|s| (s.id.as_str(), s.mount.as_str()))
+            .collect()
+    }
 }
 
-/// Listeners and connection limits.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    pub http: Vec<SocketAddr>,
-    pub https: Vec<SocketAddr>,
-    pub tls: Option<TlsConfig>,
-    /// How long a client may take to send a request's headers; for the first request, counted
-    /// from the accept (TLS handshake and protocol detection included).
-    pub header_timeout: Duration,
-    /// How long a connection may stay open with no request in flight (whatever else it sends),
-    /// how long an HTTP/2 one with requests in flight may produce no response data, and how
-    /// long one may move no bytes at all before it is closed.
-    pub idle_timeout: Duration,
-    /// Open connections above this wait in the accept queue.
-    pub max_connections: usize,
-    /// Length of the kernel's accept queue (`listen(2)` backlog), where connections over
-    /// `max_connections` wait.
-    pub listen_backlog: u32,
-    /// Cap on one request's header block (HTTP/1.1: answered 431; HTTP/2: the advertised
-    /// `SETTINGS_MAX_HEADER_LIST_SIZE`, over it 431).
-    pub max_header_bytes: usize,
-    /// HTTP/2 streams a client may have open at once on one connection.
-    pub max_streams: u32,
-    /// File bytes read for responses but not yet handed to the kernel, all connections
-    /// together. Reads wait for room rather than allocate past it.
-    pub buffer_memory: usize,
-    /// The same, for one connection (so a few stalled clients cannot take all of it).
-    pub connection_buffer: usize,
-    /// On SIGTERM, how long running downloads may take to finish.
-    pub shutdown_grace: Duration,
-    /// One tracing line per request, target `access`.
-    pub access_log: bool,
-    /// Loopback clients see full status messages (filesystem paths). Off behind a reverse
-    /// proxy on the same host, where every client arrives from loopback.
-    pub trust_loopback: bool,
-}
-
-#[derive(Debug, Clone)]
-pub struct TlsConfig {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
+pub use crate::http::settings::{ServerSettings as ServerConfig, TlsSettings as TlsConfig};
 
 /// How local files (dir sources, images) enter the object store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -25,6 +25,7 @@ pub mod range;
 pub mod redact;
 pub mod respond;
 pub mod server;
+pub mod settings;
 mod status_page;
 pub mod template;
 pub mod tls;
