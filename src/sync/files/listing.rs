@@ -7,6 +7,7 @@
 //! absolute links to other sites, icons, style sheets) must be ignored, or a walk would
 //! leave the tree or loop; the check is on the resolved URL, not on the link text.
 
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::Url;
 
 /// One entry of a listing, below the root.
@@ -88,35 +89,33 @@ pub fn decode_path(encoded: &str) -> Option<String> {
     Some(segments.join("/"))
 }
 
+/// Decodes `%XX` escapes; `None` for a malformed escape (which the crate's decoder would pass
+/// through as text) or bytes that are not UTF-8.
 fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let value = u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
-            out.push(value);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    let well_formed = bytes.iter().enumerate().all(|(i, &b)| {
+        b != b'%'
+            || bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    });
+    if !well_formed {
+        return None;
     }
-    String::from_utf8(out).ok()
+    String::from_utf8(percent_decode_str(text).collect()).ok()
 }
+
+/// Bytes [`encode_path`] escapes: all but RFC 3986's unreserved characters and `/`.
+const PATH: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
 
 /// Percent-encodes a relative path for a URL: every byte but unreserved characters and `/`.
 pub fn encode_path(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for byte in path.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(path, PATH).to_string()
 }
 
 /// The `href` values of the `<a>` elements of a page, with HTML character references
@@ -444,6 +443,113 @@ a, a:active {text-decoration: none; color: blue;}
         );
         let link = resolve("ok.iso#frag", &url("http://h/iso/"), &url("http://h/iso/")).unwrap();
         assert_eq!(link.url.as_str(), "http://h/iso/ok.iso");
+    }
+
+    fn old_percent_decode(text: &str) -> Option<String> {
+        let bytes = text.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' {
+                let hex = bytes.get(i + 1..i + 3)?;
+                let value = u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
+                out.push(value);
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).ok()
+    }
+
+    /// Percent-encodes a relative path for a URL: every byte but unreserved characters and `/`.
+    fn old_encode_path(path: &str) -> String {
+        let mut out = String::with_capacity(path.len());
+        for byte in path.bytes() {
+            if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
+                out.push(byte as char);
+            } else {
+                out.push_str(&format!("%{byte:02X}"));
+            }
+        }
+        out
+    }
+
+    fn old_decode_path(encoded: &str) -> Option<String> {
+        let mut segments = Vec::new();
+        for segment in encoded.split('/') {
+            let decoded = old_percent_decode(segment)?;
+            if decoded.is_empty()
+                || decoded == "."
+                || decoded == ".."
+                || decoded.contains('/')
+                || decoded.chars().any(char::is_control)
+            {
+                return None;
+            }
+            segments.push(decoded);
+        }
+        Some(segments.join("/"))
+    }
+
+    #[test]
+    fn crate_matches_old_code() {
+        let mut inputs: Vec<String> = [
+            "",
+            "%",
+            "%%",
+            "%%41",
+            "%4",
+            "%41",
+            "%4g",
+            "%g4",
+            "%+f",
+            "%-1",
+            "% 1",
+            "%0",
+            "%00",
+            "a%00",
+            "%2f",
+            "%2F",
+            "%2e",
+            "%c3%a4",
+            "%C3",
+            "%ff",
+            "%e2%82",
+            "ä%",
+            "%ä1",
+            "a%41%",
+            "100%",
+            "%%%",
+            "%ZZ",
+            "x?y#z",
+            "a b/c",
+            "~-._/",
+            "%7E",
+            "\u{7f}",
+            "é/日本",
+            "%F0%9F%98%80",
+            "%80",
+            "a/%2E%2E/b",
+            "a//b",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for b in 0u8..=255 {
+            inputs.push(format!("%{b:02x}"));
+            inputs.push(format!("%{b:02X}x"));
+            if let Ok(s) = std::str::from_utf8(&[b]) {
+                inputs.push(s.to_string());
+                inputs.push(format!("%{s}1"));
+                inputs.push(format!("%1{s}"));
+            }
+        }
+        for input in &inputs {
+            assert_eq!(decode_path(input), old_decode_path(input), "{input:?}");
+            assert_eq!(encode_path(input), old_encode_path(input), "{input:?}");
+        }
     }
 
     #[test]
