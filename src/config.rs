@@ -808,10 +808,10 @@ fn parse_files(raw: &RawSource) -> Result<FilesConfig, String> {
         }
         Ok(list)
     };
-    let filter = PathFilter {
-        include: patterns(&raw.include, "include")?,
-        exclude: patterns(&raw.exclude, "exclude")?,
-    };
+    let filter = PathFilter::new(
+        patterns(&raw.include, "include")?,
+        patterns(&raw.exclude, "exclude")?,
+    )?;
     let index = match raw.index.as_deref().map(str::trim) {
         None | Some("listing") => FilesIndex::Listing,
         Some("aplinfo") => FilesIndex::Aplinfo,
@@ -1010,10 +1010,11 @@ fn parse_apt(raw: &RawSource) -> Result<AptConfig, String> {
         repository,
         architectures,
         keys,
-        filter: Filter {
-            skip_packages: raw.skip_packages.clone().unwrap_or_default(),
-            skip_sections: raw.skip_sections.clone().unwrap_or_default(),
-        },
+        filter: Filter::new(
+            raw.skip_packages.clone().unwrap_or_default(),
+            raw.skip_sections.clone().unwrap_or_default(),
+        )
+        .map_err(|m| format!("key `skip_packages`: {m}"))?,
         indices,
         ignore_errors: raw.ignore_errors.unwrap_or(false),
         allow_expired: raw.allow_expired.unwrap_or(false),
