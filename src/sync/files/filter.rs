@@ -98,7 +98,8 @@ enum Segments {
     /// always descend.
     Unknown,
     Known {
-        /// The segments before the first one holding `**`.
+        /// The segments before the first one holding `**` (and that one's start, if it has one
+        /// before the `**`).
         fixed: Vec<Pattern>,
         /// Whether a `**` follows them (it can match any depth).
         recursive: bool,
@@ -112,7 +113,14 @@ impl Segments {
         }
         let mut fixed = Vec::new();
         for segment in pattern.split('/') {
-            if segment.contains("**") {
+            if let Some(at) = segment.find("**") {
+                // `x**y` crosses segments, but this one must still start with `x`.
+                if at > 0 {
+                    match Pattern::new(&format!("{}*", &segment[..at])) {
+                        Ok(p) => fixed.push(p),
+                        Err(_) => return Segments::Unknown,
+                    }
+                }
                 return Segments::Known {
                     fixed,
                     recursive: true,
@@ -243,5 +251,10 @@ mod tests {
             "covered by a match of its parent"
         );
         assert!(!classes.may_descend("other"));
+        let crossing = PathFilter::new(vec!["iso**.iso".into()], vec![]).unwrap();
+        assert!(crossing.wants("iso/a/b.iso"));
+        assert!(crossing.may_descend("iso/a"));
+        assert!(crossing.may_descend("isos"));
+        assert!(!crossing.may_descend("img"));
     }
 }
