@@ -78,6 +78,7 @@ struct Payload {
     segments: Vec<Segment>,
 }
 
+/// Answers GET or HEAD for `rep`: decides first (`decide`), then builds headers and body.
 pub fn respond(
     method: &Method,
     headers: &HeaderMap,
