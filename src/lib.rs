@@ -21,6 +21,7 @@ pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod glob;
 pub mod http;
 pub mod import_pom;
 pub mod keys;

@@ -1,58 +1,10 @@
 //! `[[access]]` rules: which addresses and users may read what.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::normalize_mount;
-
-/// One `[[access]]` rule: who may read what is under `path`.
-///
-/// Addresses are checked first (`deny` wins over `allow`; an absent `allow` allows every
-/// address), then, if `htpasswd` is set, HTTP basic auth. The longest `path` that contains a
-/// request's path decides alone; `crate::http::access` applies the rules.
-#[derive(Debug, Clone)]
-pub struct AccessConfig {
-    /// A URL prefix in mount form: `""` for the whole server, otherwise `/a/b`.
-    pub path: String,
-    pub allow: Vec<ipnet::IpNet>,
-    pub deny: Vec<ipnet::IpNet>,
-    pub htpasswd: Option<PathBuf>,
-    /// Shown by browsers in the password prompt.
-    pub realm: String,
-    /// `[[access]] #N (path "…")`, for messages.
-    pub label: String,
-}
-
-impl AccessConfig {
-    /// What the rule decides, without its label (which only says where it stands in the file).
-    #[allow(clippy::type_complexity)]
-    fn meaning(&self) -> (&str, &[ipnet::IpNet], &[ipnet::IpNet], Option<&Path>, &str) {
-        (
-            &self.path,
-            &self.allow,
-            &self.deny,
-            self.htpasswd.as_deref(),
-            &self.realm,
-        )
-    }
-}
-
-/// Whether two lists of `[[access]]` rules decide anything differently. Their order does not
-/// matter (the longest path decides, and paths are unique).
-pub fn access_rules_differ(running: &[AccessConfig], new: &[AccessConfig]) -> bool {
-    fn sorted(rules: &[AccessConfig]) -> Vec<&AccessConfig> {
-        let mut rules: Vec<&AccessConfig> = rules.iter().collect();
-        rules.sort_by(|a, b| a.path.cmp(&b.path));
-        rules
-    }
-    let (running, new) = (sorted(running), sorted(new));
-    running.len() != new.len()
-        || running
-            .iter()
-            .zip(&new)
-            .any(|(a, b)| a.meaning() != b.meaning())
-}
+use super::{normalize_mount, AccessConfig};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

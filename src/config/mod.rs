@@ -20,9 +20,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use crate::http::access::{access_rules_differ, AccessRule as AccessConfig};
+pub use crate::http::settings::{ServerSettings as ServerConfig, TlsSettings as TlsConfig};
 pub use crate::sync::SourceKind;
-pub use access::{access_rules_differ, AccessConfig, DEFAULT_REALM};
-pub use server::{ServerConfig, TlsConfig};
+pub use access::DEFAULT_REALM;
 
 use crate::units::parse_duration;
 use access::parse_access_rules;
@@ -168,6 +169,21 @@ impl Config {
 
     pub fn source(&self, id: &str) -> Option<&SourceConfig> {
         self.sources.iter().find(|s| s.id == id)
+    }
+}
+
+impl crate::http::access::AccessSource for Config {
+    fn config_file(&self) -> &Path {
+        &self.file
+    }
+    fn access_rules(&self) -> &[AccessConfig] {
+        &self.access
+    }
+    fn source_mounts(&self) -> Vec<(&str, &str)> {
+        self.sources
+            .iter()
+            .map(|s| (s.id.as_str(), s.mount.as_str()))
+            .collect()
     }
 }
 

@@ -26,6 +26,7 @@ pub mod range;
 pub mod redact;
 pub mod respond;
 pub mod server;
+pub mod settings;
 mod state;
 pub mod status;
 mod template;

@@ -32,18 +32,60 @@ pub struct Representation {
     pub cache_control: HeaderValue,
 }
 
+/// What a request gets, decided from the request and the representation's validators before
+/// any header or body is built: the one place where HEAD and GET differ is whether the built
+/// body is sent.
+enum Answer {
+    NotModified,
+    PreconditionFailed,
+    Unsatisfiable,
+    Whole,
+    Single(ByteRange),
+    Multipart(Vec<ByteRange>),
+}
+
+/// Preconditions first, then `Range` (ignored when `If-Range` does not match or the header is
+/// not text).
+fn decide(method: &Method, headers: &HeaderMap, rep: &Representation, now: i64) -> Answer {
+    let validators = Validators {
+        etag: rep.etag.to_str().unwrap_or(""),
+        last_modified: rep.last_modified,
+        now,
+    };
+    let use_range = match conditional::evaluate(method, headers, &validators) {
+        Decision::NotModified => return Answer::NotModified,
+        Decision::PreconditionFailed => return Answer::PreconditionFailed,
+        Decision::Proceed { use_range } => use_range,
+    };
+    let outcome = match headers.get(header::RANGE).map(|h| h.to_str()) {
+        Some(Ok(value)) if use_range => range::parse(value, rep.len),
+        _ => RangeOutcome::Ignore,
+    };
+    match outcome {
+        RangeOutcome::Ignore => Answer::Whole,
+        RangeOutcome::Unsatisfiable => Answer::Unsatisfiable,
+        RangeOutcome::Ranges(ranges) if ranges.len() == 1 => Answer::Single(ranges[0]),
+        RangeOutcome::Ranges(ranges) => Answer::Multipart(ranges),
+    }
+}
+
+/// A response with content: what its headers say and which bytes make its body.
+struct Payload {
+    status: StatusCode,
+    content_type: HeaderValue,
+    content_range: Option<HeaderValue>,
+    len: u64,
+    segments: Vec<Segment>,
+}
+
+/// Answers GET or HEAD for `rep`: decides first (`decide`), then builds headers and body.
 pub fn respond(
     method: &Method,
     headers: &HeaderMap,
     rep: Representation,
     now: i64,
 ) -> Response<Body> {
-    let etag = rep.etag.to_str().unwrap_or("");
-    let validators = Validators {
-        etag,
-        last_modified: rep.last_modified,
-        now,
-    };
+    let answer = decide(method, headers, &rep, now);
     // Built straight into one header map sized for a file response: the response builder
     // re-checks every name and value and grows its map as it goes.
     let mut h = HeaderMap::with_capacity(12);
@@ -53,104 +95,95 @@ pub fn respond(
         super::header_cache::http_date(rep.last_modified),
     );
     h.insert(header::CACHE_CONTROL, rep.cache_control.clone());
-    let use_range = match conditional::evaluate(method, headers, &validators) {
-        Decision::NotModified => {
-            return response(StatusCode::NOT_MODIFIED, h, Body::Empty);
-        }
-        Decision::PreconditionFailed => {
+    let payload = match answer {
+        Answer::NotModified => return response(StatusCode::NOT_MODIFIED, h, Body::Empty),
+        Answer::PreconditionFailed => {
             h.insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
             return response(StatusCode::PRECONDITION_FAILED, h, Body::Empty);
         }
-        Decision::Proceed { use_range } => use_range,
+        Answer::Unsatisfiable => {
+            h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+            h.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            h.insert(
+                header::CONTENT_RANGE,
+                text_value(format!("bytes */{}", rep.len)),
+            );
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
+            return response(StatusCode::RANGE_NOT_SATISFIABLE, h, Body::Empty);
+        }
+        Answer::Whole => Payload {
+            status: StatusCode::OK,
+            content_type: rep.content_type.clone(),
+            content_range: None,
+            len: rep.len,
+            segments: vec![Segment::File {
+                start: 0,
+                end: rep.len,
+            }],
+        },
+        Answer::Single(r) => Payload {
+            status: StatusCode::PARTIAL_CONTENT,
+            content_type: rep.content_type.clone(),
+            content_range: Some(text_value(content_range(r, rep.len))),
+            len: r.len(),
+            segments: vec![Segment::File {
+                start: r.start,
+                end: r.end,
+            }],
+        },
+        Answer::Multipart(ranges) => multipart(&ranges, &rep),
     };
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    let outcome = match headers.get(header::RANGE).map(|h| h.to_str()) {
-        Some(Ok(value)) if use_range => range::parse(value, rep.len),
-        _ => RangeOutcome::Ignore,
+    h.insert(header::CONTENT_TYPE, payload.content_type);
+    if let Some(content_range) = payload.content_range {
+        h.insert(header::CONTENT_RANGE, content_range);
+    }
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(payload.len));
+    let body = if method == Method::HEAD {
+        Body::Empty
+    } else {
+        body_of(&rep.content, payload.segments)
     };
-    let head = method == Method::HEAD;
-    match outcome {
-        RangeOutcome::Ignore => {
-            let body = if head {
-                Body::Empty
-            } else {
-                body_of(
-                    &rep.content,
-                    vec![Segment::File {
-                        start: 0,
-                        end: rep.len,
-                    }],
-                )
-            };
-            h.insert(header::CONTENT_TYPE, rep.content_type);
-            h.insert(header::CONTENT_LENGTH, HeaderValue::from(rep.len));
-            response(StatusCode::OK, h, body)
-        }
-        RangeOutcome::Unsatisfiable => {
-            h.insert(
-                header::CONTENT_RANGE,
-                text_value(format!("bytes */{}", rep.len)),
-            );
-            h.insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
-            response(StatusCode::RANGE_NOT_SATISFIABLE, h, Body::Empty)
-        }
-        RangeOutcome::Ranges(ranges) if ranges.len() == 1 => {
-            let r = ranges[0];
-            let body = if head {
-                Body::Empty
-            } else {
-                body_of(
-                    &rep.content,
-                    vec![Segment::File {
-                        start: r.start,
-                        end: r.end,
-                    }],
-                )
-            };
-            h.insert(header::CONTENT_TYPE, rep.content_type);
-            h.insert(header::CONTENT_RANGE, text_value(content_range(r, rep.len)));
-            h.insert(header::CONTENT_LENGTH, HeaderValue::from(r.len()));
-            response(StatusCode::PARTIAL_CONTENT, h, body)
-        }
-        RangeOutcome::Ranges(ranges) => {
-            let boundary = format!("{:016x}", rand::random::<u64>());
-            let content_type = rep
-                .content_type
-                .to_str()
-                .unwrap_or("application/octet-stream");
-            let mut segments = Vec::with_capacity(ranges.len() * 2 + 1);
-            let mut total = 0u64;
-            for r in &ranges {
-                let part_head = format!(
-                    "\r\n--{boundary}\r\nContent-Type: {content_type}\r\nContent-Range: {}\r\n\r\n",
-                    content_range(*r, rep.len)
-                );
-                total += part_head.len() as u64 + r.len();
-                segments.push(Segment::Bytes(Bytes::from(part_head)));
-                segments.push(Segment::File {
-                    start: r.start,
-                    end: r.end,
-                });
-            }
-            let tail = format!("\r\n--{boundary}--\r\n");
-            total += tail.len() as u64;
-            segments.push(Segment::Bytes(Bytes::from(tail)));
-            let body = if head {
-                Body::Empty
-            } else {
-                body_of(&rep.content, segments)
-            };
-            h.insert(
-                header::CONTENT_TYPE,
-                text_value(format!("multipart/byteranges; boundary={boundary}")),
-            );
-            h.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
-            response(StatusCode::PARTIAL_CONTENT, h, body)
-        }
+    response(payload.status, h, body)
+}
+
+/// `multipart/byteranges`: each range behind a part head, the exact length counted up front.
+fn multipart(ranges: &[ByteRange], rep: &Representation) -> Payload {
+    let boundary = format!("{:016x}", rand::random::<u64>());
+    let content_type = rep
+        .content_type
+        .to_str()
+        .unwrap_or("application/octet-stream");
+    let mut segments = Vec::with_capacity(ranges.len() * 2 + 1);
+    let mut total = 0u64;
+    for r in ranges {
+        let part_head = format!(
+            "\r\n--{boundary}\r\nContent-Type: {content_type}\r\nContent-Range: {}\r\n\r\n",
+            content_range(*r, rep.len)
+        );
+        total += part_head.len() as u64 + r.len();
+        segments.push(Segment::Bytes(Bytes::from(part_head)));
+        segments.push(Segment::File {
+            start: r.start,
+            end: r.end,
+        });
+    }
+    let tail = format!("\r\n--{boundary}--\r\n");
+    total += tail.len() as u64;
+    segments.push(Segment::Bytes(Bytes::from(tail)));
+    Payload {
+        status: StatusCode::PARTIAL_CONTENT,
+        content_type: text_value(format!("multipart/byteranges; boundary={boundary}")),
+        content_range: None,
+        len: total,
+        segments,
     }
 }
 

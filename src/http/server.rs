@@ -23,10 +23,11 @@ use tokio_rustls::TlsAcceptor;
 use super::activity::{Activity, Expired, Tracked};
 use super::budget::Budget;
 use super::idle::IdleTimeout;
+use super::settings::ServerSettings;
 use super::tls::{self, ReloadableCert};
 use super::zerocopy::{Sender, ZeroCopyStream};
 use super::State;
-use crate::config::ServerConfig;
+
 
 /// Bound listeners, ready to serve. Binding is separate so start-up errors (port in use)
 /// surface before anything else starts.
@@ -36,7 +37,7 @@ pub struct Listeners {
 
 impl Listeners {
     pub async fn bind(
-        config: &ServerConfig,
+        config: &ServerSettings,
         cert: Option<Arc<ReloadableCert>>,
     ) -> anyhow::Result<Listeners> {
         let mut bound = Vec::new();
@@ -84,7 +85,7 @@ const STALLED_GOODBYE: Duration = Duration::from_secs(1);
 /// handed over comes on top. Small, so a stream whose client does not read holds little.
 const H2_SEND_BUFFER: usize = 64 * 1024;
 
-fn builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
+fn builder(config: &ServerSettings) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -124,7 +125,7 @@ fn builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
 /// its current responses, and waits up to `shutdown_grace` for them.
 pub async fn serve(
     state: Arc<State>,
-    config: ServerConfig,
+    config: ServerSettings,
     listeners: Listeners,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
@@ -179,7 +180,7 @@ struct Builders {
 #[derive(Clone)]
 struct Shared {
     state: Arc<State>,
-    config: Arc<ServerConfig>,
+    config: Arc<ServerSettings>,
     builder: Arc<Builders>,
     budget: Budget,
 }

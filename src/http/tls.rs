@@ -11,7 +11,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
-use crate::config::TlsConfig;
+use super::settings::TlsSettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -25,7 +25,7 @@ pub enum TlsError {
 
 /// The certificate in use, swappable at any time.
 pub struct ReloadableCert {
-    config: TlsConfig,
+    config: TlsSettings,
     current: ArcSwap<CertifiedKey>,
 }
 
@@ -38,7 +38,7 @@ impl fmt::Debug for ReloadableCert {
 }
 
 impl ReloadableCert {
-    pub fn load(config: &TlsConfig) -> Result<ReloadableCert, TlsError> {
+    pub fn load(config: &TlsSettings) -> Result<ReloadableCert, TlsError> {
         Ok(ReloadableCert {
             current: ArcSwap::from_pointee(load_key(&config.cert, &config.key)?),
             config: config.clone(),

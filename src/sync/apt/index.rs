@@ -3,6 +3,8 @@
 
 use std::io::{self, BufReader, Read, Write};
 
+use crate::glob::PatternSet;
+
 /// A file an index names, relative to the repository root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolFile {
@@ -16,32 +18,26 @@ pub struct PoolFile {
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     /// Package name globs (`*-dbgsym`, `linux-image-*`).
-    pub skip_packages: Vec<String>,
+    pub skip_packages: PatternSet,
     /// Sections (`debug`, `non-free/games`); a bare name also matches `<area>/<name>`.
     pub skip_sections: Vec<String>,
 }
 
 impl Filter {
+    /// Compiles the package globs; the error names the pattern that does not compile.
+    pub fn new(skip_packages: Vec<String>, skip_sections: Vec<String>) -> Result<Filter, String> {
+        Ok(Filter {
+            skip_packages: PatternSet::new(skip_packages)?,
+            skip_sections,
+        })
+    }
+
     fn skips(&self, package: &str, section: &str) -> bool {
-        self.skip_packages.iter().any(|g| glob(g, package))
+        self.skip_packages.is_match(package)
             || self.skip_sections.iter().any(|s| {
                 section == s || section.rsplit_once('/').is_some_and(|(_, tail)| tail == s)
             })
     }
-}
-
-/// `*` matches any run, `?` one character.
-pub fn glob(pattern: &str, text: &str) -> bool {
-    fn go(p: &[u8], t: &[u8]) -> bool {
-        match (p.first(), t.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
-            (Some(b'?'), Some(_)) => go(&p[1..], &t[1..]),
-            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
-            _ => false,
-        }
-    }
-    go(pattern.as_bytes(), text.as_bytes())
 }
 
 /// Rank of a compression for parsing: lower is preferred (cheap to decode, streams well).
@@ -274,16 +270,20 @@ mod tests {
 
     #[test]
     fn filters() {
-        let filter = Filter {
-            skip_packages: vec!["*-dbgsym".into()],
-            skip_sections: vec!["games".into()],
-        };
+        let filter = Filter::new(vec!["*-dbgsym".into()], vec!["games".into()]).unwrap();
         let files = parse("Packages", PACKAGES.as_bytes(), &filter).unwrap();
         let names: Vec<&str> = files.iter().map(|f| f.package.as_str()).collect();
         assert_eq!(names, ["a"]);
+        let glob =
+            |pattern: &str, name: &str| crate::glob::Pattern::new(pattern).unwrap().is_match(name);
         assert!(glob("linux-*-amd64", "linux-image-6.1-amd64"));
         assert!(!glob("linux-*-amd64", "linux-image-6.1-arm64"));
         assert!(glob("?b*", "ab"));
+        assert!(glob("linux-{image,headers}-*", "linux-headers-6.1"));
+        assert!(!glob("linux-{image,headers}-*", "linux-kbuild-6.1"));
+        assert!(glob("lib[xy]*", "libx11"));
+        assert!(!glob("lib[xy]*", "libz"));
+        assert!(Filter::new(vec!["lib[xy".into()], vec![]).is_err());
     }
 
     #[test]

@@ -91,10 +91,11 @@ impl AptOptions {
             repository,
             architectures,
             keys,
-            filter: Filter {
-                skip_packages: raw.skip_packages.unwrap_or_default(),
-                skip_sections: raw.skip_sections.unwrap_or_default(),
-            },
+            filter: Filter::new(
+                raw.skip_packages.unwrap_or_default(),
+                raw.skip_sections.unwrap_or_default(),
+            )
+            .map_err(|m| format!("key `skip_packages`: {m}"))?,
             indices,
             ignore_errors: raw.ignore_errors.unwrap_or(false),
             allow_expired: raw.allow_expired.unwrap_or(false),

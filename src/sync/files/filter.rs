@@ -5,15 +5,30 @@
 //! covers everything under it (as in `.gitignore`): `exclude = ["old"]` leaves out the whole
 //! `old/` folder, which also lets the listing walk skip it without asking the upstream.
 
+use crate::glob::{Pattern, PatternSet};
+
 /// Which relative paths a `files` source publishes. Exclude wins over include; no include
 /// patterns means everything.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct PathFilter {
-    pub include: Vec<String>,
-    pub exclude: Vec<String>,
+    pub include: PatternSet,
+    pub exclude: PatternSet,
+    /// The include patterns, segment by segment, for [`PathFilter::may_descend`].
+    below: Vec<Segments>,
 }
 
 impl PathFilter {
+    /// Compiles the patterns (each checked with [`PathFilter::check_pattern`] first, which
+    /// names the key in its message).
+    pub fn new(include: Vec<String>, exclude: Vec<String>) -> Result<PathFilter, String> {
+        let below = include.iter().map(|p| Segments::new(p)).collect();
+        Ok(PathFilter {
+            include: PatternSet::new(include)?,
+            exclude: PatternSet::new(exclude)?,
+            below,
+        })
+    }
+
     /// Checks a pattern given in the configuration; the message says what is wrong with it.
     pub fn check_pattern(pattern: &str) -> Result<(), String> {
         if pattern.is_empty() {
@@ -27,7 +42,7 @@ impl PathFilter {
         if pattern.split('/').any(|s| s == "." || s == "..") {
             return Err(format!("`{pattern}` has a `.` or `..` segment"));
         }
-        Ok(())
+        Pattern::new(pattern).map(|_| ())
     }
 
     /// Whether the file at `path` is published.
@@ -48,19 +63,25 @@ impl PathFilter {
         if self.include.is_empty() || covered(&self.include, dir) {
             return true;
         }
-        let prefix = format!("{dir}/");
-        self.include
-            .iter()
-            .any(|p| could_match_below(p.as_bytes(), prefix.as_bytes()))
+        self.below.iter().any(|p| p.could_match_below(dir))
     }
 }
 
+/// Two filters are equal when their patterns are (`below` follows from `include`).
+impl PartialEq for PathFilter {
+    fn eq(&self, other: &PathFilter) -> bool {
+        self.include == other.include && self.exclude == other.exclude
+    }
+}
+
+impl Eq for PathFilter {}
+
 /// True when a pattern matches `path` or one of its parent directories.
-fn covered(patterns: &[String], path: &str) -> bool {
+fn covered(patterns: &PatternSet, path: &str) -> bool {
     let mut end = Some(path.len());
     while let Some(at) = end {
         let candidate = &path[..at];
-        if patterns.iter().any(|p| glob(p, candidate)) {
+        if patterns.is_match(candidate) {
             return true;
         }
         end = candidate.rfind('/');
@@ -68,44 +89,70 @@ fn covered(patterns: &[String], path: &str) -> bool {
     false
 }
 
-/// Matches a whole relative path: `*` any run without `/`, `?` one character other than
-/// `/`, `**` any run (also across `/`); `**/` also matches no directory at all.
-pub fn glob(pattern: &str, path: &str) -> bool {
-    matches(pattern.as_bytes(), path.as_bytes(), false)
+/// One include pattern cut at its `/`s, to tell whether anything below a directory could
+/// match it. Errs on the side of descending: a walk that looks once too often only costs a
+/// listing request, one that skips a folder loses files.
+#[derive(Debug, Clone)]
+enum Segments {
+    /// Alternatives (which may hold a `/`) or a segment that does not compile on its own:
+    /// always descend.
+    Unknown,
+    Known {
+        /// The segments before the first one holding `**` (and that one's start, if it has one
+        /// before the `**`).
+        fixed: Vec<Pattern>,
+        /// Whether a `**` follows them (it can match any depth).
+        recursive: bool,
+    },
 }
 
-/// True when some continuation of `text` would match `pattern` (the text ran out while the
-/// pattern could still go on).
-fn could_match_below(pattern: &[u8], text: &[u8]) -> bool {
-    matches(pattern, text, true)
-}
-
-/// The matcher behind [`glob`]; `prefix`: succeed as soon as the text is used up.
-fn matches(p: &[u8], t: &[u8], prefix: bool) -> bool {
-    if prefix && t.is_empty() {
-        return true;
+impl Segments {
+    fn new(pattern: &str) -> Segments {
+        if pattern.contains('{') {
+            return Segments::Unknown;
+        }
+        let mut fixed = Vec::new();
+        for segment in pattern.split('/') {
+            if let Some(at) = segment.find("**") {
+                // `x**y` crosses segments, but this one must still start with `x`.
+                if at > 0 {
+                    match Pattern::new(&format!("{}*", &segment[..at])) {
+                        Ok(p) => fixed.push(p),
+                        Err(_) => return Segments::Unknown,
+                    }
+                }
+                return Segments::Known {
+                    fixed,
+                    recursive: true,
+                };
+            }
+            match Pattern::new(segment) {
+                Ok(p) => fixed.push(p),
+                Err(_) => return Segments::Unknown,
+            }
+        }
+        Segments::Known {
+            fixed,
+            recursive: false,
+        }
     }
-    match p {
-        [] => t.is_empty(),
-        [b'*', b'*', b'/', rest @ ..] => {
-            // Zero or more whole directories: try after every `/`.
-            matches(rest, t, prefix)
-                || t.iter()
-                    .enumerate()
-                    .any(|(i, &c)| c == b'/' && matches(rest, &t[i + 1..], prefix))
-                || (prefix && !t.is_empty())
+
+    /// True when some path below `dir` could match.
+    fn could_match_below(&self, dir: &str) -> bool {
+        let Segments::Known { fixed, recursive } = self else {
+            return true;
+        };
+        let mut depth = 0;
+        for part in dir.split('/') {
+            let Some(segment) = fixed.get(depth) else {
+                return *recursive;
+            };
+            if !segment.is_match(part) {
+                return false;
+            }
+            depth += 1;
         }
-        [b'*', b'*', rest @ ..] => {
-            matches(rest, t, prefix) || (!t.is_empty() && matches(p, &t[1..], prefix))
-        }
-        [b'*', rest @ ..] => {
-            matches(rest, t, prefix)
-                || (t.first().is_some_and(|&c| c != b'/') && matches(p, &t[1..], prefix))
-        }
-        [b'?', rest @ ..] => {
-            t.first().is_some_and(|&c| c != b'/') && matches(rest, &t[1..], prefix)
-        }
-        [c, rest @ ..] => t.first() == Some(c) && matches(rest, &t[1..], prefix),
+        *recursive || depth < fixed.len()
     }
 }
 
@@ -134,16 +181,18 @@ mod tests {
             ("", "", true),
         ];
         for (pattern, path, want) in cases {
-            assert_eq!(glob(pattern, path), want, "{pattern} vs {path}");
+            let compiled = Pattern::new(pattern).unwrap();
+            assert_eq!(compiled.is_match(path), want, "{pattern} vs {path}");
         }
     }
 
     #[test]
     fn exclude_wins_and_directories_cover_their_contents() {
-        let filter = PathFilter {
-            include: vec!["iso/**".into(), "images/system/*.tar.zst".into()],
-            exclude: vec!["iso/old".into(), "**/*beta*".into()],
-        };
+        let filter = PathFilter::new(
+            vec!["iso/**".into(), "images/system/*.tar.zst".into()],
+            vec!["iso/old".into(), "**/*beta*".into()],
+        )
+        .unwrap();
         assert!(filter.wants("iso/proxmox-ve_8.2-1.iso"));
         assert!(!filter.wants("iso/old/proxmox-ve_6.0.iso"));
         assert!(!filter.wants("iso/proxmox-ve_9.0-beta.iso"));
@@ -161,10 +210,7 @@ mod tests {
         assert!(everything.wants("a/b/c"));
         assert!(everything.may_descend("a/b"));
 
-        let named_dir = PathFilter {
-            include: vec!["images".into()],
-            exclude: vec![],
-        };
+        let named_dir = PathFilter::new(vec!["images".into()], vec![]).unwrap();
         assert!(named_dir.wants("images/system/x.tar.zst"));
         assert!(named_dir.may_descend("images/system"));
         assert!(!named_dir.wants("iso/x.iso"));
@@ -176,5 +222,39 @@ mod tests {
         assert!(PathFilter::check_pattern("").is_err());
         assert!(PathFilter::check_pattern("/iso/*").is_err());
         assert!(PathFilter::check_pattern("../x").is_err());
+        assert!(PathFilter::check_pattern("iso/[abc").is_err());
+        assert!(PathFilter::check_pattern("*.{iso,img}").is_ok());
+    }
+
+    #[test]
+    fn alternatives_and_classes_filter_and_prune() {
+        let filter = PathFilter::new(
+            vec!["{iso,img}/*.[ix]*".into(), "images/[0-9]*/x".into()],
+            vec![],
+        )
+        .unwrap();
+        assert!(filter.wants("iso/a.iso"));
+        assert!(filter.wants("img/b.xz"));
+        assert!(!filter.wants("iso/b.tar"));
+        assert!(!filter.wants("other/a.iso"));
+        assert!(filter.wants("images/12/x"));
+        assert!(!filter.wants("images/a/x"));
+        // Alternatives may hold a `/`: such patterns always descend.
+        assert!(filter.may_descend("anything"));
+        let classes = PathFilter::new(vec!["images/[0-9]*/x".into()], vec![]).unwrap();
+        assert!(classes.may_descend("images"));
+        assert!(classes.may_descend("images/12"));
+        assert!(!classes.may_descend("images/a"));
+        assert!(!classes.may_descend("images/12/z"));
+        assert!(
+            classes.may_descend("images/12/x/y"),
+            "covered by a match of its parent"
+        );
+        assert!(!classes.may_descend("other"));
+        let crossing = PathFilter::new(vec!["iso**.iso".into()], vec![]).unwrap();
+        assert!(crossing.wants("iso/a/b.iso"));
+        assert!(crossing.may_descend("iso/a"));
+        assert!(crossing.may_descend("isos"));
+        assert!(!crossing.may_descend("img"));
     }
 }

@@ -7,6 +7,7 @@
 //! absolute links to other sites, icons, style sheets) must be ignored, or a walk would
 //! leave the tree or loop; the check is on the resolved URL, not on the link text.
 
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::Url;
 
 /// One entry of a listing, below the root.
@@ -88,35 +89,33 @@ pub fn decode_path(encoded: &str) -> Option<String> {
     Some(segments.join("/"))
 }
 
+/// Decodes `%XX` escapes; `None` for a malformed escape (which the crate's decoder would pass
+/// through as text) or bytes that are not UTF-8.
 fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let value = u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
-            out.push(value);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    let well_formed = bytes.iter().enumerate().all(|(i, &b)| {
+        b != b'%'
+            || bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    });
+    if !well_formed {
+        return None;
     }
-    String::from_utf8(out).ok()
+    String::from_utf8(percent_decode_str(text).collect()).ok()
 }
+
+/// Bytes [`encode_path`] escapes: all but RFC 3986's unreserved characters and `/`.
+const PATH: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
 
 /// Percent-encodes a relative path for a URL: every byte but unreserved characters and `/`.
 pub fn encode_path(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for byte in path.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(path, PATH).to_string()
 }
 
 /// The `href` values of the `<a>` elements of a page, with HTML character references
@@ -454,5 +453,13 @@ a, a:active {text-decoration: none; color: blue;}
         assert_eq!(decode_path("a/%2E%2E/b"), None);
         assert_eq!(decode_path("a//b"), None);
         assert_eq!(decode_path("bad%zz"), None);
+        // Checked against the hand-written decoder this module had before the crate.
+        for bad in [
+            "%", "a%4", "%+f", "%-1", "100%", "%%41", "%00", "%2f", "%ff", "%C3", "a/",
+        ] {
+            assert_eq!(decode_path(bad), None, "{bad:?}");
+        }
+        assert_eq!(decode_path("%41/%c3%A4/a%20b").as_deref(), Some("A/ä/a b"));
+        assert_eq!(encode_path("~-._/x?#%ä"), "~-._/x%3F%23%25%C3%A4");
     }
 }

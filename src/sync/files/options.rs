@@ -78,10 +78,10 @@ impl FilesOptions {
             }
             Ok(list)
         };
-        let filter = PathFilter {
-            include: patterns(raw.include, "include")?,
-            exclude: patterns(raw.exclude, "exclude")?,
-        };
+        let filter = PathFilter::new(
+            patterns(raw.include, "include")?,
+            patterns(raw.exclude, "exclude")?,
+        )?;
         let index = match raw.index.as_deref().map(str::trim) {
             None | Some("listing") => FilesIndex::Listing,
             Some("aplinfo") => FilesIndex::Aplinfo,
