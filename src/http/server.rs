@@ -28,7 +28,6 @@ use super::tls::{self, ReloadableCert};
 use super::zerocopy::{Sender, ZeroCopyStream};
 use super::State;
 
-
 /// Bound listeners, ready to serve. Binding is separate so start-up errors (port in use)
 /// surface before anything else starts.
 pub struct Listeners {

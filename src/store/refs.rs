@@ -67,22 +67,6 @@ pub struct RunRecord {
     pub last_verify: Option<i64>,
 }
 
-/// A bridge while the readers of `record.files` and friends move to `record.counts.files`:
-/// the counters used to be fields of the record itself. Remove once nothing relies on it.
-impl std::ops::Deref for RunRecord {
-    type Target = Counts;
-
-    fn deref(&self) -> &Counts {
-        &self.counts
-    }
-}
-
-impl std::ops::DerefMut for RunRecord {
-    fn deref_mut(&mut self) -> &mut Counts {
-        &mut self.counts
-    }
-}
-
 fn bad_ref(path: PathBuf, what: String) -> StoreError {
     StoreError {
         action: "read ref",

@@ -241,10 +241,12 @@ impl Metrics {
             if !record.ok || record.partial {
                 counters.failures.inc();
             }
-            counters.fetched_bytes.inc_by(record.bytes_fetched);
-            counters.stored_bytes.inc_by(record.bytes_stored);
-            counters.stored_files.inc_by(record.files_stored);
-            counters.upstream_requests.inc_by(record.upstream_requests);
+            counters.fetched_bytes.inc_by(record.counts.bytes_fetched);
+            counters.stored_bytes.inc_by(record.counts.bytes_stored);
+            counters.stored_files.inc_by(record.counts.files_stored);
+            counters
+                .upstream_requests
+                .inc_by(record.counts.upstream_requests);
         }
         // A sync (and the GC after it) changes objects/; even a failed one may have stored some.
         self.store.invalidate();

@@ -152,18 +152,20 @@ fn card(s: &SourceStatus, now: i64) -> Card<'_> {
             started: when(run.started, now),
             last_success: run.last_success.map(|t| when(t, now)),
             duration: duration(run.duration_ms),
-            files: plural(run.files, "file", "files"),
-            bytes: human_size(run.bytes),
-            stored: run.files_stored,
-            stored_bytes: human_size(run.bytes_stored),
-            reused: run.files.saturating_sub(run.files_stored),
-            upstream: (run.upstream_requests != 0 || run.bytes_fetched != 0).then(|| {
-                format!(
-                    "{}, {} received",
-                    plural(run.upstream_requests, "request", "requests"),
-                    human_size(run.bytes_fetched)
-                )
-            }),
+            files: plural(run.counts.files, "file", "files"),
+            bytes: human_size(run.counts.bytes),
+            stored: run.counts.files_stored,
+            stored_bytes: human_size(run.counts.bytes_stored),
+            reused: run.counts.files.saturating_sub(run.counts.files_stored),
+            upstream: (run.counts.upstream_requests != 0 || run.counts.bytes_fetched != 0).then(
+                || {
+                    format!(
+                        "{}, {} received",
+                        plural(run.counts.upstream_requests, "request", "requests"),
+                        human_size(run.counts.bytes_fetched)
+                    )
+                },
+            ),
         }),
         _ => None,
     };

@@ -22,7 +22,6 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde::{Deserialize, Serialize};
 
 use super::fetch::{Expected, FetchError, Fetcher};
-use super::kind::{ClientContext, ClientUse, Finding, Kind, KindOptions, Run, Severity};
 use super::previous::{with_progress, Previous};
 use super::{SyncError, SyncReport};
 use crate::manifest::{Entry, Manifest};
@@ -55,56 +54,6 @@ impl From<FetchError> for SyncError {
             FetchError::Store(e) => SyncError::Store(e),
             other => SyncError::Upstream(other.to_string()),
         }
-    }
-}
-
-impl KindOptions for AptOptions {
-    fn keys() -> Vec<&'static str> {
-        AptOptions::keys()
-    }
-
-    fn parse(table: toml::Table) -> Result<Self, String> {
-        AptOptions::parse(table)
-    }
-}
-
-impl Kind for AptOptions {
-    fn sync(&self, run: Run<'_>) -> Result<Vec<Entry>, SyncError> {
-        sync(run.store, run.source, self, run.previous, run.report)
-    }
-
-    /// Package files and the pool are named by version, by-hash indices by their hash.
-    fn is_immutable(&self, path: &str) -> bool {
-        let name = path.rsplit('/').next().unwrap_or(path);
-        path.starts_with("pool/")
-            || path.contains("/pool/")
-            || path.contains("by-hash/")
-            || [".deb", ".udeb", ".ddeb"].iter().any(|e| name.ends_with(e))
-    }
-
-    fn fills_in(&self) -> bool {
-        true
-    }
-
-    fn check_machine(&self, at: &dyn Fn(&str) -> String, out: &mut Vec<Finding>) {
-        if let Err(e) = keyring::Keyring::load(&self.keys) {
-            out.push(Finding {
-                severity: Severity::Warning,
-                message: format!("{}: {e}", at("keys")),
-            });
-        }
-    }
-
-    fn local_paths(&self) -> Vec<&std::path::Path> {
-        self.keys.iter().map(|p| p.as_path()).collect()
-    }
-
-    fn describe(&self) -> Vec<String> {
-        AptOptions::describe(self)
-    }
-
-    fn client_use(&self, at: &ClientContext<'_>, usage: &mut ClientUse) {
-        AptOptions::client_use(self, at.base_url, usage)
     }
 }
 

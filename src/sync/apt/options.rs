@@ -1,5 +1,6 @@
-//! The options of an `apt` source: what to fetch, which keys to trust, how to talk to the
-//! upstream.
+//! The `apt` kind as the rest of the program sees it: its options (what to fetch, which keys
+//! to trust, how to talk to the upstream), its check-config lines, its client instructions,
+//! and its [`Kind`] impl; the sync itself is in the module's other files.
 
 use std::path::PathBuf;
 
@@ -8,7 +9,10 @@ use serde::Deserialize;
 use super::index::Filter;
 use super::repository::Repository;
 use crate::sync::fetch::FetchOptions;
-use crate::sync::kind::ClientUse;
+use super::{keyring, sync};
+use crate::manifest::Entry;
+use crate::sync::kind::{ClientContext, ClientUse, Finding, Kind, KindOptions, Run, Severity};
+use crate::sync::SyncError;
 use crate::sync::fetch::FetchKeys;
 
 /// Index kinds an apt source can carry besides Packages and Sources.
@@ -140,5 +144,55 @@ impl AptOptions {
             lines.push(format!("keys: {}", keyring.describe()));
         }
         lines
+    }
+}
+
+impl KindOptions for AptOptions {
+    fn keys() -> Vec<&'static str> {
+        AptOptions::keys()
+    }
+
+    fn parse(table: toml::Table) -> Result<Self, String> {
+        AptOptions::parse(table)
+    }
+}
+
+impl Kind for AptOptions {
+    fn sync(&self, run: Run<'_>) -> Result<Vec<Entry>, SyncError> {
+        sync(run.store, run.source, self, run.previous, run.report)
+    }
+
+    /// Package files and the pool are named by version, by-hash indices by their hash.
+    fn is_immutable(&self, path: &str) -> bool {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        path.starts_with("pool/")
+            || path.contains("/pool/")
+            || path.contains("by-hash/")
+            || [".deb", ".udeb", ".ddeb"].iter().any(|e| name.ends_with(e))
+    }
+
+    fn fills_in(&self) -> bool {
+        true
+    }
+
+    fn check_machine(&self, at: &dyn Fn(&str) -> String, out: &mut Vec<Finding>) {
+        if let Err(e) = keyring::Keyring::load(&self.keys) {
+            out.push(Finding {
+                severity: Severity::Warning,
+                message: format!("{}: {e}", at("keys")),
+            });
+        }
+    }
+
+    fn local_paths(&self) -> Vec<&std::path::Path> {
+        self.keys.iter().map(|p| p.as_path()).collect()
+    }
+
+    fn describe(&self) -> Vec<String> {
+        AptOptions::describe(self)
+    }
+
+    fn client_use(&self, at: &ClientContext<'_>, usage: &mut ClientUse) {
+        AptOptions::client_use(self, at.base_url, usage)
     }
 }

@@ -27,7 +27,6 @@ use futures_util::stream::{self, StreamExt};
 use reqwest::Url;
 
 use super::fetch::{FetchError, Fetcher};
-use super::kind::{Kind, KindOptions, Run};
 use super::previous::{with_progress, Previous};
 use super::{SyncError, SyncReport};
 use crate::manifest::{Entry, Manifest};
@@ -53,32 +52,6 @@ pub const APLINFO: &str = "aplinfo.dat";
 
 fn upstream_error(message: impl Into<String>) -> SyncError {
     SyncError::Upstream(message.into())
-}
-
-impl KindOptions for FilesOptions {
-    fn keys() -> Vec<&'static str> {
-        FilesOptions::keys()
-    }
-
-    fn parse(table: toml::Table) -> Result<Self, String> {
-        FilesOptions::parse(table)
-    }
-}
-
-impl Kind for FilesOptions {
-    fn sync(&self, run: Run<'_>) -> Result<Vec<Entry>, SyncError> {
-        sync(run.store, run.source, self, run.previous, run.report)
-    }
-
-    /// A plain tree's files mean nothing in particular: names of package pools and images
-    /// say.
-    fn is_immutable(&self, path: &str) -> bool {
-        super::kind::name_pins_content(path)
-    }
-
-    fn describe(&self) -> Vec<String> {
-        FilesOptions::describe(self)
-    }
 }
 
 /// Runs a `files` sync (blocking: it drives its own async work).

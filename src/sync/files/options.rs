@@ -1,11 +1,16 @@
-//! The options of a `files` source: which upstream tree, which of its files, and how to find
-//! them.
+//! The `files` kind as the rest of the program sees it: its options (which upstream tree,
+//! which of its files, and how to find them), its check-config lines and its [`Kind`] impl;
+//! the sync itself is in the module's other files.
 
 use serde::Deserialize;
 
 use super::filter::PathFilter;
 use crate::sync::fetch::FetchOptions;
 use crate::sync::fetch::FetchKeys;
+use super::sync;
+use crate::manifest::Entry;
+use crate::sync::kind::{Kind, KindOptions, Run};
+use crate::sync::SyncError;
 
 /// A `files` source's validated options.
 #[derive(Debug, Clone)]
@@ -133,4 +138,30 @@ fn checksum_index(name: &str) -> Result<String, String> {
         ));
     }
     Ok(name.to_string())
+}
+
+impl KindOptions for FilesOptions {
+    fn keys() -> Vec<&'static str> {
+        FilesOptions::keys()
+    }
+
+    fn parse(table: toml::Table) -> Result<Self, String> {
+        FilesOptions::parse(table)
+    }
+}
+
+impl Kind for FilesOptions {
+    fn sync(&self, run: Run<'_>) -> Result<Vec<Entry>, SyncError> {
+        sync(run.store, run.source, self, run.previous, run.report)
+    }
+
+    /// A plain tree's files mean nothing in particular: names of package pools and images
+    /// say.
+    fn is_immutable(&self, path: &str) -> bool {
+        crate::sync::kind::name_pins_content(path)
+    }
+
+    fn describe(&self) -> Vec<String> {
+        FilesOptions::describe(self)
+    }
 }
