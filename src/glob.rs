@@ -32,10 +32,6 @@ impl Pattern {
     pub fn is_match(&self, text: &str) -> bool {
         self.matcher.is_match(text)
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
 }
 
 impl fmt::Debug for Pattern {

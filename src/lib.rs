@@ -3,40 +3,55 @@
 //! serves them over HTTP and HTTPS.
 //!
 //! # Layout
-//! The modules follow the data's way through the program:
-//! - [`config`]: the TOML file, validated once; every error names file, source and key.
-//! - [`sync`]: turns a source (a local folder, an apt repository, a file tree, Puavo images)
-//!   into a new snapshot.
-//! - [`store`]: objects named by sha256, refs replaced atomically, GC, deep verify, the lock.
-//! - [`manifest`]: a snapshot's file list, itself stored as an object.
-//! - [`view`]: the in-memory map from URL path to file that requests read, swapped atomically.
-//! - [`page_cache`]: listings rendered once per view.
-//! - [`preflight`]: the checks of a configuration against the machine that `check-config`
-//!   and `serve` share.
-//! - [`http`]: listeners, the request handler, and an RFC 9110 file responder.
-//! - [`app`], [`scheduler`], [`admin`], [`serve`], [`cli`]: how the pieces run together.
-//! - [`time`]: Unix seconds and HTTP dates, shared by sync, serving and the CLI.
+//! Every module, lowest first: a module uses only modules listed before it (ARCHITECTURE.md
+//! says more; `.ci/layout.py` checks the order has no cycle). Modules are crate-private unless
+//! the binary, the integration tests or the fuzz targets use them.
+//! - `time`, `units`, `secrets`, `urls`, `keys`, `glob`: Unix seconds and HTTP dates; `10M`
+//!   and `2h` in the configuration; credentials cut out of URLs; URL path segments; reading a
+//!   TOML table into typed keys with messages that name the key; globset patterns.
+//! - `store`: objects named by sha256, refs replaced atomically, the data-dir lock, ingest of
+//!   local files, partial downloads, the typed GC gate, GC and deep verify.
+//! - `manifest`: a snapshot's entries (path, object, size, date, caching), stored as an
+//!   object; what changed between two snapshots.
+//! - [`puavo`]: the Puavo formats: rdiff (librsync deltas), meta, CKSUMS, series, squashfs,
+//!   torrents.
+//! - `page_cache`, `view`: the in-memory map from URL path to file that requests read,
+//!   swapped atomically, and its listings rendered once.
+//! - [`sync`]: runs one source; one module per source kind (dir, apt, files, puavo) behind a
+//!   one-line registry, and what the kinds share (downloads, the previous snapshot, symlinks).
+//! - [`http`]: listeners, TLS, limits, access control, the request handler, the RFC 9110
+//!   file responder, listings, status and metrics; it sees a narrow state, not the app.
+//! - [`config`]: the TOML file, validated once, composed from the parts' own option types;
+//!   every error names file, source and key.
+//! - `preflight`: the checks of a configuration against the machine that `check-config` and
+//!   `serve` share.
+//! - `pin`, `import_pom`: pinning a source to a snapshot; reading a proxmox-offline-mirror
+//!   configuration.
+//! - [`app`]: the running state (config, store, view, run records, GC gate, sync locks).
+//! - `scheduler`, `admin`, `notify`, `serve`: schedules with jitter, the admin socket,
+//!   systemd notification, the server's life cycle.
+//! - [`cli`]: the command line, one file per command group.
 
-pub mod admin;
+pub(crate) mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;
-pub mod glob;
+pub(crate) mod glob;
 pub mod http;
-pub mod import_pom;
-pub mod keys;
-pub mod manifest;
-pub mod notify;
-pub mod page_cache;
-pub mod pin;
-pub mod preflight;
+pub(crate) mod import_pom;
+pub(crate) mod keys;
+pub(crate) mod manifest;
+pub(crate) mod notify;
+pub(crate) mod page_cache;
+pub(crate) mod pin;
+pub(crate) mod preflight;
 pub mod puavo;
-pub mod scheduler;
-pub mod secrets;
-pub mod serve;
-pub mod store;
+pub(crate) mod scheduler;
+pub(crate) mod secrets;
+pub(crate) mod serve;
+pub(crate) mod store;
 pub mod sync;
-pub mod time;
-pub mod units;
-pub mod urls;
-pub mod view;
+pub(crate) mod time;
+pub(crate) mod units;
+pub(crate) mod urls;
+pub(crate) mod view;

@@ -4,8 +4,8 @@
 //! administrator reading a log at 3 a.m. must be able to fix a typo without guessing.
 //! Unknown keys are errors: a misspelled `kepp = 3` must not silently keep the default.
 //!
-//! This module reads the file and composes the parts: `[server]` ([`server`]), `[[access]]`
-//! ([`access`]), `[store]`, and each `[[source]]`: the keys every source has here, the rest
+//! This module reads the file and composes the parts: `[server]` (`server`), `[[access]]`
+//! (`access`), `[store]`, and each `[[source]]`: the keys every source has here, the rest
 //! read by the source's kind (see [`crate::sync::kind`]), which owns its options.
 
 mod access;

@@ -1,6 +1,6 @@
 //! HTML directory listings, from the askama template `templates/listing.html` (names are
 //! escaped by the template). A listing is rendered once per view and then served from the
-//! view's [`crate::page_cache::PageCache`].
+//! view's `PageCache` (`page_cache`).
 
 use askama::Template;
 

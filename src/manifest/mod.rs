@@ -4,7 +4,9 @@
 
 mod diff;
 
-pub use diff::{ChangeKind, ManifestDiff, PathChange};
+#[cfg(test)]
+pub use diff::PathChange;
+pub use diff::{ChangeKind, ManifestDiff};
 
 use serde::{Deserialize, Serialize};
 

@@ -39,14 +39,14 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use gate::{GcGate, GcGuard, SyncGuard};
+pub use gate::{GcGate, GcGuard};
 pub use ingest::mtime_ns;
 pub use lock::{DataLock, LockError};
 pub use object::ObjectId;
-pub use partial::{DownloadClaim, PartialWriter};
+pub use partial::PartialWriter;
 pub use snapshots::SnapshotReader;
 pub use stamp::Stamp;
-pub use write::{hash_file, ObjectWriter};
+pub use write::hash_file;
 
 /// How local files (dir sources, images) enter the object store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,6 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use super::layout::for_each_object;
 use super::{hash_file, GcGuard, ObjectId, SnapshotReader, Store, StoreError};
 
 #[derive(Debug, Default)]
@@ -119,19 +118,6 @@ pub fn verify<R: SnapshotReader>(
     }
     report.damaged = damaged;
     Ok(report)
-}
-
-/// Lists the objects directory quickly (count and bytes), for status pages. A directory
-/// that cannot be read counts as empty.
-pub fn usage(store: &Store) -> (u64, u64) {
-    let mut count = 0;
-    let mut bytes = 0;
-    let _ = for_each_object(store.objects_dir(), |object| {
-        count += 1;
-        bytes += object.entry.metadata().map(|m| m.len()).unwrap_or(0);
-        Ok(())
-    });
-    (count, bytes)
 }
 
 /// A summary line, then one line per damaged object and per problem.

@@ -3,7 +3,7 @@
 //! A kind is one module under `sync/` that owns its options (a serde struct with
 //! `deny_unknown_fields`), its sync, its checks against the machine, its check-config lines,
 //! its client instructions and which of its files can never change. Nothing outside its module
-//! and the one line in [`registry!`] (in `sync/mod.rs`) names a kind: adding a kind is writing its module
+//! and the one line in `registry!` (in `sync/mod.rs`) names a kind: adding a kind is writing its module
 //! and adding that line.
 
 use std::path::Path;
