@@ -1,4 +1,4 @@
-//! HTML directory listings, from the askama template `templates/listing.html` (names are
+//! HTML directory listings, from the askama template `static/listing.html` (names are
 //! escaped by the template). A listing is rendered once per view and then served from the
 //! view's `PageCache` (`page_cache`).
 
@@ -10,10 +10,10 @@ use super::path::encode_segment;
 use crate::time::http_date;
 
 /// The page style, shared with the status page; inserted as it is (it is ours, not input).
-pub const STYLE: &str = include_str!("../../templates/style.css");
+pub const STYLE: &str = include_str!("../../static/style.css");
 
 #[derive(Template)]
-#[template(path = "listing.html", config = "templates/askama.toml")]
+#[template(path = "listing.html", config = "static/askama.toml")]
 struct Listing<'a> {
     title: String,
     style: &'static str,

@@ -1,5 +1,5 @@
-//! The escaping of the HTML pages' askama templates (`templates/*.html`, set up in
-//! `templates/askama.toml`): every value a template shows is escaped with named entities
+//! The escaping of the HTML pages' askama templates (`static/*.html`, set up in
+//! `static/askama.toml`): every value a template shows is escaped with named entities
 //! (`&lt;`, `&gt;`, `&amp;`, `&quot;`) and `&#39;`, the same text the pages had before they
 //! moved to askama, which writes numeric ones (`&#60;`) by default.
 

@@ -1,5 +1,5 @@
 //! The HTML of `/.status`: [`Status`] turned into the view the askama templates
-//! `templates/status.html` and `templates/status-source.html` (one per source) show. The
+//! `static/status.html` and `static/status-source.html` (one per source) show. The
 //! templates escape every value; only the style sheets and [`When`] (made here from numbers)
 //! are inserted as they are.
 
@@ -13,10 +13,10 @@ use super::{SourceStatus, Status};
 use crate::time::http_date;
 use crate::view::SNAPSHOTS_PREFIX;
 
-const STATUS_STYLE: &str = include_str!("../../../templates/status.css");
+const STATUS_STYLE: &str = include_str!("../../../static/status.css");
 
 #[derive(Template)]
-#[template(path = "status.html", config = "templates/askama.toml")]
+#[template(path = "status.html", config = "static/askama.toml")]
 struct Page<'a> {
     style: &'static str,
     status_style: &'static str,
