@@ -3,23 +3,22 @@
 
 use std::io;
 
-/// Integers: any bytes, zeros included, are a valid value.
-pub(super) trait Plain: Copy {}
-impl Plain for u8 {}
-impl Plain for u16 {}
-impl Plain for u32 {}
-impl Plain for u64 {}
+use bytemuck::Pod;
 
 /// A zeroed array in an anonymous mapping that asks for huge pages. The index is read at
 /// random; with 4 KiB pages nearly every lookup would also miss the TLB, and a page walk
 /// under a hypervisor is several more trips to memory.
-pub(super) struct Table<T: Plain> {
+///
+/// Elements are `Pod` (plain integers): any bytes, zeros included, are a valid value, so the
+/// mapping's bytes are viewed as `T`s without copying.
+pub(super) struct Table<T: Pod> {
+    /// Exactly `len * size_of::<T>()` bytes, checked in [`Table::zeroed`] to view as `T`s;
+    /// `None` for an empty table (a mapping cannot be empty).
     map: Option<memmap2::MmapMut>,
-    len: usize,
     _type: std::marker::PhantomData<T>,
 }
 
-impl<T: Plain> Table<T> {
+impl<T: Pod> Table<T> {
     pub(super) fn zeroed(len: usize) -> io::Result<Table<T>> {
         let map = if len == 0 {
             None
@@ -27,7 +26,7 @@ impl<T: Plain> Table<T> {
             let bytes = len.checked_mul(std::mem::size_of::<T>()).ok_or_else(|| {
                 io::Error::new(io::ErrorKind::OutOfMemory, "index table too large")
             })?;
-            let map = memmap2::MmapMut::map_anon(bytes).map_err(|e| {
+            let mut map = memmap2::MmapMut::map_anon(bytes).map_err(|e| {
                 io::Error::new(
                     e.kind(),
                     format!("allocating {bytes} bytes for the delta index: {e}"),
@@ -36,36 +35,49 @@ impl<T: Plain> Table<T> {
             // A speed-up, not a need: without huge pages the table works the same.
             #[cfg(target_os = "linux")]
             let _ = map.advise(memmap2::Advice::HugePage);
+            // Mappings start on a page, so this holds; checked once here so that a surprise
+            // is an error rather than a panic in the middle of a lookup.
+            let viewed = bytemuck::try_cast_slice_mut::<u8, T>(&mut map)
+                .map(|elements| elements.len())
+                .map_err(|e| {
+                    io::Error::other(format!(
+                        "the delta index's mapping cannot hold {len} elements of {} bytes: {e}",
+                        std::mem::size_of::<T>()
+                    ))
+                })?;
+            if viewed != len {
+                return Err(io::Error::other(format!(
+                    "the delta index's mapping holds {viewed} elements, not {len}"
+                )));
+            }
             Some(map)
         };
         Ok(Table {
             map,
-            len,
             _type: std::marker::PhantomData,
         })
     }
 }
 
-impl<T: Plain> std::ops::Deref for Table<T> {
+impl<T: Pod> std::ops::Deref for Table<T> {
     type Target = [T];
 
+    #[inline]
     fn deref(&self) -> &[T] {
         match &self.map {
-            // SAFETY: the mapping is page-aligned, so aligned for `T`, holds `len` `T`s, and
-            // any bytes are a valid `T` (`Plain`); the slice borrows `self`, which owns it.
-            Some(map) => unsafe { std::slice::from_raw_parts(map.as_ptr().cast::<T>(), self.len) },
+            // Cannot panic: `zeroed` checked the same view of the same mapping.
+            Some(map) => bytemuck::cast_slice(map),
             None => &[],
         }
     }
 }
 
-impl<T: Plain> std::ops::DerefMut for Table<T> {
+impl<T: Pod> std::ops::DerefMut for Table<T> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut [T] {
         match &mut self.map {
-            // SAFETY: as in `deref`, and the borrow of `self` is exclusive.
-            Some(map) => unsafe {
-                std::slice::from_raw_parts_mut(map.as_mut_ptr().cast::<T>(), self.len)
-            },
+            // Cannot panic: as in `deref`.
+            Some(map) => bytemuck::cast_slice_mut(map),
             None => &mut [],
         }
     }
@@ -86,4 +98,33 @@ pub(super) fn split_at_offsets<'a, T>(
     }
     pieces.push(slice);
     pieces
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_are_zeroed_and_hold_their_length() {
+        for len in [0, 1, 7, 4096, 100_003] {
+            let mut table = Table::<u64>::zeroed(len).unwrap();
+            assert_eq!(table.len(), len);
+            assert!(table.iter().all(|&x| x == 0));
+            if let Some(last) = table.last_mut() {
+                *last = u64::MAX;
+            }
+            assert_eq!(table.iter().filter(|&&x| x == u64::MAX).count(), len.min(1));
+            assert_eq!(Table::<u16>::zeroed(len).unwrap().len(), len);
+        }
+        let err = Table::<u64>::zeroed(usize::MAX).err().unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::OutOfMemory);
+    }
+
+    #[test]
+    fn splits_at_offsets() {
+        let mut numbers: Vec<u32> = (0..10).collect();
+        let pieces = split_at_offsets(&mut numbers, &[0, 3, 3, 10]);
+        let lens: Vec<usize> = pieces.iter().map(|p| p.len()).collect();
+        assert_eq!(lens, [0, 3, 0, 7, 0]);
+    }
 }
