@@ -79,9 +79,13 @@ impl Default for Params {
 /// What a delta did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Stats {
+    /// Bytes of the new image copied from the old one.
     pub copied: u64,
+    /// Bytes of the new image sent in the delta itself.
     pub literal: u64,
+    /// Commands written (a long literal counts once per piece).
     pub commands: u64,
+    /// Size of the delta file.
     pub delta_bytes: u64,
 }
 
