@@ -185,7 +185,8 @@ impl Index {
             .zip(split_at_offsets(&mut tags, &cuts))
             .zip(taken.chunks_mut(span / GROUP))
             .collect();
-        let (bases_ref, sizes_ref) = (&bases, &sizes);
+        // Slices once, not a table's view checked again for every hash.
+        let (bases_ref, sizes_ref): (&[u32], &[u64]) = (&bases, &sizes);
         in_parallel(pieces, |part, ((blocks, tags), taken)| {
             let first = part * span;
             let offset = bases_ref[first / GROUP] as usize;
