@@ -225,6 +225,35 @@ impl Index {
         self.sizes.len() * GROUP
     }
 
+    /// The tables as plain slices, for a scanning thread's lookups.
+    pub(super) fn lookup(&self) -> Lookup<'_> {
+        Lookup {
+            block: self.block,
+            shift: self.shift,
+            bases: &self.bases,
+            sizes: &self.sizes,
+            blocks: &self.blocks,
+            tags: &self.tags,
+            filter: &self.filter,
+        }
+    }
+}
+
+/// The index's tables as slices, taken once per scanning thread: a lookup then reads them
+/// directly rather than checking each table's view of its mapping again at every position.
+#[derive(Clone, Copy)]
+pub(super) struct Lookup<'a> {
+    /// Bytes per block.
+    pub(super) block: usize,
+    shift: u32,
+    bases: &'a [u32],
+    sizes: &'a [u64],
+    blocks: &'a [u32],
+    tags: &'a [u16],
+    filter: &'a [u64],
+}
+
+impl Lookup<'_> {
     /// False if no block has the mixed hash `m`; true if one may.
     #[inline]
     pub(super) fn may_hold(&self, m: u32) -> bool {
@@ -235,7 +264,7 @@ impl Index {
     /// Where the blocks whose mixed hash may be `m` are listed.
     #[inline]
     pub(super) fn bucket(&self, m: u32) -> Bucket {
-        let (start, end) = bucket_range(&self.bases, &self.sizes, (m >> self.shift) as usize);
+        let (start, end) = bucket_range(self.bases, self.sizes, (m >> self.shift) as usize);
         Bucket {
             start,
             end,
@@ -285,7 +314,8 @@ mod tests {
         let weights = Weights::new(block);
         for threads in [1, 2, 3] {
             let index = Index::build(&old.as_slice(), block, &weights, threads).unwrap();
-            assert!(index.blocks.len() < 5000 + 100, "{}", index.blocks.len());
+            assert!(index.entries() < 5000 + 100, "{}", index.entries());
+            let index = index.lookup();
             let mut missing = 0;
             for (number, bytes) in old.chunks_exact(block).enumerate() {
                 let m = mix(weights.hash(bytes));

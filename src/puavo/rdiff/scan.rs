@@ -6,7 +6,7 @@ use std::io;
 
 use super::delta::Command;
 use super::hash::{mix, Weights};
-use super::index::{Bucket, Index};
+use super::index::{Bucket, Index, Lookup};
 use super::source::{Source, READ_CHUNK};
 
 /// Positions of the new image looked up together. A lookup reads the filter, then maybe a
@@ -118,7 +118,7 @@ fn common_prefix(a: &[u8], b: &[u8]) -> usize {
 
 /// A scanning thread's state: the buffers it keeps from segment to segment.
 pub(super) struct Scan<'a> {
-    index: &'a Index,
+    index: Lookup<'a>,
     weights: &'a Weights,
     old: &'a dyn Source,
     new: Window<'a>,
@@ -138,7 +138,7 @@ impl<'a> Scan<'a> {
     ) -> Scan<'a> {
         let block = index.block;
         Scan {
-            index,
+            index: index.lookup(),
             weights,
             old,
             new: Window::new(new, block),
@@ -149,7 +149,7 @@ impl<'a> Scan<'a> {
 
     /// An old-image offset whose block equals `window`, if any.
     fn find(
-        index: &Index,
+        index: &Lookup,
         old: &dyn Source,
         old_buf: &mut [u8],
         bucket: Bucket,
