@@ -3,67 +3,12 @@
 //!
 //! Names follow puavo-os: an image is `<prefix>-YYYY-MM-DD-HHMMSS-<suffix>.img`, its series
 //! is `<prefix>-<suffix>` (as puavo-update-repository groups them), and an rdiff is
-//! `<src prefix>-<src date>--<dst date>-<src suffix>.rdiff`.
+//! `<src prefix>-<src date>--<dst date>-<src suffix>.rdiff`. Image names are parsed in
+//! [`super::image_name`].
 
 use serde_json::{Map, Value};
 
-/// The parts of an image file name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageName {
-    pub prefix: String,
-    /// `YYYY-MM-DD-HHMMSS`
-    pub date: String,
-    pub suffix: String,
-}
-
-impl ImageName {
-    /// Parses `<prefix>-YYYY-MM-DD-HHMMSS-<suffix>.img`; the prefix is the shortest that
-    /// works (like puavo-os's `^(.*?)-(\d{4}-\d{2}-\d{2}-\d{6})-(.*?).img$`).
-    pub fn parse(file: &str) -> Option<ImageName> {
-        let stem = file.strip_suffix(".img")?;
-        let bytes = stem.as_bytes();
-        // `-` + 17 date characters + `-` must follow the prefix.
-        for start in 1..bytes.len() {
-            if bytes[start] != b'-' || bytes.len() < start + 19 {
-                continue;
-            }
-            let date = &stem[start + 1..start + 18];
-            if is_date(date) && bytes[start + 18] == b'-' {
-                return Some(ImageName {
-                    prefix: stem[..start].to_string(),
-                    date: date.to_string(),
-                    suffix: stem[start + 19..].to_string(),
-                });
-            }
-        }
-        None
-    }
-
-    /// The series this image belongs to when series come from names.
-    pub fn series(&self) -> String {
-        format!("{}-{}", self.prefix, self.suffix)
-    }
-
-    /// The distribution (`bookworm` in `puavo-os-opinsys-bookworm`): names the config file.
-    pub fn dist(&self) -> &str {
-        self.prefix.rsplit('-').next().unwrap_or(&self.prefix)
-    }
-
-    /// The 14-digit version puavo-os writes into meta files.
-    pub fn version(&self) -> String {
-        self.date.chars().filter(char::is_ascii_digit).collect()
-    }
-}
-
-/// `YYYY-MM-DD-HHMMSS`
-fn is_date(text: &str) -> bool {
-    let b = text.as_bytes();
-    b.len() == 17
-        && b.iter().enumerate().all(|(i, c)| match i {
-            4 | 7 | 10 => *c == b'-',
-            _ => c.is_ascii_digit(),
-        })
-}
+pub use super::image_name::ImageName;
 
 /// The rdiff that turns image `source` into image `target`.
 pub fn rdiff_name(source: &ImageName, target: &ImageName) -> String {
@@ -284,24 +229,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names() {
+    fn rdiff_names() {
         let name = ImageName::parse("puavo-os-opinsys-bookworm-2024-05-10-123456-amd64.img")
             .expect("an image name");
-        assert_eq!(name.prefix, "puavo-os-opinsys-bookworm");
-        assert_eq!(name.date, "2024-05-10-123456");
-        assert_eq!(name.suffix, "amd64");
-        assert_eq!(name.series(), "puavo-os-opinsys-bookworm-amd64");
-        assert_eq!(name.dist(), "bookworm");
-        assert_eq!(name.version(), "20240510123456");
         let older = ImageName::parse("puavo-os-opinsys-bookworm-2024-04-01-000000-amd64.img")
             .expect("an image name");
         assert_eq!(
             rdiff_name(&older, &name),
             "puavo-os-opinsys-bookworm-2024-04-01-000000--2024-05-10-123456-amd64.rdiff"
         );
-        assert!(ImageName::parse("notes.txt").is_none());
-        assert!(ImageName::parse("x-2024-05-10-12345-amd64.img").is_none());
-        assert!(ImageName::parse("2024-05-10-123456-amd64.img").is_none());
     }
 
     #[test]

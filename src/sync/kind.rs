@@ -170,21 +170,8 @@ pub fn name_pins_content(path: &str) -> bool {
     }
     let name = path.rsplit('/').next().unwrap_or(path);
     let extension = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
-    matches!(extension, "deb" | "udeb" | "ddeb" | "rdiff") || is_versioned_image(name)
-}
-
-/// `<prefix>-YYYY-MM-DD-HHMMSS-<suffix>.img`, the Puavo image naming scheme.
-fn is_versioned_image(name: &str) -> bool {
-    let Some(stem) = name.strip_suffix(".img") else {
-        return false;
-    };
-    const PATTERN: &[u8] = b"-dddd-dd-dd-dddddd-";
-    stem.as_bytes().windows(PATTERN.len()).any(|w| {
-        w.iter().zip(PATTERN).all(|(c, p)| match p {
-            b'd' => c.is_ascii_digit(),
-            _ => c == p,
-        })
-    })
+    matches!(extension, "deb" | "udeb" | "ddeb" | "rdiff")
+        || crate::puavo::image_name::is_versioned(name)
 }
 
 /// Declares the kinds, one line each: `module: Variant(options type) = "name";`. Declares

@@ -46,7 +46,7 @@ impl Kind for PuavoOptions {
     /// joins. Meta files, CKSUMS and torrents change with every new image.
     fn is_immutable(&self, path: &str) -> bool {
         let name = path.rsplit('/').next().unwrap_or(path);
-        name.ends_with(".rdiff") || super::kind::name_pins_content(name) && name.ends_with(".img")
+        name.ends_with(".rdiff") || crate::puavo::image_name::is_versioned(name)
     }
 
     fn check_machine(&self, at: &dyn Fn(&str) -> String, out: &mut Vec<Finding>) {
