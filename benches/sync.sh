@@ -514,14 +514,14 @@ timed() {
     /usr/bin/time -f '%M' -o "$tmp/time.out" bash -c "$(declare -f "sync_$tool"); $(declare -p tmp SUITES COMP); sync_$tool \"\$@\"" _ "$dir" "$url" >"$logf" 2>&1 || rc=$?
   fi
   t1=$EPOCHREALTIME
-  t_wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+  t_wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')
   t_rss=$(tail -n 1 "$tmp/time.out")
   t_req=$(($(requests_so_far) - r0))
   t_ok=$((rc == 0))
 }
 
 declare -A res
-fmt_s() { awk -v s="$1" 'BEGIN { if (s == "") print "n/a"; else if (s < 1) printf "%.0f ms", s * 1000; else printf "%.2f s", s }'; }
+fmt_s() { awk -v s="$1" 'BEGIN { if (s == "") print "n/a"; else if (s < 1) printf "%.1f ms", s * 1000; else printf "%.2f s", s }'; }
 fmt_mb() { awk -v k="$1" 'BEGIN { if (k == "") print "n/a"; else printf "%.0f MB", k / 1024 }'; }
 min_of() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "") print b; else if (b == "") print a; else print (a + 0 < b + 0) ? a : b }'; }
 max_of() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "") print b; else if (b == "") print a; else print (a + 0 > b + 0) ? a : b }'; }
