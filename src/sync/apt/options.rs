@@ -53,14 +53,11 @@ struct AptKeys {
 impl AptOptions {
     /// Every key an apt source takes.
     pub(super) fn keys() -> Vec<&'static str> {
-        let mut keys = crate::keys::fields_of::<AptKeys>().to_vec();
-        keys.extend(FetchKeys::names());
-        keys
+        FetchKeys::keys_with::<AptKeys>()
     }
 
-    pub(super) fn parse(mut table: toml::Table) -> Result<AptOptions, String> {
-        let fetch = FetchKeys::take(&mut table)?;
-        let raw: AptKeys = crate::keys::read(table)?;
+    pub(super) fn parse(table: toml::Table) -> Result<AptOptions, String> {
+        let (fetch, raw) = FetchKeys::read_with::<AptKeys>(table)?;
         let line = raw
             .repository
             .as_deref()

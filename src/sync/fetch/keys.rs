@@ -32,6 +32,22 @@ impl FetchKeys {
         crate::keys::read(crate::keys::split_off(table, FetchKeys::names()))
     }
 
+    /// Reads a remote kind's table: the download keys, and the kind's own keys (`T`) from
+    /// the rest.
+    pub fn read_with<T: serde::de::DeserializeOwned>(
+        mut table: toml::Table,
+    ) -> Result<(FetchKeys, T), String> {
+        let fetch = FetchKeys::take(&mut table)?;
+        Ok((fetch, crate::keys::read(table)?))
+    }
+
+    /// Every key a remote kind whose own keys are `T` takes.
+    pub fn keys_with<T: serde::de::DeserializeOwned>() -> Vec<&'static str> {
+        let mut keys = crate::keys::fields_of::<T>().to_vec();
+        keys.extend(FetchKeys::names());
+        keys
+    }
+
     /// The names of the keys that are set (for "only applies to …" messages).
     pub fn set_names(&self) -> Vec<&'static str> {
         let set = [

@@ -46,14 +46,11 @@ struct FilesKeys {
 impl FilesOptions {
     /// Every key a `files` source takes.
     pub(super) fn keys() -> Vec<&'static str> {
-        let mut keys = crate::keys::fields_of::<FilesKeys>().to_vec();
-        keys.extend(FetchKeys::names());
-        keys
+        FetchKeys::keys_with::<FilesKeys>()
     }
 
-    pub(super) fn parse(mut table: toml::Table) -> Result<FilesOptions, String> {
-        let fetch = FetchKeys::take(&mut table)?;
-        let raw: FilesKeys = crate::keys::read(table)?;
+    pub(super) fn parse(table: toml::Table) -> Result<FilesOptions, String> {
+        let (fetch, raw) = FetchKeys::read_with::<FilesKeys>(table)?;
         let url = raw
             .url
             .as_deref()

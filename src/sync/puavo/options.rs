@@ -73,14 +73,11 @@ struct PuavoKeys {
 impl PuavoOptions {
     /// Every key a Puavo source takes.
     pub(super) fn keys() -> Vec<&'static str> {
-        let mut keys = crate::keys::fields_of::<PuavoKeys>().to_vec();
-        keys.extend(FetchKeys::names());
-        keys
+        FetchKeys::keys_with::<PuavoKeys>()
     }
 
-    pub(super) fn parse(mut table: toml::Table) -> Result<PuavoOptions, String> {
-        let fetch = FetchKeys::take(&mut table)?;
-        let raw: PuavoKeys = crate::keys::read(table)?;
+    pub(super) fn parse(table: toml::Table) -> Result<PuavoOptions, String> {
+        let (fetch, raw) = FetchKeys::read_with::<PuavoKeys>(table)?;
         let urlbase = raw
             .urlbase
             .as_deref()
