@@ -11,6 +11,7 @@
 pub mod index;
 pub mod keyring;
 pub mod options;
+pub mod policy;
 pub mod release;
 pub mod repository;
 mod selection;

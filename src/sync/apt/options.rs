@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::index::Filter;
+pub use super::policy::WeakCrypto;
 use super::repository::Repository;
 use crate::sync::fetch::FetchOptions;
 use super::{keyring, sync};
@@ -33,6 +34,18 @@ pub struct AptOptions {
     pub ignore_errors: bool,
     /// Accept a Release whose Valid-Until has passed.
     pub allow_expired: bool,
+    /// Accept a Release without a `Date` field (some third-party repositories omit it; such a
+    /// repository has no replay protection).
+    pub allow_missing_date: bool,
+    /// Languages of the i18n `Translation-<lang>` files carried; `None`: every one listed.
+    pub languages: Option<Vec<String>>,
+    /// Mirror the debian-installer images (`<component>/installer-<arch>/current/images/`),
+    /// verified through their `SHA256SUMS`, itself listed in the signed Release.
+    pub installer: bool,
+    /// Re-hash pool files the store already holds before re-using them (POM's `verify`).
+    pub verify_pool: bool,
+    /// Named relaxations of the signature policy.
+    pub weak_crypto: WeakCrypto,
     pub fetch: FetchOptions,
 }
 
@@ -48,6 +61,11 @@ struct AptKeys {
     indices: Option<Vec<String>>,
     ignore_errors: Option<bool>,
     allow_expired: Option<bool>,
+    allow_missing_date: Option<bool>,
+    languages: Option<Vec<String>>,
+    installer: Option<bool>,
+    verify_pool: Option<bool>,
+    weak_crypto: Option<WeakCrypto>,
 }
 
 impl AptOptions {
@@ -100,6 +118,11 @@ impl AptOptions {
             indices,
             ignore_errors: raw.ignore_errors.unwrap_or(false),
             allow_expired: raw.allow_expired.unwrap_or(false),
+            allow_missing_date: raw.allow_missing_date.unwrap_or(false),
+            languages: raw.languages,
+            installer: raw.installer.unwrap_or(false),
+            verify_pool: raw.verify_pool.unwrap_or(false),
+            weak_crypto: raw.weak_crypto.unwrap_or_default(),
             fetch,
         })
     }

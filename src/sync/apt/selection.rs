@@ -114,6 +114,11 @@ mod tests {
             indices: indices.iter().map(|s| s.to_string()).collect(),
             ignore_errors: false,
             allow_expired: false,
+            allow_missing_date: false,
+            languages: None,
+            installer: false,
+            verify_pool: false,
+            weak_crypto: Default::default(),
             fetch: Default::default(),
         };
         let names = |config: &AptOptions| -> Vec<String> {
