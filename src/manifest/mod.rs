@@ -27,6 +27,22 @@ pub struct Manifest {
     /// the flag existed get it from their source kind's rule when they are loaded.
     #[serde(default)]
     pub immutability_recorded: bool,
+    /// What decided which files this snapshot holds, for kinds whose configuration selects
+    /// part of an upstream (apt). Absent in snapshots made before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<Selection>,
+}
+
+/// The configuration that chose a snapshot's files, and the files it could not get: a sync
+/// whose upstream did not change still plans again when this differs from what it would
+/// choose now, or when something was left out.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Selection {
+    /// A canonical description of every option that decides which files are carried.
+    pub description: String,
+    /// Files (or index families) the upstream listed but did not serve, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<String>,
 }
 
 /// One published file.
@@ -69,6 +85,7 @@ impl Manifest {
             created,
             entries,
             immutability_recorded: true,
+            selection: None,
         }
     }
 

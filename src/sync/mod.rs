@@ -85,6 +85,9 @@ pub struct SyncReport {
     /// A small state file to write once the snapshot is published (path, bytes).
     #[serde(skip)]
     pub pending_state: Option<(std::path::PathBuf, Vec<u8>)>,
+    /// What chose the snapshot's files, recorded with it (see [`crate::manifest::Selection`]).
+    #[serde(skip)]
+    pub selection: Option<crate::manifest::Selection>,
 }
 
 /// Drives a remote sync's async work to the end. Syncs run on blocking threads (or the
@@ -126,7 +129,8 @@ pub fn run(store: &Store, id: &str, keep: usize, kind: &dyn Kind) -> Result<Sync
     for entry in &mut entries {
         entry.immutable = kind.is_immutable(&entry.path);
     }
-    let manifest = Manifest::new(id, unix_now(), entries);
+    let mut manifest = Manifest::new(id, unix_now(), entries);
+    manifest.selection = report.selection.take();
     report.counts.files = manifest.entries.len() as u64;
     report.counts.bytes = manifest.total_bytes();
     let published = publish(store, id, keep, &refs, previous.as_ref(), &manifest)?;
@@ -158,7 +162,8 @@ fn publish(
     manifest: &Manifest,
 ) -> Result<(ObjectId, bool), SyncError> {
     if let (Some(previous), Some(head)) = (previous, refs.head()) {
-        if previous.same_content(manifest) {
+        // A new selection is recorded even when it chose the same files.
+        if previous.same_content(manifest) && previous.selection == manifest.selection {
             return Ok((head, false));
         }
     }

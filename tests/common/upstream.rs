@@ -214,7 +214,8 @@ fn connection(
             )?;
             continue;
         }
-        let file = root.join(path.trim_start_matches('/'));
+        // The log and faults keep the path as asked; the file is found by its decoded name.
+        let file = root.join(percent_decode(path.trim_start_matches('/')));
         let meta = match std::fs::metadata(&file) {
             Ok(meta) if meta.is_file() && !path.contains("..") => meta,
             _ => {
@@ -290,4 +291,29 @@ fn connection(
         bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
         let _ = reader.get_ref().read(&mut [0u8; 0]);
     }
+}
+
+/// `%XX` escapes decoded (a file name with spaces, `#` or non-ASCII arrives encoded).
+fn percent_decode(path: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(std::ffi::OsString::from_vec(out))
 }

@@ -9,29 +9,30 @@
 //! changed mid-sync), start again from InRelease, a bounded number of times.
 
 pub mod index;
+mod indices;
 pub mod keyring;
 pub mod options;
 pub mod policy;
+mod pool;
 pub mod release;
+mod replan;
 pub mod repository;
 mod selection;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde::{Deserialize, Serialize};
 
-use super::fetch::{Expected, FetchError, Fetcher};
+use super::fetch::{FetchError, Fetcher};
 use super::previous::{with_progress, Previous};
 use super::{SyncError, SyncReport};
-use crate::manifest::{Entry, Manifest};
-use crate::store::{IngestMethod, ObjectId, Store};
+use crate::manifest::{Entry, Manifest, Selection};
+use crate::store::{ObjectId, Store};
 use crate::time::unix_now;
 use keyring::Keyring;
 pub use options::{AptOptions, APT_INDEX_KINDS};
 use release::{Listed, Release};
-use selection::{family, select};
+use selection::select;
 
 /// Restarts from InRelease when the upstream changes under a sync.
 const MAX_RESTARTS: usize = 3;
@@ -154,6 +155,8 @@ impl<'a> Mirror<'a> {
             )),
             _ => None,
         };
+        // The InRelease alone does not tell whether the configuration changed since.
+        let replan = replan::reason(self.previous.manifest(), &replan::describe(self.config));
         let mut planned: Vec<Planned> = Vec::new();
         let inrelease = self
             .fetcher
@@ -163,13 +166,19 @@ impl<'a> Mirror<'a> {
             )
             .await;
         let release_text = match inrelease {
-            Ok(small) if small.status == 304 => {
-                tracing::info!(
-                    source = self.source,
-                    "InRelease not modified upstream: nothing to do"
-                );
-                return Ok(self.unchanged());
-            }
+            Ok(small) if small.status == 304 => match &replan {
+                None => {
+                    tracing::info!(
+                        source = self.source,
+                        "InRelease not modified upstream: nothing to do"
+                    );
+                    return Ok(self.unchanged(report));
+                }
+                Some(reason) => {
+                    tracing::info!(source = self.source, %reason, "InRelease not modified upstream; planning again from the stored one");
+                    self.stored_inrelease(&inrelease_path, &mut planned)?
+                }
+            },
             Ok(small) => {
                 let text = String::from_utf8(small.bytes.clone())
                     .map_err(|_| apt_error(format!("{inrelease_path} is not text")))?;
@@ -180,7 +189,12 @@ impl<'a> Mirror<'a> {
                 let object = self.store.put_bytes(&small.bytes)?;
                 if Some(object) == previous_inrelease {
                     self.save_state(object, &small);
-                    return Ok(self.unchanged());
+                    match &replan {
+                        None => return Ok(self.unchanged(report)),
+                        Some(reason) => {
+                            tracing::info!(source = self.source, %reason, "InRelease unchanged upstream; planning again")
+                        }
+                    }
                 }
                 planned.push(Planned {
                     path: inrelease_path.clone(),
@@ -231,35 +245,25 @@ impl<'a> Mirror<'a> {
             )));
         }
         let indices = self.fetch_indices(&release, &selected).await?;
-        for (listed, object) in &indices {
-            let dir = match listed.path.rsplit_once('/') {
-                Some((dir, _)) => format!("{}{dir}/", self.dist),
-                None => self.dist.clone(),
-            };
-            planned.push(Planned {
-                path: format!("{}{}", self.dist, listed.path),
-                object: *object,
-                size: listed.size,
-            });
-            // by-hash names for this snapshot's indices, served for as long as it is retained.
-            planned.push(Planned {
-                path: format!("{dir}by-hash/SHA256/{}", listed.sha256),
-                object: *object,
-                size: listed.size,
-            });
-            if let Some(sha512) = &listed.sha512 {
-                planned.push(Planned {
-                    path: format!("{dir}by-hash/SHA512/{sha512}"),
-                    object: *object,
-                    size: listed.size,
-                });
-            }
+        self.plan_indices(&indices.fetched, &mut planned);
+        let mut problems = Vec::new();
+        let mut left_out = Vec::new();
+        for (family, tried) in &indices.unserved {
+            let family = format!("{}{family}", self.dist);
+            tracing::warn!(source = self.source, index = %family, "listed in the Release but not served; published without it");
+            problems.push(format!(
+                "index {family} is listed in the Release but the upstream serves no variant of it ({}); published without it",
+                tried.join(", ")
+            ));
+            left_out.push(family);
         }
 
         // 3. The packages.
-        let pool = self.pool_files(&indices)?;
+        let pool = self.pool_files(&indices.fetched)?;
         let fetched = self.fetch_pool(&pool, report).await?;
-        planned.extend(fetched);
+        planned.extend(fetched.planned);
+        problems.extend(fetched.problems);
+        left_out.extend(fetched.left_out);
 
         // Dates: kept per path while the content stays, else now.
         let now = unix_now();
@@ -271,14 +275,53 @@ impl<'a> Mirror<'a> {
             }
             entries.push(self.previous.entry(p.path, p.object, p.size, now, now));
         }
+        // Reported only now: a restarted attempt must not repeat them.
+        report.problems.extend(problems);
+        left_out.sort();
+        report.selection = Some(Selection {
+            description: replan::describe(self.config),
+            left_out,
+        });
         Ok(entries)
     }
 
-    fn unchanged(&self) -> Vec<Entry> {
+    /// The current snapshot again: the upstream did not change and it was chosen by the
+    /// current configuration, complete.
+    fn unchanged(&self, report: &mut SyncReport) -> Vec<Entry> {
+        report.selection = Some(Selection {
+            description: replan::describe(self.config),
+            left_out: Vec::new(),
+        });
         self.previous
             .manifest()
             .map(|m| m.entries.clone())
             .unwrap_or_default()
+    }
+
+    /// The current snapshot's InRelease, from the store, verified again (the keys may have
+    /// changed since): the start of a new plan when the upstream answered "not modified".
+    fn stored_inrelease(
+        &self,
+        path: &str,
+        planned: &mut Vec<Planned>,
+    ) -> Result<String, SyncError> {
+        let entry = self
+            .previous
+            .get(path)
+            .ok_or_else(|| apt_error(format!("{path}: not in the current snapshot")))?;
+        let bytes = self.store.read(&entry.object)?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| apt_error(format!("{path} (stored) is not text")))?;
+        let signed = self
+            .keyring
+            .verify_clearsigned(&text)
+            .map_err(|e| apt_error(format!("{path} (stored): {e}")))?;
+        planned.push(Planned {
+            path: path.to_string(),
+            object: entry.object,
+            size: entry.size,
+        });
+        Ok(signed)
     }
 
     fn save_state(&self, object: ObjectId, small: &super::fetch::Small) {
@@ -354,204 +397,5 @@ impl<'a> Mirror<'a> {
     /// The listed files this source carries.
     fn select<'r>(&self, release: &'r Release) -> Vec<&'r Listed> {
         select(release, self.config)
-    }
-
-    /// Fetches the selected indices. A listed variant may be absent (apt lists uncompressed
-    /// Packages that only exist compressed); each index family needs one present variant.
-    async fn fetch_indices(
-        &self,
-        release: &Release,
-        selected: &[&Listed],
-    ) -> Result<Vec<(Listed, ObjectId)>, SyncError> {
-        let mut tasks = FuturesUnordered::new();
-        for listed in selected {
-            let listed = (*listed).clone();
-            let canonical = self.url(&format!("{}{}", self.dist, listed.path));
-            let by_hash = release.by_hash.then(|| {
-                let dir = listed
-                    .path
-                    .rsplit_once('/')
-                    .map(|(d, _)| format!("{d}/"))
-                    .unwrap_or_default();
-                self.url(&format!(
-                    "{}{dir}by-hash/SHA256/{}",
-                    self.dist, listed.sha256
-                ))
-            });
-            tasks.push(async move {
-                let sha256: ObjectId = listed.sha256.parse().expect("Release::parse checks hashes");
-                let expected = Expected {
-                    size: Some(listed.size),
-                    sha256,
-                };
-                let result = match &by_hash {
-                    Some(url) => match self.fetcher.object(self.store, url, expected).await {
-                        Err(FetchError::NotFound { .. }) => {
-                            self.fetcher.object(self.store, &canonical, expected).await
-                        }
-                        other => other,
-                    },
-                    None => self.fetcher.object(self.store, &canonical, expected).await,
-                };
-                (listed, result)
-            });
-        }
-        let mut fetched = Vec::new();
-        let mut missing: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let mut families: BTreeMap<String, bool> = BTreeMap::new();
-        let mut changed = None;
-        while let Some((listed, result)) = tasks.next().await {
-            let family = family(&listed.path);
-            match result {
-                Ok(stored) => {
-                    *families.entry(family).or_default() = true;
-                    fetched.push((listed, stored.id));
-                }
-                Err(FetchError::NotFound { url }) => {
-                    families.entry(family.clone()).or_default();
-                    missing.entry(family).or_default().push(url);
-                }
-                Err(e @ (FetchError::Hash { .. } | FetchError::Size { .. })) => {
-                    changed.get_or_insert(e.to_string());
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        if let Some(reason) = changed {
-            return Err(SyncError::Restart(reason));
-        }
-        for (family, present) in families {
-            if !present {
-                return Err(apt_error(format!(
-                    "index {family} is listed in the Release but no variant of it could be fetched: {}",
-                    missing.get(&family).map(|u| u.join(", ")).unwrap_or_default()
-                )));
-            }
-        }
-        fetched.sort_by(|a, b| a.0.path.cmp(&b.0.path));
-        Ok(fetched)
-    }
-
-    /// Parses one variant of every Packages/Sources family; returns the files they name.
-    fn pool_files(
-        &self,
-        indices: &[(Listed, ObjectId)],
-    ) -> Result<Vec<index::PoolFile>, SyncError> {
-        let mut best: BTreeMap<String, (u8, &Listed, ObjectId)> = BTreeMap::new();
-        for (listed, object) in indices {
-            if let Some(rank) = index::parse_preference(&listed.path) {
-                let family = family(&listed.path);
-                if best.get(&family).is_none_or(|(r, _, _)| rank < *r) {
-                    best.insert(family, (rank, listed, *object));
-                }
-            }
-        }
-        let mut files: BTreeMap<String, index::PoolFile> = BTreeMap::new();
-        for (_, listed, object) in best.values() {
-            let file = std::fs::File::open(self.store.object_path(object))
-                .map_err(|e| apt_error(format!("cannot open stored index {}: {e}", listed.path)))?;
-            let parsed = index::parse(&listed.path, file, &self.config.filter)
-                .map_err(|e| apt_error(format!("{}{}: {e}", self.dist, listed.path)))?;
-            // Filename is relative to the repository's URL, for flat repositories too.
-            for pool in parsed {
-                match files.get(&pool.path) {
-                    Some(existing) if existing.sha256 != pool.sha256 => {
-                        return Err(apt_error(format!(
-                            "{} is listed twice with different hashes (packages {} and {})",
-                            pool.path, existing.package, pool.package
-                        )))
-                    }
-                    Some(_) => {}
-                    None => {
-                        files.insert(pool.path.clone(), pool);
-                    }
-                }
-            }
-        }
-        Ok(files.into_values().collect())
-    }
-
-    /// Downloads every pool file the store lacks, in parallel.
-    async fn fetch_pool(
-        &self,
-        pool: &[index::PoolFile],
-        report: &mut SyncReport,
-    ) -> Result<Vec<Planned>, SyncError> {
-        let mut planned = Vec::with_capacity(pool.len());
-        let mut tasks = FuturesUnordered::new();
-        let stats = &self.fetcher.stats;
-        for file in pool {
-            let sha256: ObjectId = match file.sha256.parse() {
-                Ok(id) => id,
-                Err(_) => {
-                    return Err(apt_error(format!(
-                        "{}: bad SHA256 `{}`",
-                        file.path, file.sha256
-                    )))
-                }
-            };
-            if self.store.contains(&sha256) {
-                planned.push(Planned {
-                    path: file.path.clone(),
-                    object: sha256,
-                    size: file.size,
-                });
-                continue;
-            }
-            let url = self.url(&file.path);
-            stats
-                .planned_files
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            stats
-                .planned_bytes
-                .fetch_add(file.size, std::sync::atomic::Ordering::Relaxed);
-            tasks.push(async move {
-                let result = self
-                    .fetcher
-                    .object(
-                        self.store,
-                        &url,
-                        Expected {
-                            size: Some(file.size),
-                            sha256,
-                        },
-                    )
-                    .await;
-                (file, sha256, result)
-            });
-        }
-        let mut failures = Vec::new();
-        while let Some((file, sha256, result)) = tasks.next().await {
-            match result {
-                Ok(stored) => {
-                    if stored.method != IngestMethod::Existing {
-                        report.counts.files_stored += 1;
-                        report.counts.bytes_stored += stored.size;
-                    }
-                    planned.push(Planned {
-                        path: file.path.clone(),
-                        object: sha256,
-                        size: file.size,
-                    });
-                }
-                Err(FetchError::Store(e)) => return Err(SyncError::Store(e)),
-                Err(e) => failures.push(e.to_string()),
-            }
-        }
-        if !failures.is_empty() {
-            failures.sort();
-            if self.config.ignore_errors {
-                for failure in &failures {
-                    tracing::warn!(source = self.source, "left out: {failure}");
-                }
-            } else {
-                return Err(apt_error(format!(
-                    "{} package file(s) could not be fetched; first: {}",
-                    failures.len(),
-                    failures[0]
-                )));
-            }
-        }
-        Ok(planned)
     }
 }

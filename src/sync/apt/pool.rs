@@ -1,0 +1,263 @@
+//! The package files of an apt snapshot: named by its Packages/Sources, fetched in parallel
+//! when the store lacks them (asked for percent-encoded), re-hashed first when `verify_pool`
+//! is set, and left out with a warning under `ignore_errors`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+
+use super::release::Listed;
+use super::selection::family;
+use super::{apt_error, index, Mirror, Planned};
+use crate::store::{hash_file, IngestMethod, ObjectId, Store};
+use crate::sync::fetch::{Expected, FetchError};
+use crate::sync::{SyncError, SyncReport};
+
+/// Bytes escaped in one segment of a path asked of an upstream: controls, non-ASCII, the
+/// space, what would end the path or change its meaning (`#`, `?`, `%`, `/`) and what RFC 3986
+/// never allows bare. `+`, `~` and the other sub-delimiters stay: archives name files with
+/// them (`foo_1.0+b1~x_amd64.deb`) and some servers read an escaped `+` differently.
+const UPSTREAM_SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+/// A repository-relative path as it goes into an upstream URL, encoded segment by segment.
+pub(super) fn encode_path(path: &str) -> String {
+    path.split('/')
+        .map(|segment| utf8_percent_encode(segment, UPSTREAM_SEGMENT).to_string())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// What the pool step got, besides the planned entries: problems to report and the paths it
+/// had to leave out (recorded, so the next sync tries them again).
+#[derive(Default)]
+pub(super) struct PoolOutcome {
+    pub planned: Vec<Planned>,
+    pub problems: Vec<String>,
+    pub left_out: Vec<String>,
+}
+
+/// Re-hashes stored objects on every core; returns the ones whose bytes do not match their
+/// name. An object that cannot be read counts as damaged (it cannot be served either).
+fn damaged_objects(store: &Store, ids: &[ObjectId]) -> Vec<ObjectId> {
+    let next = AtomicUsize::new(0);
+    let damaged = Mutex::new(Vec::new());
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    std::thread::scope(|scope| {
+        for _ in 0..workers.min(ids.len()) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(id) = ids.get(i) else { break };
+                let intact = matches!(hash_file(&store.object_path(id)), Ok((actual, _)) if actual == *id);
+                if !intact {
+                    damaged.lock().expect("not poisoned").push(*id);
+                }
+            });
+        }
+    });
+    let mut damaged = damaged.into_inner().expect("not poisoned");
+    damaged.sort();
+    damaged
+}
+
+impl Mirror<'_> {
+    /// Parses one variant of every Packages/Sources family; returns the files they name.
+    pub(super) fn pool_files(
+        &self,
+        indices: &[(Listed, ObjectId)],
+    ) -> Result<Vec<index::PoolFile>, SyncError> {
+        let mut best: BTreeMap<String, (u8, &Listed, ObjectId)> = BTreeMap::new();
+        for (listed, object) in indices {
+            if let Some(rank) = index::parse_preference(&listed.path) {
+                let family = family(&listed.path);
+                if best.get(&family).is_none_or(|(r, _, _)| rank < *r) {
+                    best.insert(family, (rank, listed, *object));
+                }
+            }
+        }
+        let mut files: BTreeMap<String, index::PoolFile> = BTreeMap::new();
+        for (_, listed, object) in best.values() {
+            let file = std::fs::File::open(self.store.object_path(object))
+                .map_err(|e| apt_error(format!("cannot open stored index {}: {e}", listed.path)))?;
+            let parsed = index::parse(&listed.path, file, &self.config.filter)
+                .map_err(|e| apt_error(format!("{}{}: {e}", self.dist, listed.path)))?;
+            // Filename is relative to the repository's URL, for flat repositories too.
+            for pool in parsed {
+                match files.get(&pool.path) {
+                    Some(existing) if existing.sha256 != pool.sha256 => {
+                        return Err(apt_error(format!(
+                            "{} is listed twice with different hashes (packages {} and {})",
+                            pool.path, existing.package, pool.package
+                        )))
+                    }
+                    Some(_) => {}
+                    None => {
+                        files.insert(pool.path.clone(), pool);
+                    }
+                }
+            }
+        }
+        Ok(files.into_values().collect())
+    }
+
+    /// With `verify_pool`, quarantines every stored pool object whose bytes no longer match
+    /// its hash, so the fetch that follows gets it again; returns a problem line for each.
+    fn quarantine_damaged(&self, wanted: &[(&index::PoolFile, ObjectId)]) -> Vec<String> {
+        if !self.config.verify_pool {
+            return Vec::new();
+        }
+        let stored: Vec<ObjectId> = wanted
+            .iter()
+            .map(|(_, id)| *id)
+            .filter(|id| self.store.contains(id))
+            .collect();
+        let mut problems = Vec::new();
+        for id in damaged_objects(self.store, &stored) {
+            let path = wanted
+                .iter()
+                .find(|(_, w)| *w == id)
+                .map_or("?", |(file, _)| file.path.as_str());
+            match self.store.quarantine(&id) {
+                Ok(to) => {
+                    tracing::error!(source = self.source, object = %id, quarantined = %to.display(), "stored copy of {path} is damaged; fetching it again");
+                    problems.push(format!(
+                        "{path}: the stored copy was damaged (quarantined) and is fetched again"
+                    ));
+                }
+                Err(e) => problems.push(format!(
+                    "{path}: the stored copy is damaged and could not be quarantined: {e}"
+                )),
+            }
+        }
+        problems
+    }
+
+    /// Downloads every pool file the store lacks, in parallel.
+    pub(super) async fn fetch_pool(
+        &self,
+        pool: &[index::PoolFile],
+        report: &mut SyncReport,
+    ) -> Result<PoolOutcome, SyncError> {
+        let mut wanted = Vec::with_capacity(pool.len());
+        for file in pool {
+            let sha256: ObjectId = file
+                .sha256
+                .parse()
+                .map_err(|_| apt_error(format!("{}: bad SHA256 `{}`", file.path, file.sha256)))?;
+            wanted.push((file, sha256));
+        }
+        let mut outcome = PoolOutcome {
+            problems: self.quarantine_damaged(&wanted),
+            ..PoolOutcome::default()
+        };
+        let mut tasks = FuturesUnordered::new();
+        let stats = &self.fetcher.stats;
+        for (file, sha256) in wanted {
+            if self.store.contains(&sha256) {
+                outcome.planned.push(Planned {
+                    path: file.path.clone(),
+                    object: sha256,
+                    size: file.size,
+                });
+                continue;
+            }
+            let url = self.url(&encode_path(&file.path));
+            stats.planned_files.fetch_add(1, Ordering::Relaxed);
+            stats.planned_bytes.fetch_add(file.size, Ordering::Relaxed);
+            tasks.push(async move {
+                let expected = Expected {
+                    size: Some(file.size),
+                    sha256,
+                };
+                let result = self.fetcher.object(self.store, &url, expected).await;
+                (file, sha256, result)
+            });
+        }
+        let mut failures = Vec::new();
+        while let Some((file, sha256, result)) = tasks.next().await {
+            match result {
+                Ok(stored) => {
+                    if stored.method != IngestMethod::Existing {
+                        report.counts.files_stored += 1;
+                        report.counts.bytes_stored += stored.size;
+                    }
+                    outcome.planned.push(Planned {
+                        path: file.path.clone(),
+                        object: sha256,
+                        size: file.size,
+                    });
+                }
+                Err(FetchError::Store(e)) => return Err(SyncError::Store(e)),
+                Err(e) => failures.push((file.path.clone(), e.to_string())),
+            }
+        }
+        failures.sort();
+        if let Some((_, first)) = failures.first() {
+            if !self.config.ignore_errors {
+                return Err(apt_error(format!(
+                    "{} package file(s) could not be fetched; first: {first}",
+                    failures.len(),
+                )));
+            }
+        }
+        for (path, failure) in failures {
+            tracing::warn!(source = self.source, "left out: {failure}");
+            outcome
+                .problems
+                .push(format!("left out (ignore_errors, tried again next sync): {failure}"));
+            outcome.left_out.push(path);
+        }
+        Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_encoded_segment_by_segment_keeping_archive_characters() {
+        assert_eq!(
+            encode_path("pool/main/f/foo/foo_1.0+b1~x_amd64.deb"),
+            "pool/main/f/foo/foo_1.0+b1~x_amd64.deb"
+        );
+        assert_eq!(
+            encode_path("pool/main/a/al pha#1?%ä/a_1:2.deb"),
+            "pool/main/a/al%20pha%231%3F%25%C3%A4/a_1:2.deb"
+        );
+    }
+
+    #[test]
+    fn damaged_objects_are_found_by_hashing_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::tests::store(dir.path(), crate::store::IngestMode::Copy);
+        let good = store.put_bytes(b"good").unwrap();
+        let bad = store.put_bytes(b"bad").unwrap();
+        let path = store.object_path(&bad);
+        let mut permissions = std::fs::metadata(&path).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        permissions.set_readonly(false);
+        std::fs::set_permissions(&path, permissions).unwrap();
+        std::fs::write(&path, b"rotten").unwrap();
+        assert_eq!(damaged_objects(&store, &[good, bad]), vec![bad]);
+        assert!(damaged_objects(&store, &[]).is_empty());
+    }
+}
