@@ -438,3 +438,37 @@ fn verify_pool_refetches_a_damaged_stored_package() {
     let got = common::curl(&["-f", &server.url(&format!("/debian/{bravo}"))]);
     assert!(got.status.success() && got.stdout == want);
 }
+
+#[test]
+fn a_snapshot_made_before_selections_were_recorded_is_planned_again_once() {
+    let repo = AptRepo::new(Layout::Debian);
+    repo.suite("bookworm", "main", &main_packages(), false, None);
+    let upstream = Upstream::serve(repo.root());
+    let site = apt_site(&upstream, &repo.key(), "main", "");
+    let (ok, text) = sync(&site);
+    assert!(ok, "{text}");
+
+    // Make the current snapshot one of an older mirrorbox: its manifest without `selection`.
+    let refs = site.data().join("refs/deb");
+    let object = |hex: &str| site.data().join("objects/sha256").join(&hex[..2]).join(hex);
+    let current = std::fs::read_to_string(refs.join("current")).unwrap();
+    let bytes = std::fs::read(object(current.trim())).unwrap();
+    let mut manifest: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let recorded = manifest.as_object_mut().unwrap().remove("selection");
+    assert!(recorded.is_some(), "{manifest}");
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let old = common::sha256_hex(&bytes);
+    std::fs::create_dir_all(object(&old).parent().unwrap()).unwrap();
+    std::fs::write(object(&old), bytes).unwrap();
+    std::fs::write(refs.join("current"), format!("{old}\n")).unwrap();
+    std::fs::write(refs.join("snapshots"), format!("{old}\n")).unwrap();
+
+    // Planned again from what is stored (no download), and the selection recorded.
+    upstream.reset_counters();
+    let (ok, text) = sync(&site);
+    assert!(ok && text.contains("published"), "{text}");
+    assert!(text.contains("stored 0 new files"), "{text}");
+    assert_eq!(upstream.log(), vec![(INRELEASE.to_string(), 304)]);
+    let (ok, text) = sync(&site);
+    assert!(ok && text.contains("unchanged"), "{text}");
+}

@@ -8,7 +8,9 @@ use crate::manifest::{Manifest, Selection};
 
 /// A canonical description of every option that decides which files an apt snapshot holds.
 /// Order in the configuration does not matter; anything else that changes the chosen files
-/// changes this text.
+/// changes this text. The URL is left out: it says where the files come from, not which (a
+/// new upstream answers the conditional InRelease request with its own), and it may carry a
+/// token.
 pub(super) fn describe(config: &AptOptions) -> String {
     let repo = &config.repository;
     let sorted = |list: &[String]| {
@@ -27,7 +29,7 @@ pub(super) fn describe(config: &AptOptions) -> String {
         .as_deref()
         .map_or_else(|| "*".to_string(), sorted);
     [
-        format!("{kinds} {} {}", repo.url, repo.suite),
+        format!("{kinds} {}", repo.suite),
         format!("components [{}]", sorted(&repo.components)),
         format!("architectures [{}]", sorted(&config.architectures)),
         format!("indices [{}]", sorted(&config.indices)),
