@@ -472,3 +472,27 @@ fn a_snapshot_made_before_selections_were_recorded_is_planned_again_once() {
     let (ok, text) = sync(&site);
     assert!(ok && text.contains("unchanged"), "{text}");
 }
+
+#[test]
+fn a_package_filter_dropped_from_the_configuration_is_seen_without_an_upstream_change() {
+    let repo = AptRepo::new(Layout::Debian);
+    repo.suite("bookworm", "main", &main_packages(), false, None);
+    let upstream = Upstream::serve(repo.root());
+    let site = apt_site(&upstream, &repo.key(), "main", "skip_packages = [\"bra*\"]");
+    let (ok, text) = sync(&site);
+    assert!(ok, "{text}");
+    let bravo = "/pool/main/b/bravo/bravo_2.1_amd64.deb";
+    assert!(!asked(&upstream, bravo, 200), "{:?}", upstream.log());
+
+    edit_config(&site, "skip_packages = [\"bra*\"]", "skip_packages = []");
+    upstream.reset_counters();
+    let (ok, text) = sync(&site);
+    assert!(ok && text.contains("published"), "{text}");
+    assert!(asked(&upstream, INRELEASE, 304), "{:?}", upstream.log());
+    assert!(asked(&upstream, bravo, 200), "{:?}", upstream.log());
+    let server = site.start_without_sync();
+    assert_eq!(
+        common::status_code(&server.url(&format!("/debian{bravo}"))),
+        "200"
+    );
+}

@@ -7,6 +7,12 @@
 //! and sha256; parse Packages/Sources; fetch every package file the store lacks, in parallel;
 //! return the snapshot's entries. If an index no longer matches the Release (the upstream
 //! changed mid-sync), start again from InRelease, a bounded number of times.
+//!
+//! A 304 (or the same InRelease again) ends the sync only if the current snapshot was chosen
+//! by the current configuration and lacks nothing (`replan`); otherwise the sync plans again
+//! from the stored InRelease, fetching only what the store lacks. The steps live beside this
+//! file: `indices` (fetching and naming the indices; an unserved Contents/i18n/dep11/cnf index
+//! is a warning, an unserved Packages/Sources an error) and `pool` (the package files).
 
 pub mod index;
 mod indices;
