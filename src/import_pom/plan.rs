@@ -459,6 +459,23 @@ mod tests {
     }
 
     #[test]
+    fn ids_with_dots_stay_unique() {
+        let sources = plan(&[
+            mirror(
+                "debian.security",
+                "deb http://deb.debian.org/debian-security bookworm-security main",
+            ),
+            mirror(
+                "debian_security",
+                "deb http://deb.debian.org/debian-security trixie-security main",
+            ),
+        ])
+        .unwrap();
+        let ids: Vec<&str> = sources.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["debian_security", "debian_security_2"]);
+    }
+
+    #[test]
     fn strictest_weak_crypto() {
         let relaxed = |sha1, rsa| {
             Some(WeakCrypto {

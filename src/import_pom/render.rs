@@ -189,8 +189,10 @@ fn weak_crypto(policy: &WeakCrypto) -> String {
 /// `use-subscription <product>`: the original sends HTTP basic auth with the product's active
 /// subscription key as user name and the key's server id as password.
 fn credentials(out: &mut String, source: &PlannedSource, product: &str, keys: &[PomSubscription]) {
-    let candidates: Vec<&PomSubscription> =
-        keys.iter().filter(|k| k.product() == product).collect();
+    let candidates: Vec<&PomSubscription> = keys
+        .iter()
+        .filter(|k| k.product().eq_ignore_ascii_case(product))
+        .collect();
     let chosen = candidates
         .iter()
         .find(|k| k.status.as_deref() == Some("active"))
