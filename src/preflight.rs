@@ -42,6 +42,7 @@ pub fn check(config: &Config) -> Vec<Finding> {
         let at = |key: &str| format!("{file}: source `{}` key `{key}`", source.id);
         check_source(source, &at, &mut findings);
     }
+    findings.extend(crate::config::collisions::check(config));
     // A rule that protects nothing is most likely a typo in the path of one meant to protect
     // something: listed as a problem, never silently left open.
     for rule in &config.access {

@@ -1,10 +1,7 @@
-//! The admin's tools on the command line: `diff` between snapshots, `pin`/`unpin` (with and
-//! without a running server), and `import-pom` producing a configuration `check-config`
-//! accepts.
+//! The admin's tools on the command line: `diff` between snapshots and `pin`/`unpin` (with
+//! and without a running server). `import-pom` has its own file, `import_pom.rs`.
 
 mod common;
-
-use std::process::Command;
 
 use common::{pattern, Site};
 
@@ -116,59 +113,4 @@ fn pin_publishes_an_older_snapshot_until_unpin() {
     assert_eq!(get("/files/f"), b"version 2");
     let out = site.cli(&["pin", "site", "abcd0000"]);
     assert!(!out.status.success());
-}
-
-#[test]
-fn import_pom_makes_a_config_check_config_accepts() {
-    let dir = tempfile::tempdir().unwrap();
-    let key = common::gpg::Gpg::new("pom-import", "ed25519");
-    // The shape proxmox-offline-mirror writes: `mirror:` sections with tab-indented
-    // properties, repeated keys for lists, plus media and keys that have no equivalent.
-    let pom = format!(
-        "mirror: pve_bookworm\n\tarchitectures amd64\n\tarchitectures all\n\tbase-dir /var/lib/proxmox-offline-mirror/mirrors\n\tkey-path {key}\n\trepository deb http://download.proxmox.com/debian/pve bookworm pve-no-subscription\n\tsync true\n\tverify true\n\tskip-packages *-dbgsym\n\tskip-sections debug\n\n\
-mirror: ceph_reef_bookworm\n\tarchitectures amd64\n\tbase-dir /var/lib/proxmox-offline-mirror/mirrors\n\tkey-path {key}\n\trepository deb http://download.proxmox.com/debian/ceph-reef bookworm no-subscription\n\tsync true\n\tverify true\n\n\
-mirror: debian_bookworm_security\n\tarchitectures amd64\n\tarchitectures all\n\tbase-dir /var/lib/proxmox-offline-mirror/mirrors\n\tkey-path {key}\n\trepository deb http://deb.debian.org/debian-security bookworm-security main contrib\n\tskip-sections debug\n\tskip-sections games\n\tsync true\n\tverify false\n\n\
-medium: usb\n\tmirrors pve_bookworm\n\tmountpoint /mnt/usb\n\tsync true\n\tverify true\n",
-        key = key.public.display()
-    );
-    let pom_file = dir.path().join("proxmox-offline-mirror.cfg");
-    std::fs::write(&pom_file, pom).unwrap();
-    let data = dir.path().join("data");
-    let out = Command::new(common::BIN)
-        .arg("import-pom")
-        .arg(&pom_file)
-        .arg("--data-dir")
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    let config = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(config.matches("[[source]]").count(), 3, "{config}");
-    assert!(config.contains("mount = \"/debian/pve\""), "{config}");
-    assert!(
-        config.contains("skip_sections = [\"debug\", \"games\"]"),
-        "{config}"
-    );
-    assert!(config.contains("not imported: `medium: usb`"), "{config}");
-    let file = dir.path().join("mirrorbox.toml");
-    std::fs::write(&file, &config).unwrap();
-    let check = Command::new(common::BIN)
-        .args(["check-config", "--config"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    let checked = text(&check);
-    assert!(check.status.success(), "{checked}\n{config}");
-    assert!(checked.contains("pve_bookworm") && checked.contains("debian_bookworm_security"));
-    assert!(!checked.contains("PROBLEM"), "{checked}");
-
-    // A broken file is refused with the line.
-    std::fs::write(&pom_file, "mirror: x\n\tverify perhaps\n").unwrap();
-    let out = Command::new(common::BIN)
-        .arg("import-pom")
-        .arg(&pom_file)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(text(&out).contains("line 2"), "{}", text(&out));
 }

@@ -13,10 +13,22 @@ pub(crate) fn import_pom(file: &Path, data_dir: &str) -> anyhow::Result<i32> {
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let pom =
         crate::import_pom::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    let rendered = crate::import_pom::render(&pom, data_dir);
-    // Never print something check-config would refuse.
-    Config::parse(&rendered, Path::new("imported configuration"))
+    let rendered = crate::import_pom::render(&pom, data_dir)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    // Never print something check-config would refuse: neither a bad key nor two sources
+    // publishing one path (the machine-dependent checks, such as keys, are check-config's).
+    let config = Config::parse(&rendered, Path::new("imported configuration"))
         .with_context(|| format!("{} does not convert cleanly", file.display()))?;
+    for finding in crate::config::collisions::check(&config) {
+        if finding.severity == crate::preflight::Severity::Error {
+            anyhow::bail!(
+                "{} does not convert cleanly: {}",
+                file.display(),
+                finding.message
+            );
+        }
+        tracing::warn!("{}", finding.message);
+    }
     print!("{rendered}");
     Ok(0)
 }
