@@ -206,3 +206,51 @@ fn remove_file(path: &Path) -> anyhow::Result<()> {
         Err(e) => Err(e).with_context(|| format!("cannot remove {}", path.display())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stale(paths: &[&str]) -> BTreeSet<String> {
+        paths.iter().map(|p| p.to_string()).collect()
+    }
+
+    #[test]
+    fn a_stale_file_where_a_folder_is_needed_goes() {
+        let root = tempfile::tempdir().unwrap();
+        fs::create_dir(root.path().join("m")).unwrap();
+        fs::write(root.path().join("m/a"), b"old file").unwrap();
+        clear_way(root.path(), "m/a/b", &stale(&["m/a"])).unwrap();
+        assert!(root.path().join("m/a").is_dir());
+    }
+
+    #[test]
+    fn a_stale_folder_where_a_file_is_needed_goes() {
+        let root = tempfile::tempdir().unwrap();
+        fs::create_dir_all(root.path().join("m/a/deep")).unwrap();
+        fs::write(root.path().join("m/a/deep/b"), b"old").unwrap();
+        clear_way(root.path(), "m/a", &stale(&["m/a/deep/b"])).unwrap();
+        assert!(!root.path().join("m/a").exists());
+        assert!(root.path().join("m").is_dir());
+    }
+
+    #[test]
+    fn what_the_export_did_not_write_stays_and_is_named() {
+        let root = tempfile::tempdir().unwrap();
+        fs::create_dir_all(root.path().join("m/a")).unwrap();
+        fs::write(root.path().join("m/a/mine"), b"someone's").unwrap();
+        fs::write(root.path().join("m/f"), b"someone's").unwrap();
+        let error = clear_way(root.path(), "m/a", &stale(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("m/a is a folder holding files"), "{error}");
+        let error = clear_way(root.path(), "m/f/x", &stale(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("m/f is a file the export did not write"),
+            "{error}"
+        );
+        assert!(root.path().join("m/a/mine").is_file() && root.path().join("m/f").is_file());
+    }
+}

@@ -66,6 +66,12 @@ pub fn export(config: &Config, dir: &Path, sources: &[String]) -> anyhow::Result
         .map(|path| path.to_string())
         .collect();
 
+    tracing::info!(
+        files = next.files.len(),
+        bytes = next.files.iter().map(|f| f.size).sum::<u64>(),
+        medium = %dir.display(),
+        "exporting"
+    );
     // Written before the first change: from here on the medium says an export is under way.
     medium::write(&dir, MARKER_NAME, &next)?;
 
