@@ -492,3 +492,18 @@ fn exporting_one_source_leaves_the_others_on_the_medium() {
         "{report}"
     );
 }
+
+/// A named source that was never synced has nothing to export: an error, not an empty medium.
+#[test]
+fn a_named_source_without_a_snapshot_is_refused() {
+    let site = Site::new();
+    let medium = tempfile::tempdir().unwrap();
+    let out = site.cli(&["export", medium.path().to_str().unwrap(), "site"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("source `site` has no snapshot yet"),
+        "{}",
+        text(&out)
+    );
+    assert!(!medium.path().join(".mirrorbox-export.incomplete").exists());
+}

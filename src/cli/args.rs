@@ -103,6 +103,7 @@ pub enum Command {
         config: ConfigArg,
         /// The medium's folder (e.g. a mounted USB disk); created if missing.
         dir: PathBuf,
+        /// Sources to export (all if none); what the medium holds of the others stays.
         sources: Vec<String>,
         /// Re-hash the medium in DIR against its manifest instead of exporting; exit status 1
         /// if a file is damaged or missing, or an export was interrupted.

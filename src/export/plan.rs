@@ -36,21 +36,20 @@ pub fn plan(
     let mut files: BTreeMap<String, MediumFile> = BTreeMap::new();
     for source in &config.sources {
         let selected = wanted.is_empty() || wanted.contains(&source.id);
-        let refs = store.read_refs(&source.id)?;
-        let current = match refs.current {
-            Some(id) if selected => Some(id),
-            None if selected && !wanted.is_empty() => {
-                bail!("source `{}` has no snapshot yet: sync it first", source.id)
-            }
-            None if selected => {
-                warnings.push(format!(
-                    "source `{}` has no snapshot yet: what the medium holds of it stays",
-                    source.id
-                ));
-                None
-            }
-            _ => None,
+        let current = if selected {
+            store.read_refs(&source.id)?.current
+        } else {
+            None
         };
+        if selected && current.is_none() {
+            if !wanted.is_empty() {
+                bail!("source `{}` has no snapshot yet: sync it first", source.id);
+            }
+            warnings.push(format!(
+                "source `{}` has no snapshot yet: what the medium holds of it stays",
+                source.id
+            ));
+        }
         let Some(snapshot) = current else {
             // Left alone: keep what an earlier export wrote of it.
             let kept = previous.into_iter().flat_map(|p| &p.files);
