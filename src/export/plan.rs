@@ -93,6 +93,7 @@ pub fn plan(
         });
     }
     refuse_file_under_file(&files)?;
+    warn_same_but_for_case(&files, &mut warnings);
     Ok(Plan {
         manifest: MediumManifest {
             format: FORMAT,
@@ -138,6 +139,18 @@ fn refuse_file_under_file(files: &BTreeMap<String, MediumFile>) -> anyhow::Resul
     Ok(())
 }
 
+/// FAT and exFAT media ignore case: two paths that differ only in it would be one file there.
+fn warn_same_but_for_case(files: &BTreeMap<String, MediumFile>, warnings: &mut Vec<String>) {
+    let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+    for path in files.keys() {
+        if let Some(first) = seen.insert(path.to_lowercase(), path) {
+            warnings.push(format!(
+                "`{first}` and `{path}` differ only in case: on a FAT or exFAT medium they are one file"
+            ));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,5 +188,19 @@ mod tests {
         assert_eq!(files["x/a"].source, "one");
         assert_eq!(warnings.len(), 1);
         assert!(refuse_file_under_file(&files).is_ok());
+    }
+
+    #[test]
+    fn paths_that_differ_only_in_case_are_warned_of() {
+        let mut files = BTreeMap::new();
+        let mut warnings = Vec::new();
+        add(&mut files, file("m/Packages", "one", 1), &mut warnings);
+        add(&mut files, file("m/packages", "one", 2), &mut warnings);
+        add(&mut files, file("m/other", "one", 3), &mut warnings);
+        warn_same_but_for_case(&files, &mut warnings);
+        assert_eq!(
+            warnings,
+            ["`m/Packages` and `m/packages` differ only in case: on a FAT or exFAT medium they are one file"]
+        );
     }
 }
