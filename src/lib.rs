@@ -27,6 +27,8 @@
 //!   `serve` share.
 //! - `pin`, `import_pom`: pinning a source to a snapshot; reading a proxmox-offline-mirror
 //!   configuration.
+//! - `export`: the current snapshots written to an offline medium as a plain tree, and the
+//!   check of such a medium against its manifest.
 //! - [`app`]: the running state (config, store, view, run records, GC gate, sync locks).
 //! - `scheduler`, `admin`, `notify`, `serve`: schedules with jitter, the admin socket,
 //!   systemd notification, the server's life cycle.
@@ -36,6 +38,7 @@ pub(crate) mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub(crate) mod export;
 pub(crate) mod glob;
 pub mod http;
 pub(crate) mod import_pom;

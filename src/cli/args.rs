@@ -95,6 +95,21 @@ pub enum Command {
         #[arg(long, default_value = "/var/lib/mirrorbox")]
         data_dir: String,
     },
+    /// Write the current snapshots of the named sources (all if none) to DIR as a plain tree,
+    /// laid out as served (`DIR/<mount>/<path>`): an offline medium for apt (`file://`) or a
+    /// `dir` source. Incremental and verified; prints what changed since the last export.
+    Export {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The medium's folder (e.g. a mounted USB disk); created if missing.
+        dir: PathBuf,
+        /// Sources to export (all if none); what the medium holds of the others stays.
+        sources: Vec<String>,
+        /// Re-hash the medium in DIR against its manifest instead of exporting; exit status 1
+        /// if a file is damaged or missing, or an export was interrupted.
+        #[arg(long, conflicts_with = "sources")]
+        check: bool,
+    },
     /// Write the librsync delta that turns OLD into NEW (what `rdiff signature` + `rdiff delta`
     /// make; apply it with `rdiff patch OLD DELTA NEW`).
     Rdiff {

@@ -13,6 +13,7 @@ use crate::config::Config;
 
 mod args;
 mod check_config;
+mod export;
 mod maintenance;
 mod pin;
 mod remote;
@@ -111,6 +112,15 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             snapshot,
         } => pin::run(config.load()?, &source, Some(snapshot)),
         Command::Unpin { config, source } => pin::run(config.load()?, &source, None),
+        Command::Export {
+            check: true, dir, ..
+        } => export::check(&dir),
+        Command::Export {
+            config,
+            dir,
+            sources,
+            check: false,
+        } => export::run(config.load()?, &dir, sources),
         Command::ImportPom { file, data_dir } => tools::import_pom(&file, &data_dir),
         Command::Rdiff {
             old,
