@@ -9,6 +9,7 @@
 //! changed mid-sync), start again from InRelease, a bounded number of times.
 
 pub mod index;
+mod installer;
 pub mod keyring;
 pub mod options;
 pub mod policy;
@@ -254,6 +255,10 @@ impl<'a> Mirror<'a> {
                     size: listed.size,
                 });
             }
+        }
+
+        if self.config.installer {
+            planned.extend(self.installer_images(&release, report).await?);
         }
 
         // 3. The packages.
