@@ -185,7 +185,10 @@ impl Mirror<'_> {
         let mut sizes: HashMap<ObjectId, u64> = HashMap::new();
         let mut first_path: HashMap<ObjectId, &str> = HashMap::new();
         let mut tasks = FuturesUnordered::new();
-        for (path, id) in wanted {
+        // A shared image is fetched once, under its `current/` name (the one users know).
+        let mut order: Vec<(&String, &ObjectId)> = wanted.iter().collect();
+        order.sort_by_key(|(path, _)| !path.contains("/current/"));
+        for (path, id) in order {
             if let Ok(meta) = std::fs::metadata(self.store.object_path(id)) {
                 sizes.insert(*id, meta.len());
                 continue;

@@ -9,13 +9,16 @@ use super::release::{Listed, Release};
 /// architectures, and the extra index kinds it wants; never pdiffs.
 ///
 /// Per-architecture indices (Contents, dep11 Components and CID-Index, cnf Commands) follow
-/// `architectures`; dep11 icons are architecture-independent and come along when the
+/// `architectures`, plus their `all` variant, which apt always asks for; dep11 icons are architecture-independent and come along when the
 /// component carries a dep11 Components file of a configured architecture; i18n
 /// `Translation-<lang>` follows `languages` (every listed language when unset).
 pub(super) fn select<'r>(release: &'r Release, config: &AptOptions) -> Vec<&'r Listed> {
     let repo = &config.repository;
     let wants = |kind: &str| config.indices.iter().any(|k| k == kind);
     let arch_ok = |arch: &str| config.architectures.iter().any(|a| a == arch);
+    // apt asks for the `all` variant of per-architecture indices beside the native ones
+    // (`implicit:all`), whatever `APT::Architectures` says.
+    let arch_or_all = |arch: &str| arch == "all" || arch_ok(arch);
     let language_ok = |language: &str| {
         config
             .languages
@@ -35,7 +38,7 @@ pub(super) fn select<'r>(release: &'r Release, config: &AptOptions) -> Vec<&'r L
                 path.strip_prefix(dir.as_str())
                     .and_then(|r| r.strip_prefix("/dep11/"))
                     .and_then(dep11_arch)
-                    .is_some_and(arch_ok)
+                    .is_some_and(|a| a != "all" && arch_ok(a))
             })
         })
         .map(String::as_str)
@@ -55,7 +58,7 @@ pub(super) fn select<'r>(release: &'r Release, config: &AptOptions) -> Vec<&'r L
                 // Top-level Contents-<arch> of the old layout.
                 return wants("contents")
                     && contents_arch(path)
-                        .is_some_and(|a| arch_ok(a) || (a == "source" && repo.source));
+                        .is_some_and(|a| arch_or_all(a) || (a == "source" && repo.source));
             }
             // Components may hold a slash themselves (`updates/main` in Debian security).
             let Some((dir, rest)) = dirs.iter().find_map(|dir| {
@@ -79,20 +82,21 @@ pub(super) fn select<'r>(release: &'r Release, config: &AptOptions) -> Vec<&'r L
                 if name.starts_with("icons-") {
                     return wants("dep11") && dep11_dirs.contains(&dir);
                 }
-                return wants("dep11") && dep11_arch(name).is_none_or(arch_ok);
+                return wants("dep11") && dep11_arch(name).is_none_or(arch_or_all);
             }
             if let Some(name) = rest.strip_prefix("cnf/") {
                 let arch = name
                     .strip_prefix("Commands-")
                     .map(|t| t.split('.').next().unwrap_or(t));
-                return wants("cnf") && arch.is_none_or(arch_ok);
+                return wants("cnf") && arch.is_none_or(arch_or_all);
             }
             if let Some(tail) = rest.strip_prefix("debian-installer/binary-") {
                 let arch = tail.split('/').next().unwrap_or("");
                 return wants("installer") && arch_ok(arch);
             }
             if let Some(arch) = contents_arch(rest) {
-                return wants("contents") && (arch_ok(arch) || (arch == "source" && repo.source));
+                return wants("contents")
+                    && (arch_or_all(arch) || (arch == "source" && repo.source));
             }
             false
         })
@@ -273,6 +277,9 @@ mod tests {
                 "main/dep11/Components-amd64.yml.gz",
                 "main/dep11/Components-arm64.yml.gz",
                 "main/dep11/Components-s390x.yml.xz",
+                "main/dep11/Components-all.yml.gz",
+                "main/Contents-all.gz",
+                "main/Contents-arm64.gz",
                 "main/dep11/CID-Index-amd64.json.gz",
                 "main/dep11/CID-Index-arm64.json.gz",
                 "main/dep11/icons-48x48.tar.gz",
@@ -294,9 +301,11 @@ mod tests {
             selected(&release, &options(line, &["amd64"], Some(&["en", "pt_BR"]))),
             [
                 "contrib/binary-amd64/Packages.xz",
+                "main/Contents-all.gz",
                 "main/binary-amd64/Packages.xz",
                 "main/cnf/Commands-amd64.xz",
                 "main/dep11/CID-Index-amd64.json.gz",
+                "main/dep11/Components-all.yml.gz",
                 "main/dep11/Components-amd64.yml.gz",
                 "main/dep11/icons-48x48.tar.gz",
                 "main/dep11/icons-64x64@2.tar.gz",
@@ -304,7 +313,7 @@ mod tests {
                 "main/i18n/Translation-en.bz2",
                 "main/i18n/Translation-pt_BR.bz2",
             ],
-            "contrib has dep11 only for arm64: its icons stay upstream"
+            "contrib has dep11 only for arm64: its icons stay upstream; `all` comes along"
         );
         let every_language = selected(&release, &options(line, &["arm64"], None));
         assert!(every_language.contains(&"main/i18n/Translation-fi.bz2".to_string()));
