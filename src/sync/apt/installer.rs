@@ -118,6 +118,11 @@ impl Mirror<'_> {
         release: &Release,
         report: &mut SyncReport,
     ) -> Result<Vec<Planned>, SyncError> {
+        if self.config.repository.is_flat() {
+            return Err(apt_error(
+                "installer = true: a flat repository has no components, so no installer-<arch>/ tree",
+            ));
+        }
         let components: Vec<String> = self
             .config
             .repository
