@@ -116,7 +116,7 @@ fn dep11_and_translations_follow_the_configured_architectures_and_languages() {
             label: "Test",
             suite: "bookworm",
             codename: "bookworm",
-            architectures: "amd64 arm64 i386",
+            architectures: "all amd64 arm64 i386",
             components: "main",
             patterns: &[],
             by_hash: false,

@@ -9,16 +9,17 @@ use super::release::{Listed, Release};
 /// architectures, and the extra index kinds it wants; never pdiffs.
 ///
 /// Per-architecture indices (Contents, dep11 Components and CID-Index, cnf Commands) follow
-/// `architectures`, plus their `all` variant, which apt always asks for; dep11 icons are architecture-independent and come along when the
+/// `architectures`, plus the `all` variant apt asks for on its own ([`apt_wants_all`]); dep11 icons are architecture-independent and come along when the
 /// component carries a dep11 Components file of a configured architecture; i18n
 /// `Translation-<lang>` follows `languages` (every listed language when unset).
 pub(super) fn select<'r>(release: &'r Release, config: &AptOptions) -> Vec<&'r Listed> {
     let repo = &config.repository;
     let wants = |kind: &str| config.indices.iter().any(|k| k == kind);
     let arch_ok = |arch: &str| config.architectures.iter().any(|a| a == arch);
-    // apt asks for the `all` variant of per-architecture indices beside the native ones
-    // (`implicit:all`), whatever `APT::Architectures` says.
-    let arch_or_all = |arch: &str| arch == "all" || arch_ok(arch);
+    // The `all` variant of an index kind: configured, or asked for by apt on its own.
+    let arch_or_all = |arch: &str, kind: &str| {
+        arch_ok(arch) || (arch == "all" && apt_wants_all(release, kind))
+    };
     let language_ok = |language: &str| {
         config
             .languages
@@ -58,7 +59,9 @@ pub(super) fn select<'r>(release: &'r Release, config: &AptOptions) -> Vec<&'r L
                 // Top-level Contents-<arch> of the old layout.
                 return wants("contents")
                     && contents_arch(path)
-                        .is_some_and(|a| arch_or_all(a) || (a == "source" && repo.source));
+                        .is_some_and(|a| {
+                            arch_or_all(a, "Contents-deb") || (a == "source" && repo.source)
+                        });
             }
             // Components may hold a slash themselves (`updates/main` in Debian security).
             let Some((dir, rest)) = dirs.iter().find_map(|dir| {
@@ -70,7 +73,7 @@ pub(super) fn select<'r>(release: &'r Release, config: &AptOptions) -> Vec<&'r L
             };
             if let Some(tail) = rest.strip_prefix("binary-") {
                 let arch = tail.split('/').next().unwrap_or("");
-                return repo.binary && arch_ok(arch);
+                return repo.binary && arch_or_all(arch, "Packages");
             }
             if rest.starts_with("source/") {
                 return repo.source;
@@ -82,13 +85,13 @@ pub(super) fn select<'r>(release: &'r Release, config: &AptOptions) -> Vec<&'r L
                 if name.starts_with("icons-") {
                     return wants("dep11") && dep11_dirs.contains(&dir);
                 }
-                return wants("dep11") && dep11_arch(name).is_none_or(arch_or_all);
+                return wants("dep11") && dep11_arch(name).is_none_or(|a| arch_or_all(a, "DEP-11"));
             }
             if let Some(name) = rest.strip_prefix("cnf/") {
                 let arch = name
                     .strip_prefix("Commands-")
                     .map(|t| t.split('.').next().unwrap_or(t));
-                return wants("cnf") && arch.is_none_or(arch_or_all);
+                return wants("cnf") && arch.is_none_or(|a| arch_or_all(a, "CNF"));
             }
             if let Some(tail) = rest.strip_prefix("debian-installer/binary-") {
                 let arch = tail.split('/').next().unwrap_or("");
@@ -96,7 +99,7 @@ pub(super) fn select<'r>(release: &'r Release, config: &AptOptions) -> Vec<&'r L
             }
             if let Some(arch) = contents_arch(rest) {
                 return wants("contents")
-                    && (arch_or_all(arch) || (arch == "source" && repo.source));
+                    && (arch_or_all(arch, "Contents-deb") || (arch == "source" && repo.source));
             }
             false
         })
@@ -125,6 +128,24 @@ pub(super) fn component_dir(release: &Release, component: &str) -> String {
         Some((_, last)) if named && listed_under(last) => last.to_string(),
         _ => component.to_string(),
     }
+}
+
+/// Whether apt asks for the `all` variant of an index kind (`binary-all/Packages`,
+/// `Contents-all`, `Components-all.yml`) without `all` in `APT::Architectures`: it adds
+/// `all` to every client's architectures, and fetches such an index when the Release lists
+/// `all` in `Architectures` (or lists no architectures) unless `No-Support-for-Architecture-all`
+/// names the kind (Debian: `Packages`, as its arch:all packages are in every binary-<arch>).
+/// `kind` is apt's target name: `Packages`, `Contents-deb`, `DEP-11`, `CNF`.
+fn apt_wants_all(release: &Release, kind: &str) -> bool {
+    let listed = |field: &str| {
+        release
+            .field(field)
+            .map(|list| list.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+    };
+    let supported = listed("Architectures").is_none_or(|a| a.is_empty() || a.iter().any(|a| a == "all"));
+    let excluded =
+        listed("No-Support-for-Architecture-all").is_some_and(|kinds| kinds.iter().any(|k| k == kind));
+    supported && !excluded
 }
 
 /// `Components-amd64.yml.gz` / `CID-Index-amd64.json.gz` → `amd64`; other dep11 files: `None`.
@@ -321,6 +342,39 @@ mod tests {
         assert!(!every_language.iter().any(|p| p.contains("amd64") || p.contains(".diff/")));
         let no_language = selected(&release, &options(line, &["amd64"], Some(&[])));
         assert!(!no_language.iter().any(|p| p.contains("Translation-")));
+    }
+
+    #[test]
+    fn all_variants_follow_what_apt_asks_for() {
+        let paths = [
+            "main/binary-amd64/Packages.xz",
+            "main/binary-all/Packages.xz",
+            "main/Contents-all.gz",
+            "main/dep11/Components-all.yml.gz",
+        ];
+        let amd64 = options("deb http://x/ bookworm main", &["amd64"], None);
+        // Debian: `all` listed, but its Packages are folded into every binary-<arch>.
+        let debian = release_listing(
+            "Architectures: all amd64 arm64\nNo-Support-for-Architecture-all: Packages\n",
+            &paths,
+        );
+        assert_eq!(
+            selected(&debian, &amd64),
+            [
+                "main/Contents-all.gz",
+                "main/binary-amd64/Packages.xz",
+                "main/dep11/Components-all.yml.gz"
+            ]
+        );
+        let with_all = release_listing("Architectures: amd64 all\n", &paths);
+        assert_eq!(selected(&with_all, &amd64).len(), 4);
+        let without_all = release_listing("Architectures: amd64 arm64\n", &paths);
+        assert_eq!(
+            selected(&without_all, &amd64),
+            ["main/binary-amd64/Packages.xz"]
+        );
+        let configured = options("deb http://x/ bookworm main", &["amd64", "all"], None);
+        assert_eq!(selected(&without_all, &configured).len(), 4);
     }
 
     #[test]
