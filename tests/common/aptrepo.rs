@@ -214,3 +214,168 @@ impl AptRepo {
         self.gpg.public.clone()
     }
 }
+
+/// The fields of a Release written by [`AptRepo::sign_dist`].
+pub struct ReleaseFields<'a> {
+    pub origin: &'a str,
+    pub label: &'a str,
+    pub suite: &'a str,
+    pub codename: &'a str,
+    pub architectures: &'a str,
+    pub components: &'a str,
+    /// File names listed besides apt-ftparchive's defaults (`SHA256SUMS`, `MD5SUMS`).
+    pub patterns: &'a [&'a str],
+    /// `Acquire-By-Hash: yes` and a `by-hash/SHA256/<hash>` copy of every listed file.
+    pub by_hash: bool,
+}
+
+impl AptRepo {
+    /// Writes a file under the root (directories made as needed).
+    pub fn put(&self, path: &str, bytes: &[u8]) {
+        let target = self.root().join(path);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::write(target, bytes).unwrap();
+    }
+
+    /// Writes an index under the root with `.gz` and `.xz` copies beside it.
+    pub fn put_index(&self, path: &str, text: &[u8]) {
+        self.put(path, text);
+        let file = self.root().join(path);
+        for ext in ["gz", "xz"] {
+            let _ = std::fs::remove_file(self.root().join(format!("{path}.{ext}")));
+        }
+        run(Command::new("gzip").args(["-9nk"]).arg(&file));
+        run(Command::new("xz").args(["-k"]).arg(&file));
+    }
+
+    /// Builds the packages into `pool_dir/<initial>/<name>/` and returns their Packages
+    /// stanzas as apt-ftparchive writes them (`Filename: pool_dir/…`).
+    pub fn pool(&self, pool_dir: &str, packages: &[Pkg]) -> String {
+        for pkg in packages {
+            let target = format!(
+                "{pool_dir}/{}/{}/{}",
+                &pkg.name[..1],
+                pkg.name,
+                pkg.file_name()
+            );
+            self.build_deb(&self.root().join(target), pkg);
+        }
+        String::from_utf8(run(Command::new("apt-ftparchive")
+            .current_dir(self.root())
+            .args(["packages", pool_dir])))
+        .unwrap()
+    }
+
+    /// (Re)writes `dists/<dist>/Release` with apt-ftparchive over everything under it (symbolic
+    /// links are not followed), and signs it (InRelease and Release.gpg).
+    pub fn sign_dist(&self, dist: &str, fields: &ReleaseFields) {
+        let dir = self.root().join("dists").join(dist);
+        for name in ["Release", "InRelease", "Release.gpg"] {
+            let _ = std::fs::remove_file(dir.join(name));
+        }
+        let mut command = Command::new("apt-ftparchive");
+        command.current_dir(self.root());
+        for (field, value) in [
+            ("Origin", fields.origin),
+            ("Label", fields.label),
+            ("Suite", fields.suite),
+            ("Codename", fields.codename),
+            ("Architectures", fields.architectures),
+            ("Components", fields.components),
+        ] {
+            command
+                .arg("-o")
+                .arg(format!("APT::FTPArchive::Release::{field}={value}"));
+        }
+        for pattern in fields.patterns {
+            command
+                .arg("-o")
+                .arg(format!("APT::FTPArchive::Release::Patterns::={pattern}"));
+        }
+        command.args(["release", &format!("dists/{dist}")]);
+        let mut release = String::from_utf8(run(&mut command)).unwrap();
+        if fields.by_hash {
+            release = release.replacen("Date: ", "Acquire-By-Hash: yes\nDate: ", 1);
+            let sha256 = release.split("SHA256:\n").nth(1).unwrap_or("");
+            for line in sha256.lines().take_while(|l| l.starts_with(' ')) {
+                let parts: Vec<&str> = line.split_whitespace().collect();
+                let file = dir.join(parts[2]);
+                let by_hash = file.parent().unwrap().join("by-hash/SHA256");
+                std::fs::create_dir_all(&by_hash).unwrap();
+                std::fs::copy(&file, by_hash.join(parts[0])).unwrap();
+            }
+        }
+        std::fs::write(dir.join("Release"), release).unwrap();
+        self.gpg.sign_release(&dir.join("Release"));
+    }
+
+    /// A suite laid out like Debian's security archive (`bookworm-security`): the Release
+    /// says `Label: Debian-Security` and `Components: updates/main updates/contrib` but lists
+    /// `main/…` and `contrib/…`; the packages live in `pool/updates/main/`; by-hash is on;
+    /// `dists/<suite>/updates` is a link to `.` (as the archive's own tree has it).
+    pub fn debian_security(&self, suite: &str, packages: &[Pkg]) {
+        let stanzas = self.pool("pool/updates/main", packages);
+        let dist = format!("dists/{suite}");
+        self.put_index(
+            &format!("{dist}/main/binary-amd64/Packages"),
+            stanzas.as_bytes(),
+        );
+        self.put_index(&format!("{dist}/contrib/binary-amd64/Packages"), b"");
+        self.sign_dist(
+            suite,
+            &ReleaseFields {
+                origin: "Debian",
+                label: "Debian-Security",
+                suite: "stable-security",
+                codename: suite,
+                architectures: "amd64 arm64",
+                components: "updates/main updates/contrib",
+                patterns: &[],
+                by_hash: true,
+            },
+        );
+        let link = self.root().join(&dist).join("updates");
+        if !link.exists() {
+            std::os::unix::fs::symlink(".", link).unwrap();
+        }
+    }
+
+    /// A debian-installer tree for `arch` as Debian publishes it:
+    /// `dists/<suite>/main/installer-<arch>/<version>/images/` with the `images` (path, bytes)
+    /// and their `SHA256SUMS` and `MD5SUMS`, and `current` a link to `<version>`. The Release
+    /// lists both `current/…` and `<version>/…` (Debian's archive follows the link).
+    pub fn installer(&self, suite: &str, arch: &str, version: &str, images: &[(&str, &[u8])]) {
+        let base = format!("dists/{suite}/main/installer-{arch}");
+        let mut sha256 = String::new();
+        let mut md5 = String::new();
+        for (name, bytes) in images {
+            self.put(&format!("{base}/{version}/images/{name}"), bytes);
+            sha256.push_str(&format!("{}  ./{name}\n", super::sha256_hex(bytes)));
+            let sum = run(Command::new("md5sum")
+                .arg(self.root().join(format!("{base}/{version}/images/{name}"))));
+            let hex = String::from_utf8(sum).unwrap();
+            md5.push_str(&format!("{}  ./{name}\n", &hex[..32]));
+        }
+        for (name, text) in [("SHA256SUMS", &sha256), ("MD5SUMS", &md5)] {
+            self.put(&format!("{base}/{version}/images/{name}"), text.as_bytes());
+            // A real directory while the Release is written, so both names are listed.
+            self.put(&format!("{base}/current/images/{name}"), text.as_bytes());
+        }
+        self.sign_dist(
+            suite,
+            &ReleaseFields {
+                origin: "Test",
+                label: "Test",
+                suite,
+                codename: suite,
+                architectures: arch,
+                components: "main",
+                patterns: &["SHA256SUMS", "MD5SUMS"],
+                by_hash: false,
+            },
+        );
+        let current = self.root().join(&base).join("current");
+        std::fs::remove_dir_all(&current).unwrap();
+        std::os::unix::fs::symlink(version, current).unwrap();
+    }
+}

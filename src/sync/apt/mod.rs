@@ -16,6 +16,7 @@
 
 pub mod index;
 mod indices;
+mod installer;
 pub mod keyring;
 pub mod options;
 pub mod policy;
@@ -262,6 +263,10 @@ impl<'a> Mirror<'a> {
                 tried.join(", ")
             ));
             left_out.push(family);
+        }
+
+        if self.config.installer {
+            planned.extend(self.installer_images(&release, report).await?);
         }
 
         // 3. The packages.

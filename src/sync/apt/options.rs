@@ -133,7 +133,7 @@ impl AptOptions {
         let tail = if repo.is_flat() {
             repo.suite.clone()
         } else {
-            format!("{} {}", repo.suite, repo.components.join(" "))
+            format!("{} {}", repo.suite, repo.client_components().join(" "))
         };
         if repo.binary {
             usage.sources_list.push(format!("deb {base_url} {tail}"));

@@ -20,6 +20,18 @@ impl Repository {
         self.components.is_empty()
     }
 
+    /// The components as a client of the mirror writes them. Debian-Security names its
+    /// components `updates/main …` in the Release but lists their indices under `main/`; apt
+    /// accepts `main` for `updates/main` and looks up `main/…`, while a line that says
+    /// `updates/main` makes apt look up `updates/main/…`, which that Release does not list
+    /// (apt then skips the component without a word). So the mirror tells clients `main`.
+    pub fn client_components(&self) -> Vec<&str> {
+        self.components
+            .iter()
+            .map(|c| c.strip_prefix("updates/").unwrap_or(c))
+            .collect()
+    }
+
     /// The directory holding Release, relative to the repository root, with a trailing `/`
     /// (empty for a flat repository at the root).
     pub fn dist_dir(&self) -> String {
@@ -112,6 +124,11 @@ mod tests {
         assert_eq!(flat.dist_dir(), "");
         let flat = Repository::parse("deb http://example.org/repo sub/").unwrap();
         assert_eq!(flat.dist_dir(), "sub/");
+
+        let security =
+            Repository::parse("deb http://x/debian-security bookworm-security updates/main contrib")
+                .unwrap();
+        assert_eq!(security.client_components(), ["main", "contrib"]);
 
         for bad in [
             "",
