@@ -1,5 +1,9 @@
-//! A throwaway GnuPG home with one signing key, made by the real `gpg`.
+//! A throwaway GnuPG home with signing keys, made by the real `gpg`. Besides the everyday key,
+//! it makes the weak and aged keys the signature policy refuses: small RSA keys, keys created
+//! in the past (`--faked-system-time`) that expire or are revoked afterwards, and signatures
+//! with a chosen digest or made at a chosen time.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -8,37 +12,147 @@ pub struct Gpg {
     /// The public key, binary (`.gpg`) and armored (`.asc`).
     pub public: PathBuf,
     pub public_armored: PathBuf,
+    name: String,
+    signing: RefCell<Signing>,
+}
+
+/// How `sign_release` signs: which keys (by user-id name), which digest, at what time.
+#[derive(Clone, Debug)]
+pub struct Signing {
+    /// Names of the keys that sign; each adds one signature (as Debian signs with several).
+    pub keys: Vec<String>,
+    /// `--digest-algo`.
+    pub digest: String,
+    /// `--faked-system-time`, in Unix seconds: the signature's creation time.
+    pub at: Option<i64>,
+}
+
+/// Now, in Unix seconds.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 impl Gpg {
     /// Generates an ed25519 or RSA key (`algo` as `gpg --quick-gen-key` takes it).
     pub fn new(name: &str, algo: &str) -> Gpg {
+        Gpg::created_at(name, algo, None)
+    }
+
+    /// Generates a key whose creation time is `created` (Unix seconds), or now.
+    pub fn created_at(name: &str, algo: &str, created: Option<i64>) -> Gpg {
         let home = tempfile::tempdir().unwrap();
         let gpg = Gpg {
             public: home.path().join("public.gpg"),
             public_armored: home.path().join("public.asc"),
             home,
+            name: name.into(),
+            signing: RefCell::new(Signing {
+                keys: vec![name.into()],
+                digest: "SHA512".into(),
+                at: None,
+            }),
         };
-        gpg.run(&[
-            "--batch",
-            "--passphrase",
-            "",
-            "--quick-gen-key",
-            &format!("{name} <{name}@example.org>"),
-            algo,
-            "sign",
-            "never",
-        ]);
-        let out = gpg.command().args(["--export", name]).output().unwrap();
-        assert!(!out.stdout.is_empty(), "gpg exported no key");
-        std::fs::write(&gpg.public, &out.stdout).unwrap();
-        let out = gpg
+        gpg.generate(name, algo, created);
+        gpg.export();
+        gpg
+    }
+
+    fn generate(&self, name: &str, algo: &str, created: Option<i64>) {
+        let user_id = format!("{name} <{name}@example.org>");
+        let mut args = faked_time(created);
+        args.extend(
+            [
+                "--batch",
+                "--passphrase",
+                "",
+                "--quick-gen-key",
+                &user_id,
+                algo,
+                "sign",
+                "never",
+            ]
+            .map(String::from),
+        );
+        self.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+
+    /// Adds another key to this home; returns its public key file (binary).
+    pub fn add_key(&self, name: &str, algo: &str) -> PathBuf {
+        self.generate(name, algo, None);
+        let file = self.home.path().join(format!("{name}.gpg"));
+        std::fs::write(&file, self.exported(name, false)).unwrap();
+        file
+    }
+
+    /// Rewrites the public key files (after a change to the key).
+    fn export(&self) {
+        std::fs::write(&self.public, self.exported(&self.name, false)).unwrap();
+        std::fs::write(&self.public_armored, self.exported(&self.name, true)).unwrap();
+    }
+
+    fn exported(&self, name: &str, armor: bool) -> Vec<u8> {
+        let mut command = self.command();
+        if armor {
+            command.arg("--armor");
+        }
+        let out = command.args(["--export", name]).output().unwrap();
+        assert!(!out.stdout.is_empty(), "gpg exported no key {name}");
+        out.stdout
+    }
+
+    /// The main key's fingerprint (upper-case hex).
+    pub fn fingerprint(&self) -> String {
+        let out = self
             .command()
-            .args(["--armor", "--export", name])
+            .args(["--with-colons", "--list-keys", &self.name])
             .output()
             .unwrap();
-        std::fs::write(&gpg.public_armored, &out.stdout).unwrap();
-        gpg
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .find_map(|l| l.strip_prefix("fpr:"))
+            .map(|rest| rest.trim_matches(':').to_string())
+            .expect("gpg lists the key's fingerprint")
+    }
+
+    /// Gives the main key an expiry by a new self-signature made at `made` (Unix seconds),
+    /// expiring `expire` later (`gpg --quick-set-expire` syntax, e.g. `1d`); the public key
+    /// files are rewritten.
+    pub fn set_expiry(&self, made: i64, expire: &str) {
+        let fingerprint = self.fingerprint();
+        let mut args = faked_time(Some(made));
+        args.extend(["--batch", "--quick-set-expire", &fingerprint, expire].map(String::from));
+        self.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        self.export();
+    }
+
+    /// Imports the revocation certificate gpg made with the main key (reason: none given);
+    /// the public key files are rewritten and carry the revocation.
+    pub fn revoke(&self) {
+        let stored = self
+            .home
+            .path()
+            .join("openpgp-revocs.d")
+            .join(format!("{}.rev", self.fingerprint()));
+        // gpg guards the stored certificate against accidental import with a leading colon.
+        let text = std::fs::read_to_string(&stored)
+            .unwrap()
+            .replace(":-----BEGIN", "-----BEGIN");
+        let certificate = self.home.path().join("revocation.asc");
+        std::fs::write(&certificate, text).unwrap();
+        self.run(&["--batch", "--import", certificate.to_str().unwrap()]);
+        self.export();
+    }
+
+    /// How the next `sign_release` signs.
+    pub fn set_signing(&self, signing: Signing) {
+        *self.signing.borrow_mut() = signing;
+    }
+
+    pub fn signing(&self) -> Signing {
+        self.signing.borrow().clone()
     }
 
     fn command(&self) -> Command {
@@ -70,26 +184,27 @@ impl Gpg {
         let detached = dir.join("Release.gpg");
         let _ = std::fs::remove_file(&inrelease);
         let _ = std::fs::remove_file(&detached);
-        self.run(&[
-            "--batch",
-            "--yes",
-            "--digest-algo",
-            "SHA512",
-            "--clearsign",
-            "-o",
-            inrelease.to_str().unwrap(),
-            release.to_str().unwrap(),
-        ]);
-        self.run(&[
-            "--batch",
-            "--yes",
-            "--digest-algo",
-            "SHA512",
-            "--armor",
-            "--detach-sign",
-            "-o",
-            detached.to_str().unwrap(),
-            release.to_str().unwrap(),
-        ]);
+        let signing = self.signing();
+        let mut common = faked_time(signing.at);
+        common.extend(["--batch", "--yes", "--digest-algo", &signing.digest].map(String::from));
+        for key in &signing.keys {
+            common.extend(["--local-user".to_string(), key.clone()]);
+        }
+        for (mode, out) in [
+            (vec!["--clearsign"], &inrelease),
+            (vec!["--armor", "--detach-sign"], &detached),
+        ] {
+            let mut args: Vec<&str> = common.iter().map(String::as_str).collect();
+            args.extend(mode);
+            args.extend(["-o", out.to_str().unwrap(), release.to_str().unwrap()]);
+            self.run(&args);
+        }
+    }
+}
+
+fn faked_time(at: Option<i64>) -> Vec<String> {
+    match at {
+        Some(at) => vec!["--faked-system-time".into(), format!("{at}!")],
+        None => Vec::new(),
     }
 }
