@@ -246,7 +246,8 @@ fn sha1_signatures_are_refused_unless_allow_sha1() {
 
 #[test]
 fn md5_signatures_are_refused_whatever_weak_crypto_says() {
-    let repo = repo_with(Gpg::new("archive", "ed25519"));
+    // RSA, which OpenPGP libraries still verify with MD5 (Ed25519 refuses it by itself).
+    let repo = repo_with(Gpg::new("archive", "rsa3072"));
     let key = repo.key();
     let upstream = refused(
         &repo,
@@ -396,4 +397,85 @@ fn a_signature_made_in_the_future_is_refused_beyond_the_clock_skew() {
         ok,
         "a signature five minutes ahead is within the skew: {text}"
     );
+}
+
+/// A key created ten days ago with a signing subkey that signs the repository.
+fn repo_signed_by_a_subkey() -> (AptRepo, String, i64) {
+    let created = now() - 10 * DAY;
+    let gpg = Gpg::created_at("archive", "ed25519", Some(created));
+    let subkey = gpg.add_signing_subkey(Some(created + 60));
+    gpg.set_signing(by_subkey(&subkey));
+    (repo_with(gpg), subkey, created)
+}
+
+fn by_subkey(subkey: &str) -> Signing {
+    Signing {
+        // The `!` makes gpg sign with this very subkey.
+        keys: vec![format!("{subkey}!")],
+        ..archive("SHA512")
+    }
+}
+
+#[test]
+fn a_signing_subkey_expired_before_the_signature_is_refused() {
+    let (repo, subkey, created) = repo_signed_by_a_subkey();
+    let key = repo.key();
+    // The first sync (in `refused`) accepts the subkey's signature while it is valid.
+    refused(
+        &repo,
+        &[&key],
+        |repo| {
+            resign(repo, by_subkey(&subkey));
+            repo.gpg.set_subkey_expiry(&subkey, created + 3600, "1d");
+        },
+        &[
+            &format!("(subkey 0x{subkey})"),
+            &format!("subkey 0x{subkey} expired"),
+            "before the signature was made",
+        ],
+    );
+}
+
+#[test]
+fn a_revoked_signing_subkey_is_refused() {
+    let (repo, subkey, _) = repo_signed_by_a_subkey();
+    let key = repo.key();
+    refused(
+        &repo,
+        &[&key],
+        |repo| {
+            resign(repo, by_subkey(&subkey));
+            repo.gpg.revoke_first_subkey();
+        },
+        &[&format!("subkey 0x{subkey} is revoked (compromised")],
+    );
+}
+
+#[test]
+fn detached_release_signatures_meet_the_same_policy() {
+    let gpg = Gpg::new("archive", "rsa3072");
+    gpg.set_signing(archive("SHA1"));
+    let dir = tempfile::tempdir().unwrap();
+    let release = dir.path().join("Release");
+    let text = "Origin: test\nDate: Sat, 10 Feb 2024 10:12:33 UTC\n";
+    std::fs::write(&release, text).unwrap();
+    gpg.sign_release(&release);
+    let detached = std::fs::read(dir.path().join("Release.gpg")).unwrap();
+    let strict = Keyring::load(std::slice::from_ref(&gpg.public)).unwrap();
+    let error = strict
+        .verify_detached(text.as_bytes(), &detached)
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("uses SHA-1 (weak_crypto.allow_sha1 relaxes this rule)"),
+        "{error}"
+    );
+    let relaxed = Keyring::load(std::slice::from_ref(&gpg.public))
+        .unwrap()
+        .with_weak_crypto(&mirrorbox::sync::apt::policy::WeakCrypto {
+            allow_sha1: true,
+            ..Default::default()
+        });
+    relaxed.verify_detached(text.as_bytes(), &detached).unwrap();
 }

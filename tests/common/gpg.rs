@@ -105,6 +105,14 @@ impl Gpg {
 
     /// The main key's fingerprint (upper-case hex).
     pub fn fingerprint(&self) -> String {
+        self.fingerprints()
+            .into_iter()
+            .next()
+            .expect("gpg lists the key's fingerprint")
+    }
+
+    /// The fingerprints of the main key and its subkeys, in gpg's order (primary first).
+    fn fingerprints(&self) -> Vec<String> {
         let out = self
             .command()
             .args(["--with-colons", "--list-keys", &self.name])
@@ -112,9 +120,9 @@ impl Gpg {
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         text.lines()
-            .find_map(|l| l.strip_prefix("fpr:"))
+            .filter_map(|l| l.strip_prefix("fpr:"))
             .map(|rest| rest.trim_matches(':').to_string())
-            .expect("gpg lists the key's fingerprint")
+            .collect()
     }
 
     /// Gives the main key an expiry by a new self-signature made at `made` (Unix seconds),
@@ -143,6 +151,75 @@ impl Gpg {
         let certificate = self.home.path().join("revocation.asc");
         std::fs::write(&certificate, text).unwrap();
         self.run(&["--batch", "--import", certificate.to_str().unwrap()]);
+        self.export();
+    }
+
+    /// Adds a signing subkey (ed25519) to the main key, created at `made` (Unix seconds) or
+    /// now; returns its fingerprint. The public key files are rewritten.
+    pub fn add_signing_subkey(&self, made: Option<i64>) -> String {
+        let fingerprint = self.fingerprint();
+        let mut args = faked_time(made);
+        args.extend(
+            [
+                "--batch",
+                "--passphrase",
+                "",
+                "--quick-add-key",
+                &fingerprint,
+                "ed25519",
+                "sign",
+                "never",
+            ]
+            .map(String::from),
+        );
+        self.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        self.export();
+        self.fingerprints().pop().expect("gpg lists the new subkey")
+    }
+
+    /// Gives a subkey an expiry, as `set_expiry` does for the main key.
+    pub fn set_subkey_expiry(&self, subkey: &str, made: i64, expire: &str) {
+        let fingerprint = self.fingerprint();
+        let mut args = faked_time(Some(made));
+        args.extend(
+            [
+                "--batch",
+                "--quick-set-expire",
+                &fingerprint,
+                expire,
+                subkey,
+            ]
+            .map(String::from),
+        );
+        self.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        self.export();
+    }
+
+    /// Revokes the first subkey (reason: key compromised) through gpg's key editor.
+    pub fn revoke_first_subkey(&self) {
+        let mut child = self
+            .command()
+            .args(["--batch", "--yes", "--command-fd", "0", "--edit-key"])
+            .arg(self.fingerprint())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        // Select subkey 1, revoke it, reason 1 (compromised), no description, confirm, save.
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"key 1\nrevkey\ny\n1\n\ny\nsave\n")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "gpg --edit-key revkey: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         self.export();
     }
 
