@@ -264,10 +264,11 @@ fn md5_signatures_are_refused_whatever_weak_crypto_says() {
     assert!(text.contains("uses MD5 (never accepted)"), "{text}");
 }
 
-#[test]
-fn small_rsa_keys_are_refused_unless_min_rsa_bits_allows_them() {
+/// A repository re-signed by a small `algo` key (1024 bits) is refused with `rule`, accepted
+/// by a site whose `weak_crypto.<relax_key>` is 1024, and still refused at 1536.
+fn small_key_refused_unless_relaxed(algo: &str, rule: &str, relax_key: &str) {
     let repo = repo_with(Gpg::new("archive", "ed25519"));
-    let weak = repo.gpg.add_key("weak", "rsa1024");
+    let weak = repo.gpg.add_key("weak", algo);
     let key = repo.key();
     let upstream = refused(
         &repo,
@@ -281,12 +282,30 @@ fn small_rsa_keys_are_refused_unless_min_rsa_bits_allows_them() {
                 },
             )
         },
-        &["is RSA of 1024 bits, less than 2048 (weak_crypto.min_rsa_bits relaxes this rule)"],
+        &[rule],
     );
-    let (ok, text) = relaxed(&upstream, &[&key, &weak], "min_rsa_bits = 1024");
-    assert!(ok, "min_rsa_bits = 1024 should accept it: {text}");
-    let (ok, text) = relaxed(&upstream, &[&key, &weak], "min_rsa_bits = 1536");
-    assert!(!ok, "min_rsa_bits = 1536 still refuses 1024 bits: {text}");
+    let (ok, text) = relaxed(&upstream, &[&key, &weak], &format!("{relax_key} = 1024"));
+    assert!(ok, "{relax_key} = 1024 should accept it: {text}");
+    let (ok, text) = relaxed(&upstream, &[&key, &weak], &format!("{relax_key} = 1536"));
+    assert!(!ok, "{relax_key} = 1536 still refuses 1024 bits: {text}");
+}
+
+#[test]
+fn small_rsa_keys_are_refused_unless_min_rsa_bits_allows_them() {
+    small_key_refused_unless_relaxed(
+        "rsa1024",
+        "is RSA of 1024 bits, less than 2048 (weak_crypto.min_rsa_bits relaxes this rule)",
+        "min_rsa_bits",
+    );
+}
+
+#[test]
+fn small_dsa_keys_are_refused_unless_min_dsa_bits_allows_them() {
+    small_key_refused_unless_relaxed(
+        "dsa1024",
+        "is DSA of 1024 bits, less than 2048 (weak_crypto.min_dsa_bits relaxes this rule)",
+        "min_dsa_bits",
+    );
 }
 
 #[test]

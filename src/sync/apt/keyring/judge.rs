@@ -125,8 +125,9 @@ fn broken_rules(signature: &Signature, signer: &Signer, policy: &Policy, now: i6
     };
     if made as i64 > now + CLOCK_SKEW_SECS as i64 {
         reasons.push(format!(
-            "{name} was made in the future ({}; this host tolerates clocks 30 minutes ahead)",
-            http_date(made as i64)
+            "{name} was made in the future ({}; this host tolerates clocks {} minutes ahead)",
+            http_date(made as i64),
+            CLOCK_SKEW_SECS / 60
         ));
     }
     if let Some(lifetime) = signature.signature_expiration_time().map(|d| d.as_secs()) {
