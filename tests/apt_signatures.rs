@@ -464,9 +464,44 @@ fn a_revoked_signing_subkey_is_refused() {
         &[&key],
         |repo| {
             resign(repo, by_subkey(&subkey));
-            repo.gpg.revoke_first_subkey();
+            repo.gpg.revoke_first_subkey(1, None);
         },
         &[&format!("subkey 0x{subkey} is revoked (compromised")],
+    );
+}
+
+#[test]
+fn a_superseded_subkey_voids_only_signatures_made_after_its_revocation() {
+    // Signed two hours ago, superseded now: the signature stands.
+    let (repo, subkey, _) = repo_signed_by_a_subkey();
+    resign(
+        &repo,
+        Signing {
+            at: Some(now() - 7200),
+            ..by_subkey(&subkey)
+        },
+    );
+    repo.gpg.revoke_first_subkey(2, None);
+    let upstream = Upstream::serve(repo.root());
+    let (ok, text) = sync(&apt_site(&upstream, &[&repo.key()], ""));
+    assert!(
+        ok,
+        "a signature made before a soft revocation stands: {text}"
+    );
+    // Signed now, superseded an hour ago: refused.
+    let (repo, subkey, _) = repo_signed_by_a_subkey();
+    let key = repo.key();
+    refused(
+        &repo,
+        &[&key],
+        |repo| {
+            resign(repo, by_subkey(&subkey));
+            repo.gpg.revoke_first_subkey(2, Some(now() - 3600));
+        },
+        &[
+            &format!("subkey 0x{subkey} is revoked (superseded) since"),
+            "before the signature was made",
+        ],
     );
 }
 

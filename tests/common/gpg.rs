@@ -195,10 +195,12 @@ impl Gpg {
         self.export();
     }
 
-    /// Revokes the first subkey (reason: key compromised) through gpg's key editor.
-    pub fn revoke_first_subkey(&self) {
+    /// Revokes the first subkey through gpg's key editor, at `at` (Unix seconds) or now, for
+    /// `reason` as gpg's menu numbers it: 1 compromised, 2 superseded, 3 no longer used.
+    pub fn revoke_first_subkey(&self, reason: u8, at: Option<i64>) {
         let mut child = self
             .command()
+            .args(faked_time(at))
             .args(["--batch", "--yes", "--command-fd", "0", "--edit-key"])
             .arg(self.fingerprint())
             .stdin(std::process::Stdio::piped())
@@ -207,12 +209,13 @@ impl Gpg {
             .spawn()
             .unwrap();
         use std::io::Write;
-        // Select subkey 1, revoke it, reason 1 (compromised), no description, confirm, save.
+        // Select subkey 1, revoke it, give the reason, no description, confirm, save.
+        let script = format!("key 1\nrevkey\ny\n{reason}\n\ny\nsave\n");
         child
             .stdin
             .take()
             .unwrap()
-            .write_all(b"key 1\nrevkey\ny\n1\n\ny\nsave\n")
+            .write_all(script.as_bytes())
             .unwrap();
         let out = child.wait_with_output().unwrap();
         assert!(
