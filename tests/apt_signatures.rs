@@ -471,6 +471,26 @@ fn a_revoked_signing_subkey_is_refused() {
 }
 
 #[test]
+fn a_signature_dated_before_its_key_was_created_is_refused() {
+    let repo = repo_with(Gpg::new("archive", "ed25519"));
+    let key = repo.key();
+    refused(
+        &repo,
+        &[&key],
+        |repo| {
+            resign(
+                repo,
+                Signing {
+                    at: Some(now() - DAY),
+                    ..archive("SHA512")
+                },
+            )
+        },
+        &["before its key was created"],
+    );
+}
+
+#[test]
 fn a_superseded_subkey_voids_only_signatures_made_after_its_revocation() {
     // Signed two hours ago, superseded now: the signature stands.
     let (repo, subkey, _) = repo_signed_by_a_subkey();

@@ -266,6 +266,10 @@ impl Gpg {
         let _ = std::fs::remove_file(&detached);
         let signing = self.signing();
         let mut common = faked_time(signing.at);
+        if signing.at.is_some() {
+            // Lets gpg sign at a time before the key's creation (a test of that rule).
+            common.push("--ignore-time-conflict".into());
+        }
         common.extend(["--batch", "--yes", "--digest-algo", &signing.digest].map(String::from));
         for key in &signing.keys {
             common.extend(["--local-user".to_string(), key.clone()]);
