@@ -102,7 +102,9 @@ impl<'a> Mirror<'a> {
         config: &'a AptOptions,
         previous: Option<&'a Manifest>,
     ) -> Result<Mirror<'a>, SyncError> {
-        let keyring = Keyring::load(&config.keys).map_err(|e| apt_error(e.to_string()))?;
+        let keyring = Keyring::load(&config.keys)
+            .map_err(|e| apt_error(e.to_string()))?
+            .with_weak_crypto(&config.weak_crypto);
         Ok(Mirror {
             store,
             source,

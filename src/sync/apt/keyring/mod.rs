@@ -1,6 +1,11 @@
 //! OpenPGP verification of InRelease (clear-signed) and Release + Release.gpg (detached),
 //! against configured keys: binary keyrings (`.gpg`, several certificates concatenated) and
-//! armored keys (`.asc`). Any one good signature by a configured key is enough, as for apt.
+//! armored keys (`.asc`). Any one acceptable signature by a configured key is enough, as for
+//! apt: good, and allowed by the signature policy (`super::policy`, `judge`, `validity`). When
+//! none is, the error lists why each signature was refused.
+
+mod judge;
+mod validity;
 
 use std::path::{Path, PathBuf};
 
@@ -8,10 +13,14 @@ use pgp::composed::{CleartextSignedMessage, Deserializable, DetachedSignature, S
 use pgp::packet::Signature;
 use pgp::types::KeyDetails;
 
-/// The keys a source trusts.
+use super::policy::{Policy, WeakCrypto};
+use judge::Verdict;
+
+/// The keys a source trusts, and the policy its signatures must meet.
 pub struct Keyring {
     keys: Vec<SignedPublicKey>,
     files: Vec<PathBuf>,
+    policy: Policy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,8 +41,9 @@ pub enum VerifyError {
         "not signed by a configured key: signed by {signers}, configured keys are {configured}"
     )]
     UnknownKey { signers: String, configured: String },
-    #[error("bad signature by configured key {0}: the content was changed after signing")]
-    BadSignature(String),
+    /// No signature was acceptable; one line per refused rule or signature.
+    #[error("no acceptable signature by a configured key: {}", .0.join("; "))]
+    Refused(Vec<String>),
 }
 
 impl Keyring {
@@ -50,6 +60,7 @@ impl Keyring {
         Ok(Keyring {
             keys,
             files: files.to_vec(),
+            policy: Policy::default(),
         })
     }
 
@@ -58,7 +69,14 @@ impl Keyring {
         Ok(Keyring {
             keys,
             files: vec![name.to_path_buf()],
+            policy: Policy::default(),
         })
+    }
+
+    /// The same keys under the default policy relaxed by `weak` (a source's `weak_crypto`).
+    pub fn with_weak_crypto(mut self, weak: &WeakCrypto) -> Keyring {
+        self.policy = Policy::new(weak);
+        self
     }
 
     pub fn files(&self) -> &[PathBuf] {
@@ -111,68 +129,33 @@ impl Keyring {
         if signatures.is_empty() {
             return Err(VerifyError::Unsigned);
         }
-        let mut bad_by_known = None;
+        let now = crate::time::unix_now();
+        let mut refusals = Vec::new();
+        let mut unknown = Vec::new();
         for signature in signatures {
-            for key in &self.keys {
-                let primary_ok = signature.verify(&key.primary_key, content).is_ok();
-                let subkey_ok = || {
-                    key.public_subkeys.iter().any(|sub| {
-                        sub.verify_bindings(&key.primary_key).is_ok()
-                            && signature.verify(&sub.key, content).is_ok()
-                    })
-                };
-                if primary_ok || subkey_ok() {
-                    return Ok(());
-                }
-                if issued_by(signature, key) {
-                    bad_by_known = Some(hex::encode_upper(key.fingerprint().as_bytes()));
-                }
+            match judge::judge(signature, &self.keys, &self.policy, content, now) {
+                Verdict::Accepted => return Ok(()),
+                Verdict::Refused(reasons) => refusals.extend(reasons),
+                Verdict::Unknown(signer) => unknown.push(signer),
             }
         }
-        if let Some(fingerprint) = bad_by_known {
-            return Err(VerifyError::BadSignature(fingerprint));
+        if refusals.is_empty() {
+            return Err(VerifyError::UnknownKey {
+                signers: if unknown.is_empty() {
+                    "an unnamed key".into()
+                } else {
+                    unknown.join(", ")
+                },
+                configured: self.describe(),
+            });
         }
-        let signers = signatures
-            .iter()
-            .flat_map(|s| {
-                let mut ids: Vec<String> = s
-                    .issuer_fingerprint()
-                    .iter()
-                    .map(|f| hex::encode_upper(f.as_bytes()))
-                    .collect();
-                if ids.is_empty() {
-                    ids = s
-                        .issuer_key_id()
-                        .iter()
-                        .map(|k| hex::encode_upper(k.as_ref()))
-                        .collect();
-                }
-                ids
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        Err(VerifyError::UnknownKey {
-            signers: if signers.is_empty() {
-                "an unnamed key".into()
-            } else {
-                signers
-            },
-            configured: self.describe(),
-        })
+        refusals.extend(
+            unknown
+                .into_iter()
+                .map(|signer| format!("signature by {signer} is not by a configured key")),
+        );
+        Err(VerifyError::Refused(refusals))
     }
-}
-
-/// Whether the signature names this key (primary or a subkey) as its issuer.
-fn issued_by(signature: &Signature, key: &SignedPublicKey) -> bool {
-    let mut ids = vec![key.primary_key.legacy_key_id()];
-    ids.extend(key.public_subkeys.iter().map(|s| s.key.legacy_key_id()));
-    let mut prints = vec![key.primary_key.fingerprint()];
-    prints.extend(key.public_subkeys.iter().map(|s| s.key.fingerprint()));
-    signature.issuer_key_id().iter().any(|id| ids.contains(id))
-        || signature
-            .issuer_fingerprint()
-            .iter()
-            .any(|f| prints.contains(f))
 }
 
 fn parse_keys(bytes: &[u8]) -> Result<Vec<SignedPublicKey>, String> {
