@@ -14,8 +14,9 @@ pub struct Listed {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Release {
     pub fields: BTreeMap<String, String>,
-    /// Unix seconds of `Date`.
-    pub date: i64,
+    /// Unix seconds of `Date`; `None` when the Release has no Date (some third-party
+    /// repositories omit it; the sync accepts that only when told to).
+    pub date: Option<i64>,
     pub valid_until: Option<i64>,
     pub by_hash: bool,
     /// Every file with a SHA256 (and, if given, SHA512) entry, by path.
@@ -65,9 +66,10 @@ impl Release {
             fields.insert(name.clone(), value.trim().to_string());
             current = Some(name);
         }
-        let date_text = fields.get("date").ok_or("the Release has no Date field")?;
-        let date =
-            parse_date(date_text).ok_or_else(|| format!("cannot read Date `{date_text}`"))?;
+        let date = match fields.get("date") {
+            Some(text) => Some(parse_date(text).ok_or_else(|| format!("cannot read Date `{text}`"))?),
+            None => None,
+        };
         let valid_until = match fields.get("valid-until") {
             Some(text) => {
                 Some(parse_date(text).ok_or_else(|| format!("cannot read Valid-Until `{text}`"))?)
@@ -183,7 +185,7 @@ mod tests {
     fn parses_fields_and_hashes() {
         let r = Release::parse(RELEASE).unwrap();
         assert_eq!(r.field("Codename"), Some("bookworm"));
-        assert_eq!(r.date, 1707559953);
+        assert_eq!(r.date, Some(1707559953));
         assert_eq!(r.valid_until, Some(1707559953 + 7 * 86400 - 3600));
         assert!(r.by_hash);
         assert_eq!(r.files.len(), 2);
@@ -197,7 +199,9 @@ mod tests {
     fn refuses_weak_or_missing_hashes() {
         let weak = "Date: Sat, 10 Feb 2024 10:12:33 UTC\nMD5Sum:\n 0123456789abcdef0123456789abcdef 100 main/binary-amd64/Packages\n";
         assert!(Release::parse(weak).unwrap_err().contains("only MD5/SHA1"));
-        assert!(Release::parse("Origin: x\n").unwrap_err().contains("Date"));
+        assert!(Release::parse("Date: someday\n").unwrap_err().contains("Date"));
+        let undated = "Origin: x\nSHA256:\n 1111111111111111111111111111111111111111111111111111111111111111 1 main/binary-amd64/Packages\n";
+        assert_eq!(Release::parse(undated).unwrap().date, None);
         let traversal = "Date: Sat, 10 Feb 2024 10:12:33 UTC\nSHA256:\n 1111111111111111111111111111111111111111111111111111111111111111 1 ../../etc/passwd\n";
         assert!(Release::parse(traversal).is_err());
     }

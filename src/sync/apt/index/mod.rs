@@ -1,9 +1,15 @@
 //! Packages and Sources indices: decompressed as a stream (gz, xz, bz2, zst or plain) and
 //! parsed stanza by stanza, so even Debian's largest indices never sit in memory whole.
 
-use std::io::{self, BufReader, Read, Write};
+mod decompress;
+mod stanza;
+
+use std::io::{self, Read};
+
+pub use decompress::decompressed;
 
 use crate::glob::PatternSet;
+use stanza::StanzaParser;
 
 /// A file an index names, relative to the repository root.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,175 +71,8 @@ pub fn parse(name: &str, input: impl Read + Send, filter: &Filter) -> io::Result
         .unwrap_or(name)
         .starts_with("Sources");
     let mut parser = StanzaParser::new(sources, filter.clone());
-    if name.ends_with(".xz") {
-        // lzma-rs writes into a sink: feed the parser as the text comes out.
-        let mut reader = BufReader::new(input);
-        lzma_rs::xz_decompress(&mut reader, &mut parser)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("xz: {e}")))?;
-    } else {
-        let mut reader: Box<dyn Read + Send> = if name.ends_with(".gz") {
-            Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(input)))
-        } else if name.ends_with(".bz2") {
-            Box::new(bzip2::read::MultiBzDecoder::new(BufReader::new(input)))
-        } else if name.ends_with(".zst") {
-            Box::new(
-                ruzstd::decoding::StreamingDecoder::new(BufReader::new(input)).map_err(|e| {
-                    io::Error::new(io::ErrorKind::InvalidData, format!("zstd: {e}"))
-                })?,
-            )
-        } else {
-            Box::new(input)
-        };
-        io::copy(&mut reader, &mut parser)?;
-    }
+    io::copy(&mut decompressed(name, input)?, &mut parser)?;
     parser.finish()
-}
-
-/// Consumes index text in arbitrary chunks; collects the files of every stanza.
-struct StanzaParser {
-    sources: bool,
-    filter: Filter,
-    pending: Vec<u8>,
-    stanza: Stanza,
-    files: Vec<PoolFile>,
-    error: Option<String>,
-}
-
-#[derive(Default)]
-struct Stanza {
-    package: String,
-    section: String,
-    filename: String,
-    size: Option<u64>,
-    sha256: String,
-    directory: String,
-    checksums: Vec<(String, u64, String)>,
-    in_checksums: bool,
-}
-
-impl StanzaParser {
-    fn new(sources: bool, filter: Filter) -> StanzaParser {
-        StanzaParser {
-            sources,
-            filter,
-            pending: Vec::new(),
-            stanza: Stanza::default(),
-            files: Vec::new(),
-            error: None,
-        }
-    }
-
-    fn line(&mut self, line: &str) {
-        let line = line.trim_end_matches('\r');
-        if line.is_empty() {
-            self.end_stanza();
-            return;
-        }
-        if line.starts_with(' ') || line.starts_with('\t') {
-            if self.stanza.in_checksums {
-                let parts: Vec<&str> = line.split_whitespace().collect();
-                if let [hash, size, name] = parts[..] {
-                    if let Ok(size) = size.parse() {
-                        self.stanza.checksums.push((
-                            hash.to_ascii_lowercase(),
-                            size,
-                            name.to_string(),
-                        ));
-                    }
-                }
-            }
-            return;
-        }
-        self.stanza.in_checksums = false;
-        let Some((name, value)) = line.split_once(':') else {
-            return;
-        };
-        let value = value.trim();
-        match name {
-            "Package" => self.stanza.package = value.to_string(),
-            "Section" => self.stanza.section = value.to_string(),
-            "Filename" => self.stanza.filename = value.to_string(),
-            "Size" => self.stanza.size = value.parse().ok(),
-            "SHA256" => self.stanza.sha256 = value.to_ascii_lowercase(),
-            "Directory" => self.stanza.directory = value.to_string(),
-            "Checksums-Sha256" => self.stanza.in_checksums = true,
-            _ => {}
-        }
-    }
-
-    fn end_stanza(&mut self) {
-        let stanza = std::mem::take(&mut self.stanza);
-        if stanza.package.is_empty() || self.filter.skips(&stanza.package, &stanza.section) {
-            return;
-        }
-        if self.sources {
-            for (sha256, size, name) in stanza.checksums {
-                self.push(
-                    format!("{}/{name}", stanza.directory),
-                    size,
-                    sha256,
-                    &stanza.package,
-                );
-            }
-        } else if !stanza.filename.is_empty() {
-            match stanza.size {
-                Some(size) if stanza.sha256.len() == 64 => {
-                    self.push(stanza.filename, size, stanza.sha256, &stanza.package)
-                }
-                _ => {
-                    self.error.get_or_insert(format!(
-                        "package {} has no Size or SHA256 (only SHA256 is trusted)",
-                        stanza.package
-                    ));
-                }
-            }
-        }
-    }
-
-    fn push(&mut self, path: String, size: u64, sha256: String, package: &str) {
-        let path = path.trim_start_matches("./").to_string();
-        if path.starts_with('/') || path.split('/').any(|s| s == ".." || s == ".") {
-            self.error
-                .get_or_insert(format!("package {package} names an unsafe path `{path}`"));
-            return;
-        }
-        self.files.push(PoolFile {
-            path,
-            size,
-            sha256,
-            package: package.to_string(),
-        });
-    }
-
-    fn finish(mut self) -> io::Result<Vec<PoolFile>> {
-        if !self.pending.is_empty() {
-            let rest = std::mem::take(&mut self.pending);
-            self.line(&String::from_utf8_lossy(&rest));
-        }
-        self.end_stanza();
-        if let Some(error) = self.error {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, error));
-        }
-        Ok(self.files)
-    }
-}
-
-impl Write for StanzaParser {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.pending.extend_from_slice(buf);
-        let mut start = 0;
-        while let Some(end) = self.pending[start..].iter().position(|b| *b == b'\n') {
-            let line = String::from_utf8_lossy(&self.pending[start..start + end]).into_owned();
-            self.line(&line);
-            start += end + 1;
-        }
-        self.pending.drain(..start);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -241,6 +80,8 @@ mod tests {
     use super::*;
 
     const PACKAGES: &str = "Package: a\nSection: utils\nFilename: pool/main/a/a_1_amd64.deb\nSize: 10\nSHA256: 1111111111111111111111111111111111111111111111111111111111111111\nDescription: x\n continued\n\nPackage: a-dbgsym\nSection: debug\nFilename: pool/main/a/a-dbgsym_1_amd64.deb\nSize: 20\nSHA256: 2222222222222222222222222222222222222222222222222222222222222222\n\nPackage: b\nSection: non-free/games\nFilename: ./b_1_all.deb\nSize: 30\nSHA256: 3333333333333333333333333333333333333333333333333333333333333333";
+
+    use std::io::Write;
 
     #[test]
     fn packages_in_every_compression() {
