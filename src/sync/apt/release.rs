@@ -220,4 +220,50 @@ mod tests {
         );
         assert_eq!(parse_date("garbage"), None);
     }
+
+    /// The signed text of a clear-signed file (no check of the signature: the keyring's job).
+    fn signed_text(clearsigned: &str) -> String {
+        let body = clearsigned
+            .split_once("\n\n")
+            .map_or("", |(_, body)| body)
+            .split("-----BEGIN PGP SIGNATURE-----")
+            .next()
+            .unwrap_or("");
+        body.lines()
+            .map(|l| l.strip_prefix("- ").unwrap_or(l))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
+    /// Every Release apt fetched on this machine parses: real Debian (and whatever else the
+    /// host uses) rather than only the generated ones. Skipped where apt has no lists.
+    #[test]
+    fn parses_the_real_inrelease_files_apt_keeps() {
+        let Ok(dir) = std::fs::read_dir("/var/lib/apt/lists") else {
+            return;
+        };
+        for entry in dir.flatten() {
+            let path = entry.path();
+            if !path.to_string_lossy().ends_with("_InRelease") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let release = Release::parse(&signed_text(&text))
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let date = release.date.expect("a dated Release");
+            assert!(date > 1_000_000_000, "{}", path.display());
+            if let Some(until) = release.valid_until {
+                assert!(until > date, "{}", path.display());
+            }
+            assert!(!release.files.is_empty(), "{}", path.display());
+            for listed in release.files.values() {
+                assert_eq!(listed.sha256.len(), 64, "{}", listed.path);
+                if let Some(sha512) = &listed.sha512 {
+                    assert_eq!(sha512.len(), 128, "{}", listed.path);
+                }
+            }
+            let suite = release.field("Suite").unwrap_or_default();
+            assert!(!suite.is_empty(), "{}", path.display());
+        }
+    }
 }

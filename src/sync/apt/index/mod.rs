@@ -140,4 +140,53 @@ mod tests {
         assert_eq!(parse_preference("main/binary-amd64/Packages.xz"), Some(2));
         assert_eq!(parse_preference("main/i18n/Translation-en.xz"), None);
     }
+
+    /// The error of parsing `text` as index `name`, which must fail.
+    fn refused(name: &str, text: &str) -> String {
+        match parse(name, text.as_bytes(), &Filter::default()) {
+            Ok(files) => panic!("accepted: {files:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn stanzas_that_name_files_without_a_trusted_hash_are_refused() {
+        let sha = "1".repeat(64);
+        let weak = "Package: ok\nFilename: pool/ok.deb\nSize: 1\nSHA256: 1111111111111111111111111111111111111111111111111111111111111111\n\nPackage: w\nFilename: pool/w.deb\nSize: 1\nMD5sum: 0123\nSHA1: 4567\n";
+        let message = refused("Packages", weak);
+        assert!(message.contains("package w (line 6) has only MD5sum/SHA1 and no SHA256"), "{message}");
+        let cases = [
+            (format!("Package: n\nSize: 1\nSHA256: {sha}\n"), "package n (line 1) has no Filename"),
+            (format!("Package: n\nFilename: n.deb\nSHA256: {sha}\n"), "has no Size"),
+            (format!("Package: n\nFilename: n.deb\nSize: x\nSHA256: {sha}\n"), "Size `x` is not a number"),
+            ("Package: n\nFilename: n.deb\nSize: 1\nSHA256: 12\n".into(), "`12` is not a SHA256"),
+            (format!("Filename: n.deb\nSize: 1\nSHA256: {sha}\n"), "the stanza at line 1 has no Package field"),
+        ];
+        for (text, expected) in cases {
+            let message = refused("Packages", &text);
+            assert!(message.contains(expected), "{text}: {message}");
+        }
+        // A package the filter leaves out is never fetched, so never checked.
+        let filter = Filter::new(vec!["w".into()], vec![]).unwrap();
+        assert_eq!(parse("Packages", weak.as_bytes(), &filter).unwrap().len(), 1);
+        // A stanza naming no file (a comment-only or empty stanza) is not an error.
+        assert!(parse("Packages", "\n\n\nX-Note: x\n\n".as_bytes(), &Filter::default())
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn sources_stanzas_need_checksums_sha256_and_a_directory() {
+        let cases = [
+            ("Package: s\nDirectory: d\nFiles:\n 0123456789abcdef0123456789abcdef 5 s.dsc\n", "source package s (line 1) has only Files and no Checksums-Sha256"),
+            ("Package: s\nDirectory: d\n", "source package s (line 1) has no Checksums-Sha256"),
+            ("Package: s\nChecksums-Sha256:\n 4444444444444444444444444444444444444444444444444444444444444444 5 s.dsc\n", "has no Directory"),
+            ("Package: s\nDirectory: d\nChecksums-Sha256:\n 4444 5\n", "bad Checksums-Sha256 line `4444 5`"),
+            ("Package: s\nDirectory: d\nChecksums-Sha256:\n 4444 5 s.dsc\n", "`4444` is not a SHA256"),
+        ];
+        for (text, expected) in cases {
+            let message = refused("Sources", text);
+            assert!(message.contains(expected), "{text}: {message}");
+        }
+    }
 }
