@@ -220,6 +220,50 @@ fn damaged_compressed_indices_are_errors_naming_the_format() {
     }
 }
 
+/// Counts the bytes read through it.
+struct Counting<'a> {
+    inner: &'a [u8],
+    read: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Read for Counting<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Debian's Packages is about 100 MB: the decoders must hand out text while most of the
+/// compressed file is still unread, never decode it whole first.
+#[test]
+fn every_decoder_streams() {
+    let plain = packages_text(20_000);
+    for (name, program, args) in [
+        ("Packages.xz", "xz", &["-c", "-1", "-T2"][..]),
+        ("Packages.gz", "gzip", &["-c"][..]),
+        ("Packages.bz2", "bzip2", &["-c"][..]),
+        ("Packages.zst", "zstd", &["-q", "-c", "--long", "-T0"][..]),
+    ] {
+        let data = tool(program, args, &plain);
+        let read = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let input = Counting {
+            inner: &data,
+            read: read.clone(),
+        };
+        let mut decoder = index::decompressed(name, input).unwrap();
+        let mut first = vec![0; 64 * 1024];
+        decoder.read_exact(&mut first).unwrap();
+        assert!(first == plain[..first.len()], "{name}");
+        let consumed = read.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            consumed < data.len() / 4,
+            "{name}: {consumed} of {} compressed bytes read for the first 64 KiB",
+            data.len()
+        );
+    }
+}
+
 // ---- End to end: generated upstreams, mirrorbox syncs, real apt-get. ----
 
 fn packages() -> Vec<Pkg> {
