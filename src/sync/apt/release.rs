@@ -66,10 +66,10 @@ impl Release {
             fields.insert(name.clone(), value.trim().to_string());
             current = Some(name);
         }
-        let date = match fields.get("date") {
-            Some(text) => Some(parse_date(text).ok_or_else(|| format!("cannot read Date `{text}`"))?),
-            None => None,
-        };
+        let date = fields
+            .get("date")
+            .map(|text| parse_date(text).ok_or_else(|| format!("cannot read Date `{text}`")))
+            .transpose()?;
         let valid_until = match fields.get("valid-until") {
             Some(text) => {
                 Some(parse_date(text).ok_or_else(|| format!("cannot read Valid-Until `{text}`"))?)
@@ -199,7 +199,9 @@ mod tests {
     fn refuses_weak_or_missing_hashes() {
         let weak = "Date: Sat, 10 Feb 2024 10:12:33 UTC\nMD5Sum:\n 0123456789abcdef0123456789abcdef 100 main/binary-amd64/Packages\n";
         assert!(Release::parse(weak).unwrap_err().contains("only MD5/SHA1"));
-        assert!(Release::parse("Date: someday\n").unwrap_err().contains("Date"));
+        assert!(Release::parse("Date: someday\n")
+            .unwrap_err()
+            .contains("Date"));
         let undated = "Origin: x\nSHA256:\n 1111111111111111111111111111111111111111111111111111111111111111 1 main/binary-amd64/Packages\n";
         assert_eq!(Release::parse(undated).unwrap().date, None);
         let traversal = "Date: Sat, 10 Feb 2024 10:12:33 UTC\nSHA256:\n 1111111111111111111111111111111111111111111111111111111111111111 1 ../../etc/passwd\n";

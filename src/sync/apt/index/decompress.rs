@@ -20,14 +20,20 @@ pub fn decompressed<'a>(
         // Several streams, with padding between and after them, as `xz -dc` reads them.
         ("xz", Box::new(lzma_rust2::XzReader::new(input, true)))
     } else if name.ends_with(".gz") {
-        ("gzip", Box::new(flate2::bufread::MultiGzDecoder::new(input)))
+        (
+            "gzip",
+            Box::new(flate2::bufread::MultiGzDecoder::new(input)),
+        )
     } else if name.ends_with(".bz2") {
-        ("bzip2", Box::new(bzip2::bufread::MultiBzDecoder::new(input)))
+        (
+            "bzip2",
+            Box::new(bzip2::bufread::MultiBzDecoder::new(input)),
+        )
     } else if name.ends_with(".zst") {
         // libzstd's streaming decoder reads frame after frame and skips skippable frames; its
         // window limit is the one of `zstd -d`.
-        let decoder = zstd::stream::read::Decoder::with_buffer(input)
-            .map_err(|e| labelled("zstd", e))?;
+        let decoder =
+            zstd::stream::read::Decoder::with_buffer(input).map_err(|e| labelled("zstd", e))?;
         ("zstd", Box::new(decoder))
     } else {
         return Ok(Box::new(input));

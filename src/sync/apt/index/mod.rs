@@ -154,13 +154,31 @@ mod tests {
         let sha = "1".repeat(64);
         let weak = "Package: ok\nFilename: pool/ok.deb\nSize: 1\nSHA256: 1111111111111111111111111111111111111111111111111111111111111111\n\nPackage: w\nFilename: pool/w.deb\nSize: 1\nMD5sum: 0123\nSHA1: 4567\n";
         let message = refused("Packages", weak);
-        assert!(message.contains("package w (line 6) has only MD5sum/SHA1 and no SHA256"), "{message}");
+        assert!(
+            message.contains("package w (line 6) has only MD5sum/SHA1 and no SHA256"),
+            "{message}"
+        );
         let cases = [
-            (format!("Package: n\nSize: 1\nSHA256: {sha}\n"), "package n (line 1) has no Filename"),
-            (format!("Package: n\nFilename: n.deb\nSHA256: {sha}\n"), "has no Size"),
-            (format!("Package: n\nFilename: n.deb\nSize: x\nSHA256: {sha}\n"), "Size `x` is not a number"),
-            ("Package: n\nFilename: n.deb\nSize: 1\nSHA256: 12\n".into(), "`12` is not a SHA256"),
-            (format!("Filename: n.deb\nSize: 1\nSHA256: {sha}\n"), "the stanza at line 1 has no Package field"),
+            (
+                format!("Package: n\nSize: 1\nSHA256: {sha}\n"),
+                "package n (line 1) has no Filename",
+            ),
+            (
+                format!("Package: n\nFilename: n.deb\nSHA256: {sha}\n"),
+                "has no Size",
+            ),
+            (
+                format!("Package: n\nFilename: n.deb\nSize: x\nSHA256: {sha}\n"),
+                "Size `x` is not a number",
+            ),
+            (
+                "Package: n\nFilename: n.deb\nSize: 1\nSHA256: 12\n".into(),
+                "`12` is not a SHA256",
+            ),
+            (
+                format!("Filename: n.deb\nSize: 1\nSHA256: {sha}\n"),
+                "the stanza at line 1 has no Package field",
+            ),
         ];
         for (text, expected) in cases {
             let message = refused("Packages", &text);
@@ -168,11 +186,18 @@ mod tests {
         }
         // A package the filter leaves out is never fetched, so never checked.
         let filter = Filter::new(vec!["w".into()], vec![]).unwrap();
-        assert_eq!(parse("Packages", weak.as_bytes(), &filter).unwrap().len(), 1);
+        assert_eq!(
+            parse("Packages", weak.as_bytes(), &filter).unwrap().len(),
+            1
+        );
         // A stanza naming no file (a comment-only or empty stanza) is not an error.
-        assert!(parse("Packages", "\n\n\nX-Note: x\n\n".as_bytes(), &Filter::default())
-            .unwrap()
-            .is_empty());
+        assert!(parse(
+            "Packages",
+            "\n\n\nX-Note: x\n\n".as_bytes(),
+            &Filter::default()
+        )
+        .unwrap()
+        .is_empty());
     }
 
     #[test]

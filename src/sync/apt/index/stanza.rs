@@ -103,7 +103,10 @@ impl StanzaParser {
             if stanza.filename.is_empty() && stanza.checksums.is_none() {
                 Ok(()) // names no file
             } else {
-                Err(format!("the stanza at line {} has no Package field", stanza.line))
+                Err(format!(
+                    "the stanza at line {} has no Package field",
+                    stanza.line
+                ))
             }
         } else if self.filter.skips(&stanza.package, &stanza.section) {
             Ok(())
@@ -133,9 +136,9 @@ impl StanzaParser {
         };
         let size = match &stanza.size {
             None => return Err(format!("package {package} (line {at}) has no Size")),
-            Some(text) => text
-                .parse()
-                .map_err(|_| format!("package {package} (line {at}): Size `{text}` is not a number"))?,
+            Some(text) => text.parse().map_err(|_| {
+                format!("package {package} (line {at}): Size `{text}` is not a number")
+            })?,
         };
         check_sha256(sha256, package, at)?;
         self.push(stanza.filename.clone(), size, sha256.clone(), package)
@@ -153,10 +156,14 @@ impl StanzaParser {
             ));
         };
         if stanza.directory.is_empty() {
-            return Err(format!("source package {package} (line {at}) has no Directory"));
+            return Err(format!(
+                "source package {package} (line {at}) has no Directory"
+            ));
         }
         for line in lines {
-            let bad = || format!("source package {package} (line {at}): bad Checksums-Sha256 line `{line}`");
+            let bad = || {
+                format!("source package {package} (line {at}): bad Checksums-Sha256 line `{line}`")
+            };
             let [hash, size, name] = line.split_whitespace().collect::<Vec<_>>()[..] else {
                 return Err(bad());
             };
@@ -168,7 +175,13 @@ impl StanzaParser {
         Ok(())
     }
 
-    fn push(&mut self, path: String, size: u64, sha256: String, package: &str) -> Result<(), String> {
+    fn push(
+        &mut self,
+        path: String,
+        size: u64,
+        sha256: String,
+        package: &str,
+    ) -> Result<(), String> {
         let path = path.trim_start_matches("./").to_string();
         if path.starts_with('/') || path.split('/').any(|s| s == ".." || s == ".") {
             return Err(format!("package {package} names an unsafe path `{path}`"));
@@ -211,7 +224,9 @@ fn check_sha256(hash: &str, package: &str, at: usize) -> Result<(), String> {
     if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(())
     } else {
-        Err(format!("package {package} (line {at}): `{hash}` is not a SHA256"))
+        Err(format!(
+            "package {package} (line {at}): `{hash}` is not a SHA256"
+        ))
     }
 }
 
