@@ -1,5 +1,6 @@
-//! Packages and Sources indices: decompressed as a stream (gz, xz, bz2, zst or plain) and
-//! parsed stanza by stanza, so even Debian's largest indices never sit in memory whole.
+//! Packages and Sources indices: decompressed as a stream (gz, xz, bz2, zst or plain, in
+//! every form the archive tools write: see `decompress`) and parsed stanza by stanza, so even
+//! Debian's largest indices never sit in memory whole.
 
 mod decompress;
 mod stanza;
@@ -63,7 +64,9 @@ pub fn parse_preference(path: &str) -> Option<u8> {
     }
 }
 
-/// Parses one index (its name gives the compression) and returns the files it names.
+/// Parses one index (its name gives the compression) and returns the files it names. A
+/// stanza that names a file without a SHA256 (or without Size, Filename, Directory) is an
+/// error naming the package and its line, never dropped: see `stanza`.
 pub fn parse(name: &str, input: impl Read + Send, filter: &Filter) -> io::Result<Vec<PoolFile>> {
     let sources = name
         .rsplit('/')
