@@ -379,12 +379,22 @@ impl<'a> Mirror<'a> {
                 )));
             }
         }
-        if let Some(previous) = self.previous_release() {
-            if release.date < previous.date {
+        let Some(date) = release.date else {
+            if self.config.allow_missing_date {
+                return Ok(());
+            }
+            return Err(apt_error(format!(
+                "{}Release has no Date field, so a replayed older Release could not be told from a newer one (set allow_missing_date = true to accept a repository that omits it)",
+                self.dist
+            )));
+        };
+        // Replay protection compares two dates: after an undated Release there is none.
+        if let Some(previous) = self.previous_release().and_then(|p| p.date) {
+            if date < previous {
                 return Err(apt_error(format!(
                     "the upstream Release is older ({}) than the one already mirrored ({}): refusing a replayed or rolled-back repository",
-                    crate::time::http_date(release.date),
-                    crate::time::http_date(previous.date)
+                    crate::time::http_date(date),
+                    crate::time::http_date(previous)
                 )));
             }
         }

@@ -14,8 +14,9 @@ pub struct Listed {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Release {
     pub fields: BTreeMap<String, String>,
-    /// Unix seconds of `Date`.
-    pub date: i64,
+    /// Unix seconds of `Date`; `None` when the Release has no Date (some third-party
+    /// repositories omit it; the sync accepts that only when told to).
+    pub date: Option<i64>,
     pub valid_until: Option<i64>,
     pub by_hash: bool,
     /// Every file with a SHA256 (and, if given, SHA512) entry, by path.
@@ -65,9 +66,10 @@ impl Release {
             fields.insert(name.clone(), value.trim().to_string());
             current = Some(name);
         }
-        let date_text = fields.get("date").ok_or("the Release has no Date field")?;
-        let date =
-            parse_date(date_text).ok_or_else(|| format!("cannot read Date `{date_text}`"))?;
+        let date = fields
+            .get("date")
+            .map(|text| parse_date(text).ok_or_else(|| format!("cannot read Date `{text}`")))
+            .transpose()?;
         let valid_until = match fields.get("valid-until") {
             Some(text) => {
                 Some(parse_date(text).ok_or_else(|| format!("cannot read Valid-Until `{text}`"))?)
@@ -183,7 +185,7 @@ mod tests {
     fn parses_fields_and_hashes() {
         let r = Release::parse(RELEASE).unwrap();
         assert_eq!(r.field("Codename"), Some("bookworm"));
-        assert_eq!(r.date, 1707559953);
+        assert_eq!(r.date, Some(1707559953));
         assert_eq!(r.valid_until, Some(1707559953 + 7 * 86400 - 3600));
         assert!(r.by_hash);
         assert_eq!(r.files.len(), 2);
@@ -197,7 +199,11 @@ mod tests {
     fn refuses_weak_or_missing_hashes() {
         let weak = "Date: Sat, 10 Feb 2024 10:12:33 UTC\nMD5Sum:\n 0123456789abcdef0123456789abcdef 100 main/binary-amd64/Packages\n";
         assert!(Release::parse(weak).unwrap_err().contains("only MD5/SHA1"));
-        assert!(Release::parse("Origin: x\n").unwrap_err().contains("Date"));
+        assert!(Release::parse("Date: someday\n")
+            .unwrap_err()
+            .contains("Date"));
+        let undated = "Origin: x\nSHA256:\n 1111111111111111111111111111111111111111111111111111111111111111 1 main/binary-amd64/Packages\n";
+        assert_eq!(Release::parse(undated).unwrap().date, None);
         let traversal = "Date: Sat, 10 Feb 2024 10:12:33 UTC\nSHA256:\n 1111111111111111111111111111111111111111111111111111111111111111 1 ../../etc/passwd\n";
         assert!(Release::parse(traversal).is_err());
     }
@@ -215,5 +221,51 @@ mod tests {
             Some(1583020799 + 5400)
         );
         assert_eq!(parse_date("garbage"), None);
+    }
+
+    /// The signed text of a clear-signed file (no check of the signature: the keyring's job).
+    fn signed_text(clearsigned: &str) -> String {
+        let body = clearsigned
+            .split_once("\n\n")
+            .map_or("", |(_, body)| body)
+            .split("-----BEGIN PGP SIGNATURE-----")
+            .next()
+            .unwrap_or("");
+        body.lines()
+            .map(|l| l.strip_prefix("- ").unwrap_or(l))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
+    /// Every Release apt fetched on this machine parses: real Debian (and whatever else the
+    /// host uses) rather than only the generated ones. Skipped where apt has no lists.
+    #[test]
+    fn parses_the_real_inrelease_files_apt_keeps() {
+        let Ok(dir) = std::fs::read_dir("/var/lib/apt/lists") else {
+            return;
+        };
+        for entry in dir.flatten() {
+            let path = entry.path();
+            if !path.to_string_lossy().ends_with("_InRelease") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let release = Release::parse(&signed_text(&text))
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let date = release.date.expect("a dated Release");
+            assert!(date > 1_000_000_000, "{}", path.display());
+            if let Some(until) = release.valid_until {
+                assert!(until > date, "{}", path.display());
+            }
+            assert!(!release.files.is_empty(), "{}", path.display());
+            for listed in release.files.values() {
+                assert_eq!(listed.sha256.len(), 64, "{}", listed.path);
+                if let Some(sha512) = &listed.sha512 {
+                    assert_eq!(sha512.len(), 128, "{}", listed.path);
+                }
+            }
+            let suite = release.field("Suite").unwrap_or_default();
+            assert!(!suite.is_empty(), "{}", path.display());
+        }
     }
 }
