@@ -161,7 +161,9 @@ mod tests {
     fn only_packages_and_sources_are_required() {
         assert!(is_package_index("main/binary-amd64/Packages"));
         assert!(is_package_index("main/source/Sources"));
-        assert!(is_package_index("main/debian-installer/binary-amd64/Packages"));
+        assert!(is_package_index(
+            "main/debian-installer/binary-amd64/Packages"
+        ));
         assert!(!is_package_index("main/Contents-amd64"));
         assert!(!is_package_index("main/i18n/Translation-en"));
         assert!(!is_package_index("main/dep11/Components-amd64.yml"));

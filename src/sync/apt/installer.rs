@@ -100,7 +100,9 @@ fn images(file: &str, text: &str) -> Result<Vec<(String, ObjectId)>, String> {
                 .split('/')
                 .any(|part| part.is_empty() || part == "." || part == "..")
         {
-            return Err(format!("{file}: `{name}` is not a path inside the directory"));
+            return Err(format!(
+                "{file}: `{name}` is not a path inside the directory"
+            ));
         }
         let id = sum
             .hex
@@ -142,7 +144,11 @@ impl Mirror<'_> {
                 planned.push(self.listed_file(listed).await?);
             }
             // Fetched just above as a listed file: its object id is its signed sha256.
-            let sums: ObjectId = dir.sums.sha256.parse().expect("Release::parse checks hashes");
+            let sums: ObjectId = dir
+                .sums
+                .sha256
+                .parse()
+                .expect("Release::parse checks hashes");
             let bytes = self.store.read(&sums)?;
             let text = String::from_utf8(bytes)
                 .map_err(|_| apt_error(format!("{}{} is not text", self.dist, dir.sums.path)))?;
@@ -165,7 +171,11 @@ impl Mirror<'_> {
             sha256,
         };
         if !self.store.contains(&sha256) {
-            match self.fetcher.object(self.store, &self.url(&path), expected).await {
+            match self
+                .fetcher
+                .object(self.store, &self.url(&path), expected)
+                .await
+            {
                 Ok(_) => {}
                 Err(e @ (FetchError::Hash { .. } | FetchError::Size { .. })) => {
                     return Err(SyncError::Restart(e.to_string()))
@@ -265,9 +275,15 @@ mod tests {
         let release = release(&[
             ("main/installer-amd64/current/images/SHA256SUMS", '1'),
             ("main/installer-amd64/current/images/MD5SUMS", '2'),
-            ("main/installer-amd64/20230607+deb12u11/images/SHA256SUMS", '1'),
+            (
+                "main/installer-amd64/20230607+deb12u11/images/SHA256SUMS",
+                '1',
+            ),
             ("main/installer-amd64/20230607+deb12u11/images/MD5SUMS", '2'),
-            ("main/installer-amd64/20230607+deb12u10/images/SHA256SUMS", '3'),
+            (
+                "main/installer-amd64/20230607+deb12u10/images/SHA256SUMS",
+                '3',
+            ),
             ("main/installer-arm64/current/images/SHA256SUMS", '4'),
         ]);
         let components = ["main".to_string(), "contrib".to_string()];
@@ -303,7 +319,10 @@ mod tests {
         assert_eq!(names, ["netboot/netboot.tar.gz", "cdrom/vmlinuz"]);
         for bad in ["../../../etc/passwd", "/etc/passwd", "a//b"] {
             let error = images("SHA256SUMS", &format!("{hash}  {bad}\n")).unwrap_err();
-            assert!(error.contains("SHA256SUMS") && error.contains(bad), "{error}");
+            assert!(
+                error.contains("SHA256SUMS") && error.contains(bad),
+                "{error}"
+            );
         }
         assert!(images("SHA256SUMS", "garbage\n").is_err());
     }

@@ -409,8 +409,7 @@ impl<'a> Mirror<'a> {
         let release = self.previous.get(format!("{}Release", self.dist).as_str());
         if let Some(entry) = inrelease {
             let text = String::from_utf8(self.store.read(&entry.object).ok()?).ok()?;
-            let signed = self.keyring.verify_clearsigned(&text).ok()?;
-            return Release::parse(&signed).ok();
+            return Release::parse(&keyring::verified_earlier(&text)?).ok();
         }
         let entry = release?;
         let text = String::from_utf8(self.store.read(&entry.object).ok()?).ok()?;

@@ -9,12 +9,12 @@ use serde::Deserialize;
 use super::index::Filter;
 pub use super::policy::WeakCrypto;
 use super::repository::Repository;
-use crate::sync::fetch::FetchOptions;
 use super::{keyring, sync};
 use crate::manifest::Entry;
+use crate::sync::fetch::FetchKeys;
+use crate::sync::fetch::FetchOptions;
 use crate::sync::kind::{ClientContext, ClientUse, Finding, Kind, KindOptions, Run, Severity};
 use crate::sync::SyncError;
-use crate::sync::fetch::FetchKeys;
 
 /// Index kinds an apt source can carry besides Packages and Sources.
 pub const APT_INDEX_KINDS: [&str; 5] = ["i18n", "contents", "dep11", "cnf", "installer"];

@@ -66,7 +66,8 @@ fn damaged_objects(store: &Store, ids: &[ObjectId]) -> Vec<ObjectId> {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(id) = ids.get(i) else { break };
-                let intact = matches!(hash_file(&store.object_path(id)), Ok((actual, _)) if actual == *id);
+                let intact =
+                    matches!(hash_file(&store.object_path(id)), Ok((actual, _)) if actual == *id);
                 if !intact {
                     damaged.lock().expect("not poisoned").push(*id);
                 }
@@ -220,9 +221,9 @@ impl Mirror<'_> {
         }
         for (path, failure) in failures {
             tracing::warn!(source = self.source, "left out: {failure}");
-            outcome
-                .problems
-                .push(format!("left out (ignore_errors, tried again next sync): {failure}"));
+            outcome.problems.push(format!(
+                "left out (ignore_errors, tried again next sync): {failure}"
+            ));
             outcome.left_out.push(path);
         }
         Ok(outcome)

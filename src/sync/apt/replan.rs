@@ -94,12 +94,21 @@ mod tests {
 
     #[test]
     fn order_in_the_configuration_does_not_matter_but_content_does() {
-        let a = describe(&config("deb http://x/ bookworm main contrib", &["amd64", "all"]));
-        let b = describe(&config("deb http://x/ bookworm contrib main", &["all", "amd64"]));
+        let a = describe(&config(
+            "deb http://x/ bookworm main contrib",
+            &["amd64", "all"],
+        ));
+        let b = describe(&config(
+            "deb http://x/ bookworm contrib main",
+            &["all", "amd64"],
+        ));
         assert_eq!(a, b);
         let c = describe(&config("deb http://x/ bookworm main", &["all", "amd64"]));
         assert_ne!(a, c);
-        let d = describe(&config("deb-src http://x/ bookworm main contrib", &["amd64", "all"]));
+        let d = describe(&config(
+            "deb-src http://x/ bookworm main contrib",
+            &["amd64", "all"],
+        ));
         assert_ne!(a, d);
         let mut filtered = config("deb http://x/ bookworm main contrib", &["amd64", "all"]);
         filtered.filter = index::Filter::new(vec!["*-dbgsym".into()], vec![]).unwrap();

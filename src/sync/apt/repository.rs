@@ -125,9 +125,10 @@ mod tests {
         let flat = Repository::parse("deb http://example.org/repo sub/").unwrap();
         assert_eq!(flat.dist_dir(), "sub/");
 
-        let security =
-            Repository::parse("deb http://x/debian-security bookworm-security updates/main contrib")
-                .unwrap();
+        let security = Repository::parse(
+            "deb http://x/debian-security bookworm-security updates/main contrib",
+        )
+        .unwrap();
         assert_eq!(security.client_components(), ["main", "contrib"]);
 
         for bad in [

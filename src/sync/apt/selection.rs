@@ -17,9 +17,8 @@ pub(super) fn select<'r>(release: &'r Release, config: &AptOptions) -> Vec<&'r L
     let wants = |kind: &str| config.indices.iter().any(|k| k == kind);
     let arch_ok = |arch: &str| config.architectures.iter().any(|a| a == arch);
     // The `all` variant of an index kind: configured, or asked for by apt on its own.
-    let arch_or_all = |arch: &str, kind: &str| {
-        arch_ok(arch) || (arch == "all" && apt_wants_all(release, kind))
-    };
+    let arch_or_all =
+        |arch: &str, kind: &str| arch_ok(arch) || (arch == "all" && apt_wants_all(release, kind));
     let language_ok = |language: &str| {
         config
             .languages
@@ -58,10 +57,9 @@ pub(super) fn select<'r>(release: &'r Release, config: &AptOptions) -> Vec<&'r L
             if !path.contains('/') {
                 // Top-level Contents-<arch> of the old layout.
                 return wants("contents")
-                    && contents_arch(path)
-                        .is_some_and(|a| {
-                            arch_or_all(a, "Contents-deb") || (a == "source" && repo.source)
-                        });
+                    && contents_arch(path).is_some_and(|a| {
+                        arch_or_all(a, "Contents-deb") || (a == "source" && repo.source)
+                    });
             }
             // Components may hold a slash themselves (`updates/main` in Debian security).
             let Some((dir, rest)) = dirs.iter().find_map(|dir| {
@@ -138,13 +136,16 @@ pub(super) fn component_dir(release: &Release, component: &str) -> String {
 /// `kind` is apt's target name: `Packages`, `Contents-deb`, `DEP-11`, `CNF`.
 fn apt_wants_all(release: &Release, kind: &str) -> bool {
     let listed = |field: &str| {
-        release
-            .field(field)
-            .map(|list| list.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        release.field(field).map(|list| {
+            list.split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
     };
-    let supported = listed("Architectures").is_none_or(|a| a.is_empty() || a.iter().any(|a| a == "all"));
-    let excluded =
-        listed("No-Support-for-Architecture-all").is_some_and(|kinds| kinds.iter().any(|k| k == kind));
+    let supported =
+        listed("Architectures").is_none_or(|a| a.is_empty() || a.iter().any(|a| a == "all"));
+    let excluded = listed("No-Support-for-Architecture-all")
+        .is_some_and(|kinds| kinds.iter().any(|k| k == kind));
     supported && !excluded
 }
 
@@ -339,7 +340,9 @@ mod tests {
         let every_language = selected(&release, &options(line, &["arm64"], None));
         assert!(every_language.contains(&"main/i18n/Translation-fi.bz2".to_string()));
         assert!(every_language.contains(&"contrib/dep11/icons-48x48.tar.gz".to_string()));
-        assert!(!every_language.iter().any(|p| p.contains("amd64") || p.contains(".diff/")));
+        assert!(!every_language
+            .iter()
+            .any(|p| p.contains("amd64") || p.contains(".diff/")));
         let no_language = selected(&release, &options(line, &["amd64"], Some(&[])));
         assert!(!no_language.iter().any(|p| p.contains("Translation-")));
     }
@@ -398,7 +401,10 @@ mod tests {
             );
         }
         assert_eq!(component_dir(&release, "updates/contrib"), "contrib");
-        assert_eq!(component_dir(&release, "updates/non-free"), "updates/non-free");
+        assert_eq!(
+            component_dir(&release, "updates/non-free"),
+            "updates/non-free"
+        );
         assert_eq!(component_dir(&release, "other/main"), "other/main");
     }
 }

@@ -5,10 +5,10 @@
 use serde::Deserialize;
 
 use super::filter::PathFilter;
-use crate::sync::fetch::FetchOptions;
-use crate::sync::fetch::FetchKeys;
 use super::sync;
 use crate::manifest::Entry;
+use crate::sync::fetch::FetchKeys;
+use crate::sync::fetch::FetchOptions;
 use crate::sync::kind::{Kind, KindOptions, Run};
 use crate::sync::SyncError;
 

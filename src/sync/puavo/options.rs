@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use crate::keys::no_userinfo;
+use crate::sync::fetch::FetchKeys;
 use crate::sync::fetch::FetchOptions;
 use crate::sync::kind::ClientUse;
-use crate::sync::fetch::FetchKeys;
 
 /// A Puavo source's validated options.
 #[derive(Debug, Clone)]
@@ -123,7 +123,13 @@ impl PuavoOptions {
 
     /// Where laptops and bootservers find the meta files, CKSUMS and rdiffs, and where the
     /// meta files' urls point. `series`: the meta files published now.
-    pub(super) fn client_use(&self, base_url: &str, at_root: bool, series: &[String], usage: &mut ClientUse) {
+    pub(super) fn client_use(
+        &self,
+        base_url: &str,
+        at_root: bool,
+        series: &[String],
+        usage: &mut ClientUse,
+    ) {
         usage.meta = series
             .iter()
             .map(|name| format!("{base_url}meta/{}", crate::urls::encode_segment(name)))

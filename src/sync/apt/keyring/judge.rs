@@ -77,16 +77,23 @@ pub fn judge(
     let hash_rule = policy.check_hash(signature.hash_alg()).err();
     // Hashes never accepted are refused before anything is computed with them.
     if hash_rule.is_some() && policy.never_accepts(signature.hash_alg()) {
-        return Verdict::Refused(hash_rule.into_iter().map(|r| format!("{name} {r}")).collect());
+        return Verdict::Refused(
+            hash_rule
+                .into_iter()
+                .map(|r| format!("{name} {r}"))
+                .collect(),
+        );
     }
     let mut failure = String::new();
-    let verified = candidates.into_iter().find(|c| match c.key().verify(signature, content) {
-        Ok(()) => true,
-        Err(e) => {
-            failure = e;
-            false
-        }
-    });
+    let verified = candidates
+        .into_iter()
+        .find(|c| match c.key().verify(signature, content) {
+            Ok(()) => true,
+            Err(e) => {
+                failure = e;
+                false
+            }
+        });
     let Some(signer) = verified else {
         // A refused hash is reason enough, whatever the check said (the library refuses some
         // weak combinations itself, e.g. SHA-1 with Ed25519).
@@ -147,7 +154,10 @@ fn broken_rules(signature: &Signature, signer: &Signer, policy: &Policy, now: i6
         reasons.push(format!("{name}: {rule}"));
     }
     if let Some(sub) = signer.subkey {
-        if let Err(rule) = signer.key().size_check(policy, &key_name(&sub.key, "subkey")) {
+        if let Err(rule) = signer
+            .key()
+            .size_check(policy, &key_name(&sub.key, "subkey"))
+        {
             reasons.push(format!("{name}: {rule}"));
         }
     }

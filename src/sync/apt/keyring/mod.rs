@@ -98,12 +98,7 @@ impl Keyring {
             .map_err(|e| VerifyError::Malformed(e.to_string()))?;
         let signed = message.signed_text();
         self.check(message.signatures(), signed.as_bytes())?;
-        // The signed form has CRLF line ends and no final line end; the Release text has LF.
-        let mut text = signed.replace("\r\n", "\n");
-        if !text.ends_with('\n') {
-            text.push('\n');
-        }
-        Ok(text)
+        Ok(release_text(&signed))
     }
 
     /// Verifies `Release` against `Release.gpg` (armored or binary, one or more signatures).
@@ -173,4 +168,21 @@ fn parse_keys(bytes: &[u8]) -> Result<Vec<SignedPublicKey>, String> {
         // A keyring may hold things we cannot read (old v3 keys): keep the readable ones.
         Ok(keys.filter_map(Result::ok).collect())
     }
+}
+
+/// The text of an InRelease this mirror already verified when it stored it, read without
+/// judging its signatures again: replay protection compares against its Date even if the
+/// policy would refuse that signature today (a key revoked since must not switch the check off).
+pub fn verified_earlier(text: &str) -> Option<String> {
+    let (message, _) = CleartextSignedMessage::from_string(text).ok()?;
+    Some(release_text(&message.signed_text()))
+}
+
+/// The signed form has CRLF line ends and no final line end; the Release text has LF.
+fn release_text(signed: &str) -> String {
+    let mut text = signed.replace("\r\n", "\n");
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text
 }

@@ -34,15 +34,20 @@ pub fn check_primary(cert: &SignedPublicKey, when: u32) -> Result<(), String> {
     let binding = binding_at(&self_signatures, when)
         .ok_or_else(|| format!("{name} carries no valid self-signature"))?;
     check_expiry(primary.created_at().as_secs(), binding, when, &name)?;
-    let revocations = cert.details.revocation_signatures.iter().filter(|s| {
-        s.typ() == Some(SignatureType::KeyRevocation) && s.verify_key(primary).is_ok()
-    });
+    let revocations =
+        cert.details.revocation_signatures.iter().filter(|s| {
+            s.typ() == Some(SignatureType::KeyRevocation) && s.verify_key(primary).is_ok()
+        });
     check_revocations(revocations, when, &name)
 }
 
 /// The subkey `sub` of `cert` was bound for signing and valid at `when`; the primary key's
 /// own validity is checked by `check_primary`.
-pub fn check_subkey(cert: &SignedPublicKey, sub: &SignedPublicSubKey, when: u32) -> Result<(), String> {
+pub fn check_subkey(
+    cert: &SignedPublicKey,
+    sub: &SignedPublicSubKey,
+    when: u32,
+) -> Result<(), String> {
     let primary = &cert.primary_key;
     let name = key_name(&sub.key, "subkey");
     let bindings: Vec<&Signature> = sub
@@ -63,7 +68,9 @@ pub fn check_subkey(cert: &SignedPublicKey, sub: &SignedPublicSubKey, when: u32)
         .embedded_signature()
         .is_some_and(|back| back.verify_primary_key_binding(&sub.key, primary).is_ok());
     if !backed {
-        return Err(format!("{name} lacks a valid back-signature to its primary key"));
+        return Err(format!(
+            "{name} lacks a valid back-signature to its primary key"
+        ));
     }
     check_expiry(sub.key.created_at().as_secs(), binding, when, &name)?;
     let revocations = sub.signatures.iter().filter(|s| {
@@ -75,7 +82,10 @@ pub fn check_subkey(cert: &SignedPublicKey, sub: &SignedPublicSubKey, when: u32)
 
 /// "key 0x<fingerprint>" (or "subkey …"), for messages.
 pub fn key_name(key: &impl KeyDetails, what: &str) -> String {
-    format!("{what} 0x{}", hex::encode_upper(key.fingerprint().as_bytes()))
+    format!(
+        "{what} 0x{}",
+        hex::encode_upper(key.fingerprint().as_bytes())
+    )
 }
 
 fn is_self_certification(signature: &Signature) -> bool {
