@@ -508,7 +508,7 @@ impl<'a> Mirror<'a> {
             tasks.push(async move {
                 let result = self
                     .fetcher
-                    .object(
+                    .payload(
                         self.store,
                         &url,
                         Expected {
