@@ -86,6 +86,25 @@ fn dry_run_plans_exactly_what_the_next_sync_fetches_and_stores_nothing() {
     repo.suite("bookworm", "main", &packages(), false, None);
     let upstream = Upstream::serve(repo.root());
     let site = apt_site(&upstream, &repo.key());
+    let deb_bytes = |pkgs: &[Pkg]| -> u64 {
+        pkgs.iter()
+            .map(|pkg| {
+                let path = repo.root().join(repo.deb_path("bookworm", "main", pkg));
+                std::fs::metadata(path).unwrap().len()
+            })
+            .sum()
+    };
+
+    // Before the first sync: everything is new, and no data dir is made.
+    let out = site.cli(&["sync", "--dry-run", "deb"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        planned(&text(&out)),
+        (3, deb_bytes(&packages())),
+        "{}",
+        text(&out)
+    );
+    assert!(!site.data().exists(), "a dry run made the data dir");
     let out = site.cli(&["sync", "deb"]);
     assert!(out.status.success(), "{}", text(&out));
 
@@ -100,21 +119,16 @@ fn dry_run_plans_exactly_what_the_next_sync_fetches_and_stores_nothing() {
     more.push(Pkg::new("delta", "1.0", 50_000));
     more.push(Pkg::new("echo", "4.2", 7_000));
     repo.suite("bookworm", "main", &more, false, None);
-    let new_bytes: u64 = more[3..]
-        .iter()
-        .map(|pkg| {
-            let path = repo.root().join(repo.deb_path("bookworm", "main", pkg));
-            std::fs::metadata(path).unwrap().len()
-        })
-        .sum();
+    let new_bytes = deb_bytes(&more[3..]);
 
     let before = tree(&site.data());
     let out = site.cli(&["sync", "--dry-run", "deb"]);
     let output = text(&out);
     assert!(out.status.success(), "{output}");
     assert_eq!(planned(&output), (2, new_bytes), "{output}");
+    let reused = format!("3 files ({} bytes) re-used", deb_bytes(&packages()));
     assert!(
-        output.contains("3 files"),
+        output.contains(&reused),
         "the old packages are re-used: {output}"
     );
     assert_eq!(tree(&site.data()), before, "a dry run changed the data dir");

@@ -3,6 +3,8 @@
 //! sees half, and a running server need not be asked. `mirrorbox snapshots rm` changes refs,
 //! so it runs here only with the lock, else in the server (as `pin` does).
 
+use std::collections::HashMap;
+
 use anyhow::Context;
 
 use crate::admin;
@@ -27,15 +29,17 @@ pub(crate) fn list(config: Config, source: Option<String>) -> anyhow::Result<i32
         check_sources(&config, std::slice::from_ref(id))?;
     }
     let store = open_store(&config)?;
+    // Every manifest is read once: for the unique bytes, then for its row.
+    let mut loaded: HashMap<ObjectId, Manifest> = HashMap::new();
     let unique = crate::store::gc::unique(&store, &mut |id| {
         let manifest = Manifest::load(&store, id)?;
-        Ok::<_, anyhow::Error>(
-            manifest
-                .entries
-                .iter()
-                .map(|e| (e.object, e.size))
-                .collect(),
-        )
+        let files = manifest
+            .entries
+            .iter()
+            .map(|e| (e.object, e.size))
+            .collect();
+        loaded.insert(*id, manifest);
+        Ok::<_, anyhow::Error>(files)
     })?;
     println!(
         "{:<20} {:<16} {:<29} {:>8} {:>14} {:>14}  current",
@@ -60,7 +64,10 @@ pub(crate) fn list(config: Config, source: Option<String>) -> anyhow::Result<i32
             unique.source(&s.id)
         ));
         for id in ids {
-            let manifest = Manifest::load(&store, &id)?;
+            let manifest = match loaded.remove(&id) {
+                Some(manifest) => manifest,
+                None => Manifest::load(&store, &id)?,
+            };
             println!(
                 "{:<20} {:<16} {:<29} {:>8} {:>14} {:>14}  {}",
                 s.id,
