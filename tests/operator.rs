@@ -66,12 +66,16 @@ fn apt_site(upstream: &Upstream, key: &Path) -> Site {
     Site::with(false, &source)
 }
 
-/// The numbers of `would fetch N files (X bytes) new, M files (Y bytes) re-used …`.
+/// The numbers of `deb: would fetch N files (X bytes) new, M files (Y bytes) re-used …`.
 fn planned(output: &str) -> (u64, u64) {
+    planned_for("deb", output)
+}
+
+fn planned_for(source: &str, output: &str) -> (u64, u64) {
     let line = output
         .lines()
-        .find(|l| l.starts_with("deb: would fetch "))
-        .unwrap_or_else(|| panic!("no plan for `deb` in: {output}"));
+        .find(|l| l.starts_with(&format!("{source}: would fetch ")))
+        .unwrap_or_else(|| panic!("no plan for `{source}` in: {output}"));
     let numbers: Vec<u64> = line
         .split(|c: char| !c.is_ascii_digit())
         .filter(|w| !w.is_empty())
@@ -151,6 +155,135 @@ fn dry_run_plans_exactly_what_the_next_sync_fetches_and_stores_nothing() {
         output.contains(&format!("stored 2 new files, {new_bytes} bytes")),
         "{output}"
     );
+}
+
+/// A `files` source `mirror` of `url`.
+fn files_site(url: &str, keys: &str) -> Site {
+    Site::with(
+        false,
+        &format!("[[source]]\nid = \"mirror\"\nkind = \"files\"\nmount = \"/mirror\"\nurl = \"{url}\"\n{keys}\n"),
+    )
+}
+
+/// Writes `bytes` at `root/path`, dated `day` days after a fixed date (If-Modified-Since is
+/// then decided by the test, not by the clock).
+fn put(root: &Path, path: &str, bytes: &[u8], day: u64) {
+    let file = root.join(path);
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, bytes).unwrap();
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000 + day * 86_400);
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(when)
+        .unwrap();
+}
+
+/// Python's `http.server` on a folder: directory listings, HEAD and If-Modified-Since.
+struct Python(std::process::Child, String);
+
+impl Python {
+    fn serve(root: &Path) -> Python {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new("python3")
+            .args([
+                "-u",
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                "0",
+                "--directory",
+            ])
+            .arg(root)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 is installed");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .split("port ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("http.server said {line:?}"))
+            .to_string();
+        Python(child, format!("http://127.0.0.1:{port}/"))
+    }
+}
+
+impl Drop for Python {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn dry_run_plans_a_file_tree_from_its_listing_without_fetching_bodies() {
+    let upstream_dir = tempfile::tempdir().unwrap();
+    let root = upstream_dir.path();
+    put(root, "a.iso", &pattern(10_000, 1), 1);
+    put(root, "sub/b.bin", &pattern(3_000, 2), 1);
+    let python = Python::serve(root);
+    let site = files_site(&python.1, "");
+
+    // Sizes come from HEAD: no file body is asked for.
+    let out = site.cli(&["sync", "--dry-run", "mirror"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        planned_for("mirror", &text(&out)),
+        (2, 13_000),
+        "{}",
+        text(&out)
+    );
+    assert!(!site.data().exists(), "a dry run made the data dir");
+    let out = site.cli(&["sync", "mirror"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // One file rewritten (newer date), one added.
+    put(root, "a.iso", &pattern(12_000, 3), 2);
+    put(root, "c.iso", &pattern(4_000, 4), 2);
+    let before = tree(&site.data());
+    let out = site.cli(&["sync", "--dry-run", "mirror"]);
+    let output = text(&out);
+    assert!(out.status.success(), "{output}");
+    assert_eq!(planned_for("mirror", &output), (2, 16_000), "{output}");
+    assert!(output.contains("1 files (3000 bytes) re-used"), "{output}");
+    assert_eq!(tree(&site.data()), before, "a dry run changed the data dir");
+    let out = site.cli(&["sync", "mirror"]);
+    let output = text(&out);
+    assert!(out.status.success(), "{output}");
+    assert!(
+        output.contains("stored 2 new files, 16000 bytes"),
+        "{output}"
+    );
+}
+
+#[test]
+fn dry_run_of_a_checksum_index_fetches_the_index_only() {
+    let upstream_dir = tempfile::tempdir().unwrap();
+    let root = upstream_dir.path();
+    let big = pattern(200_000, 7);
+    let sums = format!("{}  big.iso\n", sha256_hex(&big));
+    put(root, "iso/big.iso", &big, 1);
+    put(root, "iso/SHA256SUMS", sums.as_bytes(), 1);
+    let upstream = Upstream::serve(root);
+    let site = files_site(&upstream.url("/"), "index = \"iso/SHA256SUMS\"");
+    let out = site.cli(&["sync", "--dry-run", "mirror"]);
+    let output = text(&out);
+    assert!(out.status.success(), "{output}");
+    assert_eq!(planned_for("mirror", &output), (1, 200_000), "{output}");
+    assert!(output.contains("1 metadata files"), "{output}");
+    // The checksum file crossed the wire; the image did not (its size came from HEAD).
+    let sent = upstream
+        .body_bytes
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(sent, sums.len() as u64, "{:?}", upstream.log());
+    assert!(!site.data().exists(), "a dry run made the data dir");
 }
 
 #[test]

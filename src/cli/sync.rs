@@ -61,7 +61,7 @@ pub(crate) fn run(config: Config, sources: Vec<String>) -> anyhow::Result<i32> {
 }
 
 /// The kinds a dry run can plan: their payload downloads go through `Fetcher::payload`.
-const PLANNED_KINDS: &[&str] = &["apt"];
+const PLANNED_KINDS: &[&str] = &["apt", "files"];
 
 /// `mirrorbox sync --dry-run [SOURCE…]`: one line per source saying what a sync would fetch.
 /// Nothing is stored and the data-dir lock is not taken, so it runs beside a server. Sources
