@@ -287,16 +287,50 @@ fn dry_run_of_a_checksum_index_fetches_the_index_only() {
 }
 
 #[test]
-fn dry_run_refuses_kinds_it_cannot_plan() {
+fn dry_run_of_a_dir_source_hashes_and_stores_nothing() {
     let site = Site::new();
+    site.store_keys("ingest = \"copy\"");
+    std::fs::write(site.public().join("kept"), pattern(1_000, 1)).unwrap();
+    assert!(site.cli(&["sync", "site"]).status.success());
+    std::fs::write(site.public().join("new"), pattern(2_500, 2)).unwrap();
+    let before = tree(&site.data());
     let out = site.cli(&["sync", "--dry-run", "site"]);
-    assert!(!out.status.success());
+    let output = text(&out);
+    assert!(out.status.success(), "{output}");
+    assert_eq!(planned_for("site", &output), (1, 2_500), "{output}");
+    assert!(output.contains("1 files (1000 bytes) re-used"), "{output}");
+    assert_eq!(tree(&site.data()), before, "a dry run changed the data dir");
+    let out = site.cli(&["sync", "site"]);
     assert!(
-        text(&out).contains("`site` is a `dir` source"),
+        text(&out).contains("stored 1 new files, 2500 bytes"),
         "{}",
         text(&out)
     );
-    assert!(!site.data().join("refs/site").exists());
+}
+
+#[test]
+fn dry_run_refuses_kinds_it_cannot_plan() {
+    let images = tempfile::tempdir().unwrap();
+    let site = Site::with(
+        false,
+        &format!(
+            "[[source]]\nid = \"images\"\nkind = \"puavo\"\nmount = \"/puavo\"\nimage_dir = \"{}\"\nurlbase = \"http://images.example\"\n",
+            images.path().display()
+        ),
+    );
+    let out = site.cli(&["sync", "--dry-run", "images"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("`images` is a `puavo` source"),
+        "{}",
+        text(&out)
+    );
+    // Asked for every source: the dir source is planned, the Puavo one noted.
+    let out = site.cli(&["sync", "--dry-run"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("images: not planned"), "{}", text(&out));
+    assert_eq!(planned_for("site", &text(&out)), (0, 0), "{}", text(&out));
+    assert!(!site.data().exists(), "a dry run made the data dir");
 }
 
 /// One row of `mirrorbox snapshots`.
@@ -314,10 +348,10 @@ fn rows(site: &Site) -> (Vec<Row>, String) {
     assert!(out.status.success(), "{output}");
     let mut rows = Vec::new();
     for line in String::from_utf8_lossy(&out.stdout).lines().skip(1) {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        if fields.first().is_some_and(|f| f.ends_with(':')) {
-            continue;
+        if line.trim().is_empty() {
+            break; // the table ends; the per-source lines follow
         }
+        let fields: Vec<&str> = line.split_whitespace().collect();
         // source, id, created (6 words), files, bytes, unique, [*]
         rows.push(Row {
             source: fields[0].to_string(),
@@ -332,7 +366,7 @@ fn rows(site: &Site) -> (Vec<Row>, String) {
 fn source_unique(output: &str, source: &str) -> u64 {
     let line = output
         .lines()
-        .find(|l| l.starts_with(&format!("{source}: ")))
+        .find(|l| l.starts_with(&format!("  {source}: ")))
         .unwrap_or_else(|| panic!("no summary of {source}: {output}"));
     let words: Vec<&str> = line.split_whitespace().collect();
     let at = words.iter().position(|w| *w == "bytes").unwrap();

@@ -58,10 +58,10 @@ pub(crate) fn list(config: Config, source: Option<String>) -> anyhow::Result<i32
             }
         }
         summaries.push(format!(
-            "{}: {} snapshots; {} bytes held by no other source (freed if it is removed)",
-            s.id,
-            ids.len(),
-            unique.source(&s.id)
+            "  {:<21} {:>14} bytes in {} snapshots",
+            format!("{}:", s.id),
+            unique.source(&s.id),
+            ids.len()
         ));
         for id in ids {
             let manifest = match loaded.remove(&id) {
@@ -80,6 +80,9 @@ pub(crate) fn list(config: Config, source: Option<String>) -> anyhow::Result<i32
             );
         }
     }
+    // Indented under a heading and with a colon, so no line but a snapshot's row starts with
+    // a source id.
+    println!("\nheld by no other source (what removing the source would free):");
     for summary in summaries {
         println!("{summary}");
     }

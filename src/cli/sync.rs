@@ -60,8 +60,10 @@ pub(crate) fn run(config: Config, sources: Vec<String>) -> anyhow::Result<i32> {
     Ok(code)
 }
 
-/// The kinds a dry run can plan: their payload downloads go through `Fetcher::payload`.
-const PLANNED_KINDS: &[&str] = &["apt", "files"];
+/// The kinds a dry run can plan: remote kinds whose payload downloads go through
+/// `Fetcher::payload`, and `dir`, whose ingest into a scratch store only hashes. A Puavo
+/// source builds deltas from the images it stores, which a plan cannot do without them.
+const PLANNED_KINDS: &[&str] = &["apt", "files", "dir"];
 
 /// `mirrorbox sync --dry-run [SOURCE…]`: one line per source saying what a sync would fetch.
 /// Nothing is stored and the data-dir lock is not taken, so it runs beside a server. Sources

@@ -12,7 +12,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{err, layout, ObjectId, Store, StoreError, StoreOptions};
+use super::{
+    err, hash_file, layout, IngestMethod, ObjectId, Store, StoreError, StoreOptions, Stored,
+};
 
 /// A scratch store; its folder is removed when it is dropped.
 pub struct Scratch {
@@ -80,6 +82,22 @@ impl Store {
         self.beneath.is_some()
     }
 
+    /// What ingesting local file `source` would store, with nothing stored: a dry run of a
+    /// local source hashes each file it would ingest and copies or links none.
+    pub(super) fn ingest_planned(&self, source: &Path) -> Result<Stored, StoreError> {
+        let (id, size) = hash_file(source)?;
+        let method = match self.contains(&id) {
+            true => IngestMethod::Existing,
+            false => IngestMethod::Copy,
+        };
+        Ok(Stored {
+            id,
+            size,
+            method,
+            stamp: None,
+        })
+    }
+
     /// Whether the real store beneath a scratch store holds `id` (for a real store: itself).
     pub fn held_beneath(&self, id: &ObjectId) -> bool {
         match &self.beneath {
@@ -135,6 +153,17 @@ mod tests {
         // Storing what is held beneath writes nothing; new bytes land in the scratch only.
         assert_eq!(scratch.put_bytes(b"held").unwrap(), held);
         let new = scratch.put_bytes(b"new").unwrap();
+        // A local file is hashed, not stored.
+        let local = real_dir.path().join("local");
+        fs::write(&local, b"local file").unwrap();
+        let planned = scratch.ingest_file(&local).unwrap();
+        assert_eq!(planned.method, IngestMethod::Copy);
+        assert!(!scratch.contains(&planned.id) && !real.contains(&planned.id));
+        fs::write(&local, b"held").unwrap();
+        assert_eq!(
+            scratch.ingest_file(&local).unwrap().method,
+            IngestMethod::Existing
+        );
         assert!(scratch.contains(&new) && !scratch.held_beneath(&new));
         assert!(!real.contains(&new));
         assert_eq!(
