@@ -119,7 +119,8 @@ pub enum Command {
 pub enum SnapshotsAction {
     /// Remove a retained snapshot (not the current or a pinned one), here or in the running
     /// server. SNAPSHOT is an id or a prefix of at least 4 digits. Its files that no other
-    /// snapshot holds are deleted by the next GC (`mirrorbox gc`, or after the next sync).
+    /// snapshot holds are deleted by the next GC (`mirrorbox gc`, or after the next sync
+    /// that publishes a snapshot).
     Rm {
         #[command(flatten)]
         config: ConfigArg,

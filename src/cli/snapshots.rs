@@ -114,7 +114,7 @@ pub(crate) fn remove(config: Config, source: &str, wanted: &str) -> anyhow::Resu
     };
     match result {
         Ok(short) => {
-            println!("{source}: removed snapshot {short}; the files only it held are deleted by the next GC (`mirrorbox gc`, or after the next sync)");
+            println!("{source}: removed snapshot {short}; the files only it held are deleted by the next GC (`mirrorbox gc`, or after the next sync that publishes a snapshot)");
             Ok(0)
         }
         Err(message) => {
