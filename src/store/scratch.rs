@@ -11,6 +11,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{
     err, hash_file, layout, IngestMethod, ObjectId, Store, StoreError, StoreOptions, Stored,
@@ -54,11 +55,15 @@ impl Store {
         sources: &[&str],
         options: &StoreOptions,
     ) -> Result<Scratch, StoreError> {
+        static MADE: AtomicU64 = AtomicU64::new(0);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
-        let dir =
-            std::env::temp_dir().join(format!("mirrorbox-dry-run-{}-{nanos}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "mirrorbox-dry-run-{}-{}-{nanos}",
+            std::process::id(),
+            MADE.fetch_add(1, Ordering::Relaxed)
+        ));
         fs::create_dir(&dir).map_err(err("create directory", &dir))?;
         let options = StoreOptions {
             fsync: false,
