@@ -34,6 +34,11 @@ pub enum Request {
         source: String,
         snapshot: Option<String>,
     },
+    /// Remove a retained snapshot (`mirrorbox snapshots rm`).
+    RemoveSnapshot {
+        source: String,
+        snapshot: String,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -166,6 +171,13 @@ async fn serve(stream: UnixStream, scheduler: Arc<Scheduler>) -> anyhow::Result<
             let app = app.clone();
             let result =
                 tokio::task::spawn_blocking(move || app.set_pin(&source, snapshot.as_deref()))
+                    .await?;
+            replies.push(outcome(result));
+        }
+        Request::RemoveSnapshot { source, snapshot } => {
+            let app = app.clone();
+            let result =
+                tokio::task::spawn_blocking(move || app.remove_snapshot(&source, &snapshot))
                     .await?;
             replies.push(outcome(result));
         }

@@ -60,6 +60,8 @@ pub struct App {
     /// Builds and publishes of the view, one at a time: a view built from older refs must
     /// never be published after one built from newer refs (two sources ending at once).
     view_builds: Mutex<()>,
+    /// What only each source and snapshot holds, computed when the view is built.
+    unique: Mutex<gc::Unique>,
     _lock: DataLock,
 }
 
@@ -109,6 +111,7 @@ impl App {
             gate: GcGate::new(),
             source_locks,
             view_builds: Mutex::new(()),
+            unique: Mutex::default(),
             _lock: lock,
             config,
         };
@@ -205,6 +208,7 @@ impl App {
         }
         self.view.publish(view);
         self.objects.clear();
+        self.refresh_unique();
         tracing::debug!(
             entries,
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -278,6 +282,42 @@ impl App {
             .current
             .map(|id| id.short(crate::view::SNAPSHOT_ID_CHARS))
             .unwrap_or_default())
+    }
+
+    /// Removes a retained snapshot of `source` (not the current or pinned one), then serves
+    /// the rest; its objects go at the next GC. Waits for a running sync of the source.
+    pub fn remove_snapshot(&self, source: &str, wanted: &str) -> anyhow::Result<String> {
+        let Some(lock) = self.source_locks.get(source) else {
+            anyhow::bail!("no source `{source}` in {}", self.config.file.display());
+        };
+        let _one_at_a_time = lock.lock().expect("not poisoned");
+        let id = crate::pin::resolve(&self.store.read_refs(source)?, source, wanted)?;
+        let short = id.short(crate::view::SNAPSHOT_ID_CHARS);
+        match self.store.remove_snapshot(source, &id) {
+            Err(crate::store::refs::RemoveError::Store(e)) => return Err(e.into()),
+            Err(refused) => anyhow::bail!("snapshot {short} {refused}"),
+            Ok(_) => self.refresh_view()?,
+        }
+        Ok(short)
+    }
+
+    /// Recomputes [`gc::Unique`] from the manifests (cached ones mostly); on an error the
+    /// previous numbers stay, and the status page shows them.
+    fn refresh_unique(&self) {
+        let mut files_of = |id: &ObjectId| {
+            let manifest = self.manifest(id)?;
+            Ok::<_, ManifestError>(
+                manifest
+                    .entries
+                    .iter()
+                    .map(|e| (e.object, e.size))
+                    .collect(),
+            )
+        };
+        match gc::unique(&self.store, &mut files_of) {
+            Ok(unique) => *self.unique.lock().expect("not poisoned") = unique,
+            Err(e) => tracing::warn!(error = %e, "cannot count the bytes each source holds alone"),
+        }
     }
 
     /// Syncs one source, publishes, records the run and collects garbage. Blocking.
@@ -490,6 +530,9 @@ impl StatusSource for App {
                     last_run: runs.get(&source.id).cloned(),
                     refs: published.refs,
                     current_created: published.current_created,
+                    unique_bytes: Some(
+                        self.unique.lock().expect("not poisoned").source(&source.id),
+                    ),
                 }
             })
             .collect()

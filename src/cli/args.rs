@@ -43,13 +43,20 @@ pub enum Command {
     Sync {
         #[command(flatten)]
         config: ConfigArg,
+        /// Print what a sync would fetch (files, bytes; new or already stored) and store
+        /// nothing: only the upstream's indices are read. Works while the server runs.
+        #[arg(long)]
+        dry_run: bool,
         sources: Vec<String>,
     },
-    /// List snapshots: id, time, files, bytes, current.
+    /// List snapshots: id, time, files, bytes, the bytes only that snapshot holds, current;
+    /// and per source the bytes no other source holds.
     Snapshots {
         #[command(flatten)]
         config: ConfigArg,
         source: Option<String>,
+        #[command(subcommand)]
+        action: Option<SnapshotsAction>,
     },
     /// Re-hash stored objects; report and quarantine damaged ones.
     Verify {
@@ -119,5 +126,20 @@ pub enum Command {
         /// Bytes per indexed block of OLD.
         #[arg(long, default_value_t = 128)]
         block_size: usize,
+    },
+}
+
+/// What `mirrorbox snapshots` can do besides listing.
+#[derive(Subcommand, Debug)]
+pub enum SnapshotsAction {
+    /// Remove a retained snapshot (not the current or a pinned one), here or in the running
+    /// server. SNAPSHOT is an id or a prefix of at least 4 digits. Its files that no other
+    /// snapshot holds are deleted by the next GC (`mirrorbox gc`, or after the next sync
+    /// that publishes a snapshot).
+    Rm {
+        #[command(flatten)]
+        config: ConfigArg,
+        source: String,
+        snapshot: String,
     },
 }

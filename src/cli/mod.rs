@@ -23,7 +23,7 @@ mod snapshots;
 mod sync;
 mod tools;
 
-pub use args::{Cli, Command, ConfigArg};
+pub use args::{Cli, Command, ConfigArg, SnapshotsAction};
 
 /// The whole program: parse the arguments, set up logging, run the command. Returns the exit
 /// status: the command's own, or 2 when it failed with an error (printed here).
@@ -95,8 +95,37 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             config,
             no_initial_sync,
         } => serve::run(config.load()?, !no_initial_sync),
-        Command::Sync { config, sources } => sync::run(config.load()?, sources),
-        Command::Snapshots { config, source } => snapshots::list(config.load()?, source),
+        Command::Sync {
+            config,
+            dry_run: false,
+            sources,
+        } => sync::run(config.load()?, sources),
+        Command::Sync {
+            config,
+            dry_run: true,
+            sources,
+        } => sync::dry_run(config.load()?, sources),
+        Command::Snapshots {
+            config,
+            source,
+            action: None,
+        } => snapshots::list(config.load()?, source),
+        Command::Snapshots {
+            config: outer,
+            action:
+                Some(SnapshotsAction::Rm {
+                    config,
+                    source,
+                    snapshot,
+                }),
+            ..
+        } => {
+            // `--config` may stand before or after `rm`.
+            let config = ConfigArg {
+                config: config.config.or(outer.config),
+            };
+            snapshots::remove(config.load()?, &source, &snapshot)
+        }
         Command::Verify { config, sources } => maintenance::verify(config.load()?, sources),
         Command::Gc(config) => maintenance::gc(config.load()?),
         Command::CheckConfig(config) => check_config::run(config.load()?),

@@ -1,9 +1,13 @@
 //! `mirrorbox snapshots` and `mirrorbox diff`: read-only looks at the retained snapshots.
 //! Both read refs without the data-dir lock: refs are replaced atomically, so a reader never
-//! sees half, and a running server need not be asked.
+//! sees half, and a running server need not be asked. `mirrorbox snapshots rm` changes refs,
+//! so it runs here only with the lock, else in the server (as `pin` does).
+
+use std::collections::HashMap;
 
 use anyhow::Context;
 
+use crate::admin;
 use crate::config::Config;
 use crate::manifest::Manifest;
 use crate::manifest::{ChangeKind, ManifestDiff};
@@ -11,22 +15,37 @@ use crate::store::{ObjectId, Store};
 use crate::view::SNAPSHOT_ID_CHARS;
 
 use super::check_sources;
+use super::remote::{ask_server, open_or_busy};
 
 fn open_store(config: &Config) -> anyhow::Result<Store> {
     Store::open(&config.data_dir, &config.store)
         .with_context(|| format!("cannot open data directory {}", config.data_dir.display()))
 }
 
-/// One table row per retained snapshot of `source` (every source if `None`).
+/// One table row per retained snapshot of `source` (every source if `None`), with the bytes
+/// only that snapshot holds, then a line per source with the bytes only it holds.
 pub(crate) fn list(config: Config, source: Option<String>) -> anyhow::Result<i32> {
     if let Some(id) = &source {
         check_sources(&config, std::slice::from_ref(id))?;
     }
     let store = open_store(&config)?;
+    // Every manifest is read once: for the unique bytes, then for its row.
+    let mut loaded: HashMap<ObjectId, Manifest> = HashMap::new();
+    let unique = crate::store::gc::unique(&store, &mut |id| {
+        let manifest = Manifest::load(&store, id)?;
+        let files = manifest
+            .entries
+            .iter()
+            .map(|e| (e.object, e.size))
+            .collect();
+        loaded.insert(*id, manifest);
+        Ok::<_, anyhow::Error>(files)
+    })?;
     println!(
-        "{:<20} {:<16} {:<29} {:>8} {:>14}  current",
-        "source", "snapshot", "created", "files", "bytes"
+        "{:<20} {:<16} {:<29} {:>8} {:>14} {:>14}  current",
+        "source", "snapshot", "created", "files", "bytes", "unique"
     );
+    let mut summaries = Vec::new();
     for s in &config.sources {
         if source.as_ref().is_some_and(|wanted| *wanted != s.id) {
             continue;
@@ -38,20 +57,71 @@ pub(crate) fn list(config: Config, source: Option<String>) -> anyhow::Result<i32
                 ids.push(current);
             }
         }
+        summaries.push(format!(
+            "  {:<21} {:>14} bytes in {} snapshots",
+            format!("{}:", s.id),
+            unique.source(&s.id),
+            ids.len()
+        ));
         for id in ids {
-            let manifest = Manifest::load(&store, &id)?;
+            let manifest = match loaded.remove(&id) {
+                Some(manifest) => manifest,
+                None => Manifest::load(&store, &id)?,
+            };
             println!(
-                "{:<20} {:<16} {:<29} {:>8} {:>14}  {}",
+                "{:<20} {:<16} {:<29} {:>8} {:>14} {:>14}  {}",
                 s.id,
                 id.short(SNAPSHOT_ID_CHARS),
                 crate::time::http_date(manifest.created),
                 manifest.entries.len(),
                 manifest.total_bytes(),
+                unique.snapshot(&s.id, &id),
                 if Some(id) == refs.current { "*" } else { "" }
             );
         }
     }
+    // Indented under a heading and with a colon, so no line but a snapshot's row starts with
+    // a source id.
+    println!("\nheld by no other source (what removing the source would free):");
+    for summary in summaries {
+        println!("{summary}");
+    }
     Ok(0)
+}
+
+/// `mirrorbox snapshots rm SOURCE SNAPSHOT`: removes a retained snapshot, here or in the
+/// running server; refuses the current and the pinned one (exit status 1, with the reason).
+pub(crate) fn remove(config: Config, source: &str, wanted: &str) -> anyhow::Result<i32> {
+    check_sources(&config, &[source.to_string()])?;
+    let result = match open_or_busy(config)? {
+        Ok(app) => app
+            .remove_snapshot(source, wanted)
+            .map_err(|e| e.to_string()),
+        Err(config) => {
+            let request = admin::Request::RemoveSnapshot {
+                source: source.to_string(),
+                snapshot: wanted.to_string(),
+            };
+            match ask_server(&config, &request, &[])? {
+                Ok(replies) => match replies.first() {
+                    Some(reply) if reply.ok => Ok(reply.message.clone()),
+                    Some(reply) => Err(reply.message.clone()),
+                    None => Err("the server gave no answer".into()),
+                },
+                Err(code) => return Ok(code),
+            }
+        }
+    };
+    match result {
+        Ok(short) => {
+            println!("{source}: removed snapshot {short}; the files only it held are deleted by the next GC (`mirrorbox gc`, or after the next sync that publishes a snapshot)");
+            Ok(0)
+        }
+        Err(message) => {
+            eprintln!("mirrorbox: {message}");
+            Ok(1)
+        }
+    }
 }
 
 /// What changed from snapshot `a` to snapshot `b` of `source` (ids, prefixes or `current`).

@@ -59,3 +59,54 @@ pub(crate) fn run(config: Config, sources: Vec<String>) -> anyhow::Result<i32> {
     }
     Ok(code)
 }
+
+/// The kinds a dry run can plan: remote kinds whose payload downloads go through
+/// `Fetcher::payload`, and `dir`, whose ingest into a scratch store only hashes. A Puavo
+/// source builds deltas from the images it stores, which a plan cannot do without them.
+const PLANNED_KINDS: &[&str] = &["apt", "files", "dir"];
+
+/// `mirrorbox sync --dry-run [SOURCE…]`: one line per source saying what a sync would fetch.
+/// Nothing is stored and the data-dir lock is not taken, so it runs beside a server. Sources
+/// of kinds that cannot be planned are refused when named, and noted when all are asked.
+pub(crate) fn dry_run(config: Config, sources: Vec<String>) -> anyhow::Result<i32> {
+    check_sources(&config, &sources)?;
+    for id in &sources {
+        let kind = config.source(id).map_or("?", |s| s.kind.name());
+        if !PLANNED_KINDS.contains(&kind) {
+            anyhow::bail!(
+                "`{id}` is a `{kind}` source: `sync --dry-run` plans {} sources only",
+                PLANNED_KINDS.join(", ")
+            );
+        }
+    }
+    let named = !sources.is_empty();
+    let mut code = 0;
+    for source in &config.sources {
+        if named && !sources.contains(&source.id) {
+            continue;
+        }
+        if !PLANNED_KINDS.contains(&source.kind.name()) {
+            println!(
+                "{}: not planned (a `{}` source; `sync --dry-run` plans {} sources only)",
+                source.id,
+                source.kind.name(),
+                PLANNED_KINDS.join(", ")
+            );
+            continue;
+        }
+        match crate::sync::fetch::dry_run::plan(
+            &config.data_dir,
+            &config.store,
+            &source.id,
+            source.kind.get(),
+        ) {
+            Ok(plan) => println!("{}: {plan}", source.id),
+            Err(e) => {
+                let message = crate::http::redact::credentials(&e.to_string());
+                println!("{}: FAILED: {message}", source.id);
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}

@@ -72,6 +72,8 @@ pub struct SourceState {
     pub refs: SourceRefs,
     /// Unix seconds when the current snapshot was made.
     pub current_created: Option<i64>,
+    /// Bytes only this source's snapshots hold: what removing the source would free.
+    pub unique_bytes: Option<u64>,
 }
 
 /// What the status page shows of one source besides its last run record.

@@ -17,6 +17,9 @@ impl Store {
         // Links, clones and copies are of the file itself, never of a symlink to it.
         let resolved = fs::canonicalize(source).map_err(err("resolve", source))?;
         let source = resolved.as_path();
+        if self.is_scratch() {
+            return self.ingest_planned(source);
+        }
         let before = fs::metadata(source).map_err(err("stat", source))?;
         if self.ingest == IngestMode::Auto {
             if let Some(stored) = self.ingest_by_reflink(source, &before)? {

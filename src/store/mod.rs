@@ -29,6 +29,7 @@ mod lock;
 mod object;
 mod partial;
 pub mod refs;
+mod scratch;
 mod snapshots;
 mod stamp;
 pub mod verify;
@@ -141,6 +142,9 @@ pub struct Store {
     created: AtomicU64,
     /// Downloads under way, so two syncs never write the same partial file at once.
     downloads: partial::Downloads,
+    /// A scratch store's real store, read only: objects found there count as held (see
+    /// `scratch`). `None` for a real store.
+    beneath: Option<PathBuf>,
 }
 
 impl Store {
@@ -157,6 +161,7 @@ impl Store {
             tmp_counter: AtomicU64::new(0),
             created: AtomicU64::new(0),
             downloads: Default::default(),
+            beneath: None,
         };
         for dir in [&store.objects, &store.tmp, &store.refs] {
             fs::create_dir_all(dir).map_err(err("create directory", dir))?;
@@ -209,7 +214,11 @@ impl Store {
 
     /// Where object `id` is (or would be) on disk; see [`layout`].
     pub fn object_path(&self, id: &ObjectId) -> PathBuf {
-        layout::object_path(&self.objects, id)
+        let own = layout::object_path(&self.objects, id);
+        match &self.beneath {
+            Some(beneath) if !own.is_file() => scratch::beneath_or(beneath, id, own),
+            _ => own,
+        }
     }
 
     pub fn contains(&self, id: &ObjectId) -> bool {
@@ -230,6 +239,14 @@ impl Store {
 
     /// Moves a damaged object out of `objects/` so it is never served or reused again.
     pub fn quarantine(&self, id: &ObjectId) -> Result<PathBuf, StoreError> {
+        if self.is_scratch() {
+            // A dry run reads the real store beneath and must never move anything out of it.
+            return Err(StoreError {
+                action: "quarantine",
+                path: self.object_path(id),
+                source: io::Error::other("a dry run reports damage and moves nothing"),
+            });
+        }
         fs::create_dir_all(&self.quarantine).map_err(err("create directory", &self.quarantine))?;
         let from = self.object_path(id);
         let to = self.quarantine.join(id.to_hex());

@@ -67,6 +67,18 @@ pub struct RunRecord {
     pub last_verify: Option<i64>,
 }
 
+/// Why a snapshot was not removed. The refusals read after the snapshot's id, which the
+/// caller prints in its short form.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoveError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("is current for `{0}` (what clients get) and cannot be removed; it can be once a newer snapshot is current")]
+    Current(String),
+    #[error("is pinned for `{0}` (served as current) and cannot be removed; `mirrorbox unpin {0}` first")]
+    Pinned(String),
+}
+
 fn bad_ref(path: PathBuf, what: String) -> StoreError {
     StoreError {
         action: "read ref",
@@ -171,6 +183,23 @@ impl Store {
         Ok(())
     }
 
+    /// Removes snapshot `id` from the retained list of `source`, refusing the current and the
+    /// pinned snapshot (they are served). Its objects stay until the next GC, which frees
+    /// what no other snapshot names. The caller keeps syncs of the source out meanwhile (a
+    /// sync rewrites the list it read).
+    pub fn remove_snapshot(&self, source: &str, id: &ObjectId) -> Result<SourceRefs, RemoveError> {
+        let mut refs = self.read_refs(source)?;
+        if refs.pinned == Some(*id) {
+            return Err(RemoveError::Pinned(source.into()));
+        }
+        if refs.current == Some(*id) {
+            return Err(RemoveError::Current(source.into()));
+        }
+        refs.snapshots.retain(|s| s != id);
+        self.write_refs(source, &refs)?;
+        Ok(refs)
+    }
+
     /// Objects a sync fetched but could not publish yet (a failed Puavo series): GC keeps
     /// them until the source's next sync replaces the list, so a multi-gigabyte download is
     /// not thrown away and fetched again. A list that cannot be read holds nothing.
@@ -227,6 +256,39 @@ mod tests {
         store.write_refs("a", &refs).unwrap();
         assert_eq!(store.read_refs("a").unwrap(), refs);
         assert_eq!(store.sources_with_refs().unwrap(), vec!["a".to_string()]);
+    }
+
+    #[test]
+    fn only_a_retained_snapshot_that_is_neither_current_nor_pinned_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::tests::store(dir.path(), IngestMode::Copy);
+        let (one, two, three) = (ObjectId([1; 32]), ObjectId([2; 32]), ObjectId([3; 32]));
+        let refs = SourceRefs {
+            current: Some(two),
+            snapshots: vec![one, two, three],
+            pinned: Some(two),
+        };
+        store.write_refs("a", &refs).unwrap();
+        assert!(matches!(
+            store.remove_snapshot("a", &two),
+            Err(RemoveError::Pinned(_))
+        ));
+        store
+            .write_refs(
+                "a",
+                &SourceRefs {
+                    pinned: None,
+                    ..refs.clone()
+                },
+            )
+            .unwrap();
+        assert!(matches!(
+            store.remove_snapshot("a", &two),
+            Err(RemoveError::Current(_))
+        ));
+        let left = store.remove_snapshot("a", &one).unwrap();
+        assert_eq!(left.snapshots, vec![two, three]);
+        assert_eq!(store.read_refs("a").unwrap(), left);
     }
 
     /// A `state.json` as written before the counters moved into [`Counts`].

@@ -57,6 +57,9 @@ struct SourceStatus {
     pinned: Option<String>,
     /// Snapshots retained, the current one included.
     retained: usize,
+    /// Bytes only this source's snapshots hold: what removing the source would free
+    /// (computed when snapshots change; `null` if not known).
+    unique_bytes: Option<u64>,
     runs_since_start: u64,
     failures_since_start: u64,
     client: ClientUse,
@@ -180,6 +183,7 @@ async fn collect<B>(
                 current_age_seconds: source.current_created.map(|t| (now - t).max(0)),
                 pinned: refs.pinned.map(|id| id.short(SNAPSHOT_ID_CHARS)),
                 retained: metrics::retained(refs),
+                unique_bytes: source.unique_bytes,
                 runs_since_start: runs,
                 failures_since_start: failures,
                 mount,

@@ -47,6 +47,8 @@ struct Card<'a> {
     run: Option<Run<'a>>,
     next: Option<When>,
     since_start: String,
+    /// The bytes only this source holds, e.g. `1.2 GiB`.
+    unique: Option<String>,
 }
 
 struct Snapshot<'a> {
@@ -179,6 +181,7 @@ fn card(s: &SourceStatus, now: i64) -> Card<'_> {
             .collect(),
         run,
         next: s.live.next_run.map(|t| when(t, now)),
+        unique: s.unique_bytes.map(human_size),
         since_start: format!(
             "{}, {} failed",
             plural(s.runs_since_start, "run", "runs"),
@@ -264,6 +267,7 @@ mod tests {
             current_age_seconds: Some(0),
             pinned: None,
             retained: 1,
+            unique_bytes: Some(3 * 1024 * 1024),
             runs_since_start: 1,
             failures_since_start: 1,
             client: ClientUse {
@@ -299,6 +303,7 @@ mod tests {
         assert!(html.contains("data-source=\"s&lt;1&gt;\""));
         assert!(html.contains("/m&quot;x"));
         assert!(html.contains("data-state=\"failed\""));
+        assert!(html.contains("<dt>Unique</dt><dd>3.0 MiB"), "{html}");
         assert!(!html.contains("{{"), "a placeholder was left: {html}");
     }
 }

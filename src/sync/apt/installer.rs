@@ -221,7 +221,7 @@ impl Mirror<'_> {
                 sha256: *id,
             };
             tasks.push(async move {
-                let result = self.fetcher.object(self.store, &url, expected).await;
+                let result = self.fetcher.payload(self.store, &url, expected).await;
                 (path, *id, result)
             });
         }

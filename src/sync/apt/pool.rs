@@ -188,7 +188,7 @@ impl Mirror<'_> {
                     size: Some(file.size),
                     sha256,
                 };
-                let result = self.fetcher.object(self.store, &url, expected).await;
+                let result = self.fetcher.payload(self.store, &url, expected).await;
                 (file, sha256, result)
             });
         }

@@ -4,15 +4,18 @@
 //! if configured, in bandwidth.
 //!
 //! Every kind of remote sync uses the one [`Fetcher`]: signed indices fetched into memory
-//! ([`Fetcher::small`]), objects whose hash an index gives ([`Fetcher::object`]), and for
+//! ([`Fetcher::small`]), objects whose hash an index gives ([`Fetcher::object`]; payload
+//! files through [`Fetcher::payload`], which a dry run only counts), and for
 //! plain file trees, which have no index, listing pages ([`Fetcher::bounded`]) and files
 //! whose hash is known only once the last byte is in ([`Fetcher::changed`]).
 
 mod client;
 mod download;
+pub mod dry_run;
 mod error;
 mod keys;
 mod memory;
+mod payload;
 mod progress;
 mod retry;
 

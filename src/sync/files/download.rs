@@ -44,13 +44,15 @@ pub async fn page(fetcher: &Fetcher, url: &Url) -> Result<String, FetchError> {
 /// an unchanged file costs one request and no body. `sha256`: the hash a checksum file
 /// gives; the download then goes through `tmp/partial/` and resumes with `Range` after a
 /// cut, and a body with another hash is reported as [`Outcome::Mismatch`]. Without it the
-/// body streams into a new object and a cut connection starts the file over.
+/// body streams into a new object and a cut connection starts the file over. `payload`: a
+/// file to publish, which a dry run does not download (see [`Fetcher::payload`]).
 pub async fn file(
     fetcher: &Fetcher,
     store: &Store,
     url: &Url,
     previous: Option<&FileState>,
     sha256: Option<ObjectId>,
+    payload: bool,
 ) -> Result<Outcome, FetchError> {
     let stored = |Downloaded { stored, validators }| Outcome::Stored {
         stored,
@@ -61,10 +63,19 @@ pub async fn file(
         Some(sha256) => {
             // A checksum file gives no size: the hash alone decides.
             let expected = Expected { size: None, sha256 };
-            match fetcher
-                .object_with_validators(store, url.as_str(), expected)
-                .await
-            {
+            let result = match payload {
+                true => {
+                    fetcher
+                        .payload_with_validators(store, url.as_str(), expected)
+                        .await
+                }
+                false => {
+                    fetcher
+                        .object_with_validators(store, url.as_str(), expected)
+                        .await
+                }
+            };
+            match result {
                 Ok(downloaded) => Ok(stored(downloaded)),
                 Err(FetchError::Hash { actual, .. }) => Ok(Outcome::Mismatch { actual }),
                 Err(error) => Err(error),
@@ -75,10 +86,11 @@ pub async fn file(
                 etag: p.etag.clone(),
                 last_modified: p.last_modified.clone(),
             });
-            Ok(fetcher
-                .changed(store, url.as_str(), &held)
-                .await?
-                .map_or(Outcome::NotModified, stored))
+            let result = match payload {
+                true => fetcher.changed_payload(store, url.as_str(), &held).await?,
+                false => fetcher.changed(store, url.as_str(), &held).await?,
+            };
+            Ok(result.map_or(Outcome::NotModified, stored))
         }
     }
 }

@@ -126,7 +126,7 @@ impl<'a> Mirror<'a> {
                 let (sums, files): (Vec<Link>, Vec<Link>) = found
                     .into_iter()
                     .partition(|l| checksums::is_checksum_file(&l.path));
-                let fetched = self.fetch_all(&sums, &expectations).await?;
+                let fetched = self.fetch_all(&sums, &expectations, false).await?;
                 for got in fetched {
                     let text = self.read_index(&got)?;
                     let parsed = checksums::parse(&got.path, &text)
@@ -140,7 +140,7 @@ impl<'a> Mirror<'a> {
             }
             FilesIndex::Aplinfo => {
                 let index = self.link(APLINFO)?;
-                let got = self.fetch_one(&index, &expectations).await?;
+                let got = self.fetch_one(&index, &expectations, false).await?;
                 let text = self.read_index(&got)?;
                 let templates = aplinfo::parse(&text)
                     .map_err(|m| upstream_error(format!("{}: {m}", got.url)))?;
@@ -175,7 +175,7 @@ impl<'a> Mirror<'a> {
             }
             FilesIndex::Checksums(name) => {
                 let index = self.link(name)?;
-                let got = self.fetch_one(&index, &expectations).await?;
+                let got = self.fetch_one(&index, &expectations, false).await?;
                 let text = self.read_index(&got)?;
                 let sums = checksums::parse(name, &text)
                     .map_err(|m| upstream_error(format!("{}: {m}", got.url)))?;
@@ -216,7 +216,7 @@ impl<'a> Mirror<'a> {
                 wanted.len()
             )));
         }
-        let fetched = self.fetch_all(&wanted, &expectations).await?;
+        let fetched = self.fetch_all(&wanted, &expectations, true).await?;
 
         let (mut published, unpublished_indices): (Vec<Got>, Vec<Got>) = read
             .into_iter()
@@ -340,13 +340,14 @@ impl<'a> Mirror<'a> {
         &self,
         links: &[Link],
         expectations: &Expectations,
+        payload: bool,
     ) -> Result<Vec<Got>, SyncError> {
         let stats = &self.fetcher.stats;
         stats
             .planned_files
             .fetch_add(links.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let results: Vec<Result<Got, SyncError>> = stream::iter(links)
-            .map(|link| self.fetch_one(link, expectations))
+            .map(|link| self.fetch_one(link, expectations, payload))
             .buffer_unordered(self.config.fetch.parallel.max(1))
             .collect()
             .await;
@@ -378,7 +379,13 @@ impl<'a> Mirror<'a> {
 
     /// Fetches one file: at most one request when we hold it already (a conditional GET),
     /// checked against the sha256 a checksum file gives.
-    async fn fetch_one(&self, link: &Link, expectations: &Expectations) -> Result<Got, SyncError> {
+    /// `payload`: a file to publish, not an index to read (a dry run does not fetch it).
+    async fn fetch_one(
+        &self,
+        link: &Link,
+        expectations: &Expectations,
+        payload: bool,
+    ) -> Result<Got, SyncError> {
         let expected = match expectations.get(&link.path, Algorithm::Sha256) {
             Some(e) => Some((
                 e.hex.parse::<ObjectId>().map_err(|_| {
@@ -421,7 +428,7 @@ impl<'a> Mirror<'a> {
             Plan::Resumable(id) => (None, Some(id)),
             Plan::Plain => (None, None),
         };
-        let outcome = download::file(&self.fetcher, self.store, &link.url, conditional, resumable)
+        let outcome = download::file(&self.fetcher, self.store, &link.url, conditional, resumable, payload)
             .await
             .map_err(|e| match e {
                 FetchError::Store(e) => SyncError::Store(e),
@@ -498,6 +505,9 @@ impl<'a> Mirror<'a> {
             let Some(expected) = expectations.get(&got.path, Algorithm::Sha512) else {
                 continue;
             };
+            if !self.store.contains(&got.object) {
+                continue; // a dry run's payload, not fetched
+            }
             let actual = match &got.state.sha512 {
                 Some(known) => known.clone(),
                 None => sha512_of(self.store, &got.object)?,

@@ -1,0 +1,100 @@
+//! `sync --dry-run`: what a sync of a source would fetch, with nothing stored.
+//!
+//! The kind's own sync runs, against a scratch store laid over the real one
+//! (`Store::scratch_over`): it fetches and reads the upstream's indices as usual, into the
+//! scratch, and asks for payload files through [`Fetcher::payload`](super::Fetcher::payload),
+//! which there only counts what is not held. Nothing is published and no ref, state file or
+//! lock of the data directory is touched, so a dry run works beside a running server. The
+//! entries the sync returns are then sorted by where their bytes are: in the real store
+//! (re-used), fetched into the scratch to plan (indices), or nowhere yet (to fetch).
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use crate::manifest::Manifest;
+use crate::store::{ObjectId, Store, StoreOptions};
+use crate::sync::kind::{Kind, Run};
+use crate::sync::{SyncError, SyncReport};
+
+/// What a sync of one source would do. Files are counted once per distinct content.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Plan {
+    pub source: String,
+    /// Payload files the store does not hold: what the sync would download.
+    pub new_files: u64,
+    pub new_bytes: u64,
+    /// Files of the new snapshot the store holds already.
+    pub reused_files: u64,
+    pub reused_bytes: u64,
+    /// Indices the plan had to fetch (new to the store; a real sync stores them too).
+    pub metadata_files: u64,
+    pub metadata_bytes: u64,
+    /// Requests made to the upstream and bytes received, for the plan.
+    pub upstream_requests: u64,
+    pub bytes_fetched: u64,
+}
+
+/// Plans a sync of `source` (of kind `kind`) against the store in `data_dir`. Blocking.
+pub fn plan(
+    data_dir: &Path,
+    options: &StoreOptions,
+    source: &str,
+    kind: &dyn Kind,
+) -> Result<Plan, SyncError> {
+    let scratch = Store::scratch_over(data_dir, &[source], options)?;
+    let refs = scratch.read_refs(source)?;
+    let previous = match refs.head() {
+        Some(id) => Some(Manifest::load(&scratch, &id)?),
+        None => None,
+    };
+    let mut report = SyncReport {
+        source: source.to_string(),
+        ..SyncReport::default()
+    };
+    let entries = kind.sync(Run {
+        store: &scratch,
+        source,
+        previous: previous.as_ref(),
+        report: &mut report,
+    })?;
+    let mut plan = Plan {
+        source: source.to_string(),
+        upstream_requests: report.counts.upstream_requests,
+        bytes_fetched: report.counts.bytes_fetched,
+        ..Plan::default()
+    };
+    let mut seen: HashSet<ObjectId> = HashSet::new();
+    for entry in &entries {
+        if !seen.insert(entry.object) {
+            continue;
+        }
+        let (files, bytes) = if scratch.held_beneath(&entry.object) {
+            (&mut plan.reused_files, &mut plan.reused_bytes)
+        } else if scratch.contains(&entry.object) {
+            (&mut plan.metadata_files, &mut plan.metadata_bytes)
+        } else {
+            (&mut plan.new_files, &mut plan.new_bytes)
+        };
+        *files += 1;
+        *bytes += entry.size;
+    }
+    Ok(plan)
+}
+
+/// `would fetch N files (X bytes) new, M files (Y bytes) re-used from the store, K metadata
+/// files (Z bytes) fetched to plan it (R upstream requests)`.
+impl std::fmt::Display for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "would fetch {} files ({} bytes) new, {} files ({} bytes) re-used from the store, {} metadata files ({} bytes) fetched to plan it ({} upstream requests)",
+            self.new_files,
+            self.new_bytes,
+            self.reused_files,
+            self.reused_bytes,
+            self.metadata_files,
+            self.metadata_bytes,
+            self.upstream_requests
+        )
+    }
+}
