@@ -285,14 +285,9 @@ fn apt_site(line: &str, key: &Path, extra: &str) -> Site {
     )
 }
 
+/// `mirrorbox sync deb` without a server: (success, output).
 fn sync(site: &Site) -> (bool, String) {
-    let out = site.cli(&["sync", "deb"]);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    site.cli_text(&["sync", "deb"])
 }
 
 /// Writes a new Release for `dists/<suite>` with apt-ftparchive (it lists whatever index

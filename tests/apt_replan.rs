@@ -34,13 +34,7 @@ fn edit_config(site: &Site, from: &str, to: &str) {
 
 /// `mirrorbox sync deb` without a server: (success, output).
 fn sync(site: &Site) -> (bool, String) {
-    let out = site.cli(&["sync", "deb"]);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    site.cli_text(&["sync", "deb"])
 }
 
 /// The sources.list line for the mirror of `components`.

@@ -167,14 +167,9 @@ fn apt_site(upstream: &Upstream, keys: &[&Path], extra: &str) -> Site {
     Site::with(false, &source)
 }
 
+/// `mirrorbox sync deb` without a server: (success, output).
 fn sync(site: &Site) -> (bool, String) {
-    let out = site.cli(&["sync", "deb"]);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    site.cli_text(&["sync", "deb"])
 }
 
 fn snapshots(site: &Site) -> String {

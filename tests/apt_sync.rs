@@ -21,14 +21,9 @@ fn apt_site(upstream: &Upstream, key: &Path, suite: &str, extra: &str) -> Site {
     Site::with(false, &source)
 }
 
+/// `mirrorbox sync deb` without a server: (success, output).
 fn sync(site: &Site) -> (bool, String) {
-    let out = site.cli(&["sync", "deb"]);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    site.cli_text(&["sync", "deb"])
 }
 
 /// A site with one apt source `id` at `mount` for a sources.list `line`, synced once, and

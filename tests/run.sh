@@ -51,4 +51,4 @@ if ! "$venv/bin/python" -c 'import redbot, prometheus_client, h2, sslyze' >/dev/
 fi
 export MIRRORBOX_PYTHON="$PWD/$venv/bin/python"
 
-cargo test --all-targets "$@"
+cargo test --no-fail-fast --all-targets "$@"

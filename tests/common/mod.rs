@@ -78,6 +78,17 @@ impl Site {
         command.output().expect("run mirrorbox")
     }
 
+    /// Runs a CLI command against this site's config: (success, stdout and stderr together).
+    pub fn cli_text(&self, args: &[&str]) -> (bool, String) {
+        let out = self.cli(args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
     /// Starts a CLI command against this site's config in the background, its output piped.
     pub fn spawn_cli(&self, args: &[&str]) -> Child {
         Command::new(BIN)

@@ -163,6 +163,10 @@ impl AptOptions {
         if let Ok(keyring) = super::keyring::Keyring::load(&self.keys) {
             lines.push(format!("keys: {}", keyring.describe()));
         }
+        let relaxed = self.weak_crypto.relaxations();
+        if !relaxed.is_empty() {
+            lines.push(format!("signature policy relaxed: {}", relaxed.join(", ")));
+        }
         lines
     }
 }

@@ -20,6 +20,25 @@ pub struct WeakCrypto {
     pub min_dsa_bits: Option<u32>,
 }
 
+impl WeakCrypto {
+    /// The rules this source relaxes, as `check-config` prints them (empty: none).
+    pub fn relaxations(&self) -> Vec<String> {
+        let mut relaxed = Vec::new();
+        if self.allow_sha1 {
+            relaxed.push("SHA-1 signatures accepted".to_string());
+        }
+        for (name, bits) in [("RSA", self.min_rsa_bits), ("DSA", self.min_dsa_bits)] {
+            match bits {
+                Some(bits) if bits < DEFAULT_MIN_KEY_BITS => {
+                    relaxed.push(format!("{name} keys from {bits} bits"))
+                }
+                _ => {}
+            }
+        }
+        relaxed
+    }
+}
+
 /// The smallest RSA and DSA keys accepted unless `weak_crypto` says otherwise: what sequoia's
 /// standard policy (behind `sqv` and proxmox-offline-mirror) accepts today.
 pub const DEFAULT_MIN_KEY_BITS: u32 = 2048;
@@ -110,6 +129,25 @@ fn modulus_bits(key: &impl KeyDetails) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relaxations_name_only_what_is_weaker_than_the_defaults() {
+        assert!(WeakCrypto::default().relaxations().is_empty());
+        let stricter = WeakCrypto {
+            min_rsa_bits: Some(4096),
+            ..WeakCrypto::default()
+        };
+        assert!(stricter.relaxations().is_empty());
+        let weak = WeakCrypto {
+            allow_sha1: true,
+            min_rsa_bits: Some(1024),
+            min_dsa_bits: None,
+        };
+        assert_eq!(
+            weak.relaxations(),
+            ["SHA-1 signatures accepted", "RSA keys from 1024 bits"]
+        );
+    }
 
     #[test]
     fn md5_stays_refused_when_sha1_is_allowed() {

@@ -428,12 +428,19 @@ impl<'a> Mirror<'a> {
             Plan::Resumable(id) => (None, Some(id)),
             Plan::Plain => (None, None),
         };
-        let outcome = download::file(&self.fetcher, self.store, &link.url, conditional, resumable, payload)
-            .await
-            .map_err(|e| match e {
-                FetchError::Store(e) => SyncError::Store(e),
-                other => upstream_error(other.to_string()),
-            })?;
+        let outcome = download::file(
+            &self.fetcher,
+            self.store,
+            &link.url,
+            conditional,
+            resumable,
+            payload,
+        )
+        .await
+        .map_err(|e| match e {
+            FetchError::Store(e) => SyncError::Store(e),
+            other => upstream_error(other.to_string()),
+        })?;
         let got = match outcome {
             Outcome::NotModified => {
                 let Some(held) = conditional else {
