@@ -10,6 +10,7 @@
 //! with the snapshot and upstream state the real store has.
 
 use std::fs;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -64,7 +65,11 @@ impl Store {
             std::process::id(),
             MADE.fetch_add(1, Ordering::Relaxed)
         ));
-        fs::create_dir(&dir).map_err(err("create directory", &dir))?;
+        // Owner only: the indices fetched into it may come from a repository behind basic auth.
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(err("create directory", &dir))?;
         let options = StoreOptions {
             fsync: false,
             ..options.clone()
@@ -153,6 +158,13 @@ mod tests {
         };
         let scratch = Store::scratch_over(real_dir.path(), &["s"], &options).unwrap();
         assert!(scratch.is_scratch() && !real.is_scratch());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&scratch.dir).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o777,
+            0o700,
+            "the scratch folder is the owner's only"
+        );
         assert!(scratch.contains(&held) && scratch.held_beneath(&held));
         assert_eq!(scratch.read(&held).unwrap(), b"held");
         // Storing what is held beneath writes nothing; new bytes land in the scratch only.
