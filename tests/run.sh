@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 missing=()
 declare -A package_of=([curl]=curl [wget]=wget [openssl]=openssl [gpg]=gpg [xz]=xz-utils
   [apt-ftparchive]=apt-utils [dpkg-deb]=dpkg [dpkg-source]=dpkg-dev [script]=bsdutils [rdiff]=rdiff [mksquashfs]=squashfs-tools
-  [jq]=jq [gzip]=gzip [bzip2]=bzip2 [zstd]=zstd [systemd-analyze]=systemd [chromium]=chromium [ss]=iproute2)
+  [jq]=jq [gzip]=gzip [bzip2]=bzip2 [zstd]=zstd [lz4]=lz4 [systemd-analyze]=systemd [chromium]=chromium [ss]=iproute2)
 for tool in "${!package_of[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")
 done

@@ -148,7 +148,28 @@ pub fn run(store: &Store, id: &str, keep: usize, kind: &dyn Kind) -> Result<Sync
     }
     report.changed = published.1;
     report.snapshot = Some(published.0.short(crate::view::SNAPSHOT_ID_CHARS));
+    cap_problems(id, &mut report.problems);
     Ok(report)
+}
+
+/// The most problems one run reports; the rest are counted. A Debian mirror with
+/// `ignore_errors` can leave thousands of files out, and every one would otherwise be a line of
+/// `mirrorbox sync` output, of the run record and of every status page.
+const MAX_PROBLEMS: usize = 20;
+
+/// Keeps the first [`MAX_PROBLEMS`] problems and one line counting the rest, which go to the log.
+fn cap_problems(source: &str, problems: &mut Vec<String>) {
+    if problems.len() <= MAX_PROBLEMS {
+        return;
+    }
+    let dropped = problems.split_off(MAX_PROBLEMS - 1);
+    for problem in &dropped {
+        tracing::warn!(source, "{problem}");
+    }
+    problems.push(format!(
+        "… and {} more problems like these (the log names each)",
+        dropped.len()
+    ));
 }
 
 /// Stores the manifest and makes it current, unless it equals the current one. Trims the
@@ -248,6 +269,24 @@ impl std::fmt::Display for SyncReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn problems_beyond_the_cap_are_counted() {
+        let mut few: Vec<String> = (0..MAX_PROBLEMS).map(|i| i.to_string()).collect();
+        cap_problems("s", &mut few);
+        assert_eq!(few.len(), MAX_PROBLEMS);
+        let mut many: Vec<String> = (0..3000).map(|i| format!("file {i} left out")).collect();
+        cap_problems("s", &mut many);
+        assert_eq!(many.len(), MAX_PROBLEMS);
+        assert_eq!(many[0], "file 0 left out");
+        assert_eq!(
+            many[MAX_PROBLEMS - 1],
+            format!(
+                "… and {} more problems like these (the log names each)",
+                3000 - (MAX_PROBLEMS - 1)
+            )
+        );
+    }
 
     #[test]
     fn disk_full_is_recognised() {
