@@ -7,6 +7,7 @@ use anyhow::bail;
 
 use crate::store::hash_file;
 
+use super::guard::{self, Standing};
 use super::medium::{self, MANIFEST_NAME, MARKER_NAME};
 use super::report::CheckReport;
 
@@ -31,6 +32,33 @@ pub fn check(dir: &Path) -> anyhow::Result<CheckReport> {
     for file in &manifest.files {
         report.files += 1;
         report.bytes += file.size;
+        // Never through a link, and never opening a FIFO or a device (a FIFO would hang).
+        match guard::standing(dir, &file.path)? {
+            Standing::Absent => {
+                report.missing.push(file.path.clone());
+                continue;
+            }
+            Standing::Foreign { at, kind } if at == file.path => {
+                report
+                    .damaged
+                    .push(format!("{}: {kind}, not a regular file", file.path));
+                continue;
+            }
+            Standing::Foreign { at, kind } => {
+                report
+                    .damaged
+                    .push(format!("{}: {at} is {kind}", file.path));
+                continue;
+            }
+            Standing::Plain(meta) if !meta.is_file() => {
+                let kind = guard::kind_of(&meta);
+                report
+                    .damaged
+                    .push(format!("{}: {kind}, not a regular file", file.path));
+                continue;
+            }
+            Standing::Plain(_) => {}
+        }
         match hash_file(&dir.join(&file.path)) {
             Ok((_, size)) if size != file.size => report.damaged.push(format!(
                 "{}: {size} bytes, the manifest says {}",
