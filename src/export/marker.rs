@@ -5,6 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::store::ObjectId;
+
 use super::medium::{MediumFile, MediumManifest};
 
 /// The marker of an export carrying out `plan`, after the interrupted export that left
@@ -38,11 +40,7 @@ pub fn next(plan: &MediumManifest, previous: Option<&MediumManifest>) -> MediumM
 
 /// Whether the interrupted export that left `marker` may have put other bytes than
 /// `sha256`'s at `path`: it planned other bytes there, or inherited a doubt about it.
-pub fn may_differ(
-    marker: Option<&MediumManifest>,
-    path: &str,
-    sha256: &crate::store::ObjectId,
-) -> bool {
+pub fn may_differ(marker: Option<&MediumManifest>, path: &str, sha256: &ObjectId) -> bool {
     let Some(marker) = marker else {
         return false;
     };
@@ -63,7 +61,6 @@ fn is_tainted(marker: &MediumManifest, path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::ObjectId;
 
     fn manifest(files: &[(&str, u8)], tainted: &[&str]) -> MediumManifest {
         MediumManifest {
