@@ -115,6 +115,7 @@ pub fn export(config: &Config, dir: &Path, sources: &[String]) -> anyhow::Result
     }
     // Temp files an interrupted copy left at paths this export kept without writing.
     for path in may_be_touched.keys().filter(|p| !stale.contains(**p)) {
+        // A link on the way to it stops the export before anything there is removed.
         guard::look(&dir, path)?;
         let leftover = medium::temp_path(&dir.join(path));
         match std::fs::remove_file(&leftover) {
