@@ -507,3 +507,8 @@ fn a_named_source_without_a_snapshot_is_refused() {
     );
     assert!(!medium.path().join(".mirrorbox-export.incomplete").exists());
 }
+
+// ---- a hostile medium ---------------------------------------------------------------------
+
+#[path = "export/hostile.rs"]
+mod hostile;

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::store::{hash_file, ObjectId, Store, CHUNK};
 
+use super::guard;
 use super::medium::{temp_path, MediumFile};
 
 /// FAT keeps modification times to 2 seconds: a date this close is the same date.
@@ -40,7 +41,7 @@ pub fn place(
     stale: &BTreeSet<String>,
 ) -> anyhow::Result<Placed> {
     let target = root.join(&file.path);
-    if let Ok(meta) = fs::symlink_metadata(&target) {
+    if let Some(meta) = guard::look(root, &file.path)? {
         if meta.is_file() && meta.len() == file.size {
             let dated = (meta.mtime() - file.mtime).abs() <= MTIME_SLACK;
             if trusted && dated {
@@ -49,9 +50,7 @@ pub fn place(
             let (sha256, _) = hash_file(&target)?;
             if sha256 == file.sha256 {
                 if !dated {
-                    File::options()
-                        .write(true)
-                        .open(&target)
+                    guard::open_existing(&target)
                         .and_then(|f| f.set_times(times(file.mtime)))
                         .with_context(|| format!("cannot date {}", target.display()))?;
                 }
@@ -85,8 +84,7 @@ fn copy_verified(store: &Store, file: &MediumFile, temp: &Path) -> anyhow::Resul
         ),
         Err(e) => return Err(e).with_context(|| format!("cannot open {}", object.display())),
     };
-    let mut output =
-        File::create(temp).with_context(|| format!("cannot create {}", temp.display()))?;
+    let mut output = guard::create_new(temp)?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; CHUNK];
     let mut size = 0u64;
@@ -136,7 +134,7 @@ fn times(mtime: i64) -> FileTimes {
 fn clear_way(root: &Path, path: &str, stale: &BTreeSet<String>) -> anyhow::Result<()> {
     // The target first: emptying a folder there may remove its emptied parents too.
     let target = root.join(path);
-    if fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
+    if guard::look(root, path)?.is_some_and(|m| m.is_dir()) {
         let below = format!("{path}/");
         for old in stale
             .range(below.clone()..)
@@ -182,11 +180,12 @@ fn clear_way(root: &Path, path: &str, stale: &BTreeSet<String>) -> anyhow::Resul
 }
 
 /// Removes a stale file, its temp file if an interrupted copy left one, and the folders that
-/// were left empty (up to, not including, `root`).
+/// were left empty (up to, not including, `root`). A link on the way stops the export.
 pub fn remove_stale(root: &Path, path: &str) -> anyhow::Result<()> {
     let at = root.join(path);
+    let found = guard::look(root, path)?;
     remove_file(&temp_path(&at))?;
-    if fs::symlink_metadata(&at).is_ok_and(|m| !m.is_dir()) {
+    if found.is_some_and(|m| !m.is_dir()) {
         remove_file(&at)?;
     }
     let mut folder = path;

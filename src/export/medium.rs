@@ -3,7 +3,7 @@
 //! medium holds, or is about to hold), so an interrupted export says exactly which paths it
 //! may have touched, and the next one can finish or clean them up.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -11,6 +11,8 @@ use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
 use crate::store::ObjectId;
+
+use super::guard;
 
 /// The manifest of a finished export, in the medium's top folder.
 pub const MANIFEST_NAME: &str = ".mirrorbox-export.json";
@@ -31,6 +33,11 @@ pub struct MediumManifest {
     pub sources: Vec<MediumSource>,
     /// Sorted by path, unique.
     pub files: Vec<MediumFile>,
+    /// In a marker only: paths of `files` where an interrupted export may have left other
+    /// bytes than the ones listed (it planned others), so the medium's manifest no longer
+    /// vouches for them. Sorted, unique.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tainted: Vec<String>,
 }
 
 /// One exported source: its snapshot and where it sits in the tree.
@@ -61,13 +68,25 @@ pub struct MediumFile {
 /// A path safe to join onto the medium's folder: relative, `/`-separated, no empty, `.` or
 /// `..` segment, no NUL. A manifest read from a medium is outside data, and its paths decide
 /// which files an export removes, so none may point outside the medium.
-pub fn is_safe_path(path: &str) -> bool {
+fn is_safe_path(path: &str) -> bool {
     !path.is_empty()
         && !path.contains('\0')
         && path
             .split('/')
             .all(|segment| !segment.is_empty() && segment != "." && segment != "..")
 }
+
+/// A path a source's file may have on the medium: safe, and none of the medium's own names
+/// (its manifest, its marker, a temp name), which the export writes and removes itself.
+pub fn is_medium_path(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    is_safe_path(path)
+        && path != MANIFEST_NAME
+        && path != MARKER_NAME
+        && !(name.starts_with('.') && name.ends_with(TEMP_SUFFIX))
+}
+
+const TEMP_SUFFIX: &str = ".mirrorbox-part";
 
 /// Where a file is written before it is renamed to `target`: beside it, hidden, so a medium
 /// pulled out mid-copy never holds a half file under a real name.
@@ -76,17 +95,17 @@ pub fn temp_path(target: &Path) -> PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    target.with_file_name(format!(".{name}.mirrorbox-part"))
+    target.with_file_name(format!(".{name}{TEMP_SUFFIX}"))
 }
 
-/// The medium's manifest, or its marker: `None` if the file is not there.
+/// The medium's manifest, or its marker: `None` if the file is not there. Its paths decide
+/// what an export keeps, writes and removes, so each must be a path of a source's file.
 pub fn read(dir: &Path, name: &str) -> anyhow::Result<Option<MediumManifest>> {
     let path = dir.join(name);
-    let bytes = match fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    };
+    if guard::look(dir, name)?.is_none() {
+        return Ok(None);
+    }
+    let bytes = fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let manifest: MediumManifest =
         serde_json::from_slice(&bytes).with_context(|| format!("{} is damaged", path.display()))?;
     if manifest.format != FORMAT {
@@ -96,11 +115,11 @@ pub fn read(dir: &Path, name: &str) -> anyhow::Result<Option<MediumManifest>> {
             manifest.format
         );
     }
-    if let Some(bad) = manifest.files.iter().find(|f| !is_safe_path(&f.path)) {
+    let paths = manifest.files.iter().map(|f| &f.path);
+    if let Some(bad) = paths.chain(&manifest.tainted).find(|p| !is_medium_path(p)) {
         bail!(
-            "{} names `{}`, which is not a plain relative path",
+            "{} names `{bad}`, which cannot be a file of the medium (not a plain relative path, or one of the medium's own names)",
             path.display(),
-            bad.path
         );
     }
     Ok(Some(manifest))
@@ -111,11 +130,10 @@ pub fn write(dir: &Path, name: &str, manifest: &MediumManifest) -> anyhow::Resul
     let target = dir.join(name);
     let temp = temp_path(&target);
     let bytes = serde_json::to_vec_pretty(manifest).expect("medium manifests serialize");
-    let written = File::create(&temp)
-        .and_then(|mut file| {
-            file.write_all(&bytes)?;
-            file.sync_all()
-        })
+    let mut file = guard::create_new(&temp)?;
+    let written = file
+        .write_all(&bytes)
+        .and_then(|()| file.sync_all())
         .and_then(|()| fs::rename(&temp, &target));
     if let Err(e) = written {
         let _ = fs::remove_file(&temp);
@@ -169,11 +187,34 @@ mod tests {
                 size: 0,
                 mtime: 0,
             }],
+            tainted: vec![],
         };
         write(dir.path(), MANIFEST_NAME, &manifest).unwrap();
         let error = read(dir.path(), MANIFEST_NAME).unwrap_err().to_string();
         assert!(error.contains("`../outside`"), "{error}");
         assert!(read(dir.path(), MARKER_NAME).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_manifest_that_is_a_link_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), b"{}").unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("secret"),
+            dir.path().join(MANIFEST_NAME),
+        )
+        .unwrap();
+        let error = read(dir.path(), MANIFEST_NAME).unwrap_err().to_string();
+        assert!(error.contains("is a symlink on the medium"), "{error}");
+    }
+
+    #[test]
+    fn the_medium_own_names_are_not_files_of_a_source() {
+        assert!(is_medium_path("m/.hidden") && is_medium_path("m/a.mirrorbox-part"));
+        for own in [MANIFEST_NAME, MARKER_NAME, "m/.a.deb.mirrorbox-part"] {
+            assert!(!is_medium_path(own), "{own}");
+        }
     }
 
     #[test]

@@ -14,19 +14,28 @@
 //! so a medium pulled out at any moment holds no half file under a real name. Files of
 //! packages and by-hash indices go first and stale files last, so a half-updated medium keeps
 //! its old indices and what they name. The marker, written first, lists every path the
-//! export may touch: after an interruption the next export re-checks those paths and removes
-//! what neither plan keeps, and `--check` reports the interruption.
+//! export may touch, and every path an interrupted export before it may have touched: after
+//! an interruption the next export re-checks those paths and removes what its plan does not
+//! keep, and `--check` reports the interruption.
+//!
+//! A medium comes back from elsewhere and may have been prepared by someone hostile, so the
+//! export treats it as outside data: a link, FIFO or device where it expects its own files or
+//! folders stops it with the name (see `guard`), a manifest may name only files of sources,
+//! and the export's folder may neither be inside the data directory nor hold it.
 //!
 //! The store is read without the data-dir lock (refs are replaced atomically, as for
 //! `snapshots`), so a medium can be written while `serve` runs.
 
 mod check;
 mod copy;
+mod guard;
+mod marker;
 mod medium;
 mod plan;
 mod report;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -54,10 +63,12 @@ pub fn export(config: &Config, dir: &Path, sources: &[String]) -> anyhow::Result
     let next = plan.manifest;
 
     let known = by_path(previous.as_ref());
-    let tainted = by_path(interrupted.as_ref());
+    // Every path an interrupted export may have touched (its marker carries those of the ones
+    // interrupted before it).
+    let may_be_touched = by_path(interrupted.as_ref());
     let stale: BTreeSet<String> = known
         .keys()
-        .chain(tainted.keys())
+        .chain(may_be_touched.keys())
         .filter(|path| {
             next.files
                 .binary_search_by(|f| f.path.as_str().cmp(path))
@@ -72,8 +83,13 @@ pub fn export(config: &Config, dir: &Path, sources: &[String]) -> anyhow::Result
         medium = %dir.display(),
         "exporting"
     );
-    // Written before the first change: from here on the medium says an export is under way.
-    medium::write(&dir, MARKER_NAME, &next)?;
+    // Written before the first change: from here on the medium says an export is under way,
+    // and which paths this export and any interrupted one before it may have touched.
+    medium::write(
+        &dir,
+        MARKER_NAME,
+        &marker::next(&next, interrupted.as_ref()),
+    )?;
 
     let mut order: Vec<&MediumFile> = next.files.iter().collect();
     order.sort_by_key(|f| !is_fill_in_path(&f.path));
@@ -84,9 +100,7 @@ pub fn export(config: &Config, dir: &Path, sources: &[String]) -> anyhow::Result
         // The manifest vouches for a path unless an interrupted export planned other bytes.
         let trusted = known.get(file.path.as_str()).is_some_and(|old| {
             old.sha256 == file.sha256
-                && tainted
-                    .get(file.path.as_str())
-                    .is_none_or(|t| t.sha256 == old.sha256)
+                && !marker::may_differ(interrupted.as_ref(), &file.path, &old.sha256)
         });
         if copy::place(&dir, &store, file, trusted, &stale)? == Placed::Copied {
             copied += 1;
@@ -100,15 +114,24 @@ pub fn export(config: &Config, dir: &Path, sources: &[String]) -> anyhow::Result
         }
     }
     // Temp files an interrupted copy left at paths this export kept without writing.
-    for path in tainted.keys().filter(|p| !stale.contains(**p)) {
+    for path in may_be_touched.keys().filter(|p| !stale.contains(**p)) {
+        // A link on the way to it stops the export before anything there is removed.
+        guard::look(&dir, path)?;
         let leftover = medium::temp_path(&dir.join(path));
-        if leftover.exists() {
-            std::fs::remove_file(&leftover)
-                .with_context(|| format!("cannot remove {}", leftover.display()))?;
+        match std::fs::remove_file(&leftover) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot remove {}", leftover.display()))
+            }
         }
     }
+    let by_case = by_lowercase(&next);
     let mut emptied = BTreeSet::new();
     for path in &stale {
+        if is_a_planned_file(&dir, path, &by_case)? {
+            continue;
+        }
         copy::remove_stale(&dir, path)?;
         emptied.insert(parent(&dir, path));
     }
@@ -130,8 +153,9 @@ pub fn export(config: &Config, dir: &Path, sources: &[String]) -> anyhow::Result
     })
 }
 
-/// Creates `dir` if needed and refuses a folder inside the data directory: the export would
-/// write into the store's own tree, and GC or `verify` would meet files they do not know.
+/// Creates `dir` if needed and refuses a folder inside the data directory, or holding it: the
+/// export would write into the store's own tree (GC or `verify` would meet files they do not
+/// know), or lay its tree and remove its stale files beside and over the data directory.
 fn medium_folder(config: &Config, dir: &Path) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the export folder {}", dir.display()))?;
@@ -146,6 +170,13 @@ fn medium_folder(config: &Config, dir: &Path) -> anyhow::Result<PathBuf> {
                 data.display()
             );
         }
+        if data.starts_with(&dir) {
+            bail!(
+                "the export folder {} holds the data directory {}: export to a folder of its own",
+                dir.display(),
+                data.display()
+            );
+        }
     }
     Ok(dir)
 }
@@ -156,6 +187,43 @@ fn by_path(manifest: Option<&MediumManifest>) -> BTreeMap<&str, &MediumFile> {
         .flat_map(|m| &m.files)
         .map(|f| (f.path.as_str(), f))
         .collect()
+}
+
+/// The planned paths by their lowercase form, as a medium that ignores case (FAT, exFAT) sees
+/// them.
+fn by_lowercase(next: &MediumManifest) -> BTreeMap<String, Vec<&str>> {
+    let mut by_case: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for file in &next.files {
+        by_case
+            .entry(file.path.to_lowercase())
+            .or_default()
+            .push(&file.path);
+    }
+    by_case
+}
+
+/// Whether the stale `path` is the very file of a planned path that differs only in case: on a
+/// medium that ignores case, `m/Foo` renamed to `m/foo` is one file, and removing the old name
+/// would remove the new file.
+fn is_a_planned_file(
+    dir: &Path,
+    path: &str,
+    by_case: &BTreeMap<String, Vec<&str>>,
+) -> anyhow::Result<bool> {
+    let Some(planned) = by_case.get(&path.to_lowercase()) else {
+        return Ok(false);
+    };
+    let Some(stale) = guard::look(dir, path)? else {
+        return Ok(false);
+    };
+    for other in planned {
+        if let Some(meta) = guard::look(dir, other)? {
+            if (meta.dev(), meta.ino()) == (stale.dev(), stale.ino()) {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
 fn parent(dir: &Path, path: &str) -> PathBuf {

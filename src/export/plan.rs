@@ -10,9 +10,7 @@ use crate::config::Config;
 use crate::manifest::Manifest;
 use crate::store::Store;
 
-use super::medium::{
-    is_safe_path, MediumFile, MediumManifest, MediumSource, FORMAT, MANIFEST_NAME, MARKER_NAME,
-};
+use super::medium::{is_medium_path, MediumFile, MediumManifest, MediumSource, FORMAT};
 
 /// The medium's next manifest, and what the person running the export should know.
 pub struct Plan {
@@ -70,7 +68,7 @@ pub fn plan(
             } else {
                 format!("{prefix}/{}", entry.path)
             };
-            if !is_safe_path(&path) || path == MANIFEST_NAME || path == MARKER_NAME {
+            if !is_medium_path(&path) {
                 bail!(
                     "snapshot {snapshot} of `{}` names `{}`, which cannot be a file of the medium",
                     source.id,
@@ -100,6 +98,7 @@ pub fn plan(
             created,
             sources,
             files: files.into_values().collect(),
+            tainted: Vec::new(),
         },
         warnings,
     })
