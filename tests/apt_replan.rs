@@ -257,6 +257,13 @@ fn listed_indices_the_upstream_does_not_serve_are_warned_about_and_the_rest_publ
     assert!(ok, "apt-get install: {text}");
     drop(server);
 
+    // Nothing changed: one conditional request, and the gaps are still reported.
+    upstream.reset_counters();
+    let (ok, text) = sync(&site);
+    assert!(ok && text.contains("unchanged"), "{text}");
+    assert_eq!(upstream.log(), vec![(INRELEASE.to_string(), 304)]);
+    assert!(text.contains("main/Contents-amd64"), "{text}");
+
     // The server's own runs show them on the status page, as ok with problems.
     let server = site.start();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);

@@ -70,6 +70,17 @@ impl Policy {
         }
     }
 
+    /// The rules in force, as one line: recorded with each snapshot, so a policy tightened
+    /// (or relaxed) since makes the next sync judge the current Release again.
+    pub fn describe(&self) -> String {
+        format!(
+            "sha1 {}, rsa >= {}, dsa >= {}",
+            if self.allow_sha1 { "allowed" } else { "refused" },
+            self.min_rsa_bits,
+            self.min_dsa_bits
+        )
+    }
+
     /// Whether a signature may use this hash; the refusal says which rule, and whether a
     /// `weak_crypto` key relaxes it.
     pub fn check_hash(&self, hash: Option<HashAlgorithm>) -> Result<(), String> {
