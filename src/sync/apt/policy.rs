@@ -142,6 +142,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_description_changes_with_every_rule_and_only_with_the_effective_ones() {
+        let default = Policy::default().describe();
+        let explicit = WeakCrypto {
+            min_rsa_bits: Some(DEFAULT_MIN_KEY_BITS),
+            ..WeakCrypto::default()
+        };
+        assert_eq!(default, Policy::new(&explicit).describe());
+        for weak in [
+            WeakCrypto {
+                allow_sha1: true,
+                ..WeakCrypto::default()
+            },
+            WeakCrypto {
+                min_rsa_bits: Some(1024),
+                ..WeakCrypto::default()
+            },
+            WeakCrypto {
+                min_dsa_bits: Some(1024),
+                ..WeakCrypto::default()
+            },
+        ] {
+            assert_ne!(default, Policy::new(&weak).describe(), "{weak:?}");
+        }
+    }
+
+    #[test]
     fn relaxations_name_only_what_is_weaker_than_the_defaults() {
         assert!(WeakCrypto::default().relaxations().is_empty());
         let stricter = WeakCrypto {
