@@ -393,6 +393,25 @@ fn package_file_names_are_percent_encoded_when_fetched() {
 }
 
 #[test]
+fn index_names_are_percent_encoded_like_package_file_names() {
+    let repo = AptRepo::new(Layout::Debian);
+    let odd = "dists/bookworm/main/i18n/Translation-x#y";
+    repo.put(odd, b"Package: alpha\nDescription-x#y: a\n");
+    repo.suite("bookworm", "main", &main_packages(), false, None);
+    let release = std::fs::read_to_string(repo.root().join("dists/bookworm/Release")).unwrap();
+    assert!(release.contains("main/i18n/Translation-x#y"), "{release}");
+    let upstream = Upstream::serve(repo.root());
+    let site = apt_site(&upstream, &repo.key(), "main", "");
+    let (ok, text) = sync(&site);
+    assert!(ok && !text.contains("Translation-x"), "{text}");
+    let encoded = "/dists/bookworm/main/i18n/Translation-x%23y";
+    assert!(asked(&upstream, encoded, 200), "{:?}", upstream.log());
+    let server = site.start_without_sync();
+    let got = common::curl(&["-f", &server.url(&format!("/debian{encoded}"))]);
+    assert!(got.status.success(), "{got:?}");
+}
+
+#[test]
 fn verify_pool_refetches_a_damaged_stored_package() {
     let repo = AptRepo::new(Layout::Debian);
     repo.suite("bookworm", "main", &main_packages(), false, None);

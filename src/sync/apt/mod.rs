@@ -9,10 +9,14 @@
 //! changed mid-sync), start again from InRelease, a bounded number of times.
 //!
 //! A 304 (or the same InRelease again) ends the sync only if the current snapshot was chosen
-//! by the current configuration and lacks nothing (`replan`); otherwise the sync plans again
-//! from the stored InRelease, fetching only what the store lacks. The steps live beside this
-//! file: `indices` (fetching and naming the indices; an unserved Contents/i18n/dep11/cnf index
-//! is a warning, an unserved Packages/Sources an error) and `pool` (the package files).
+//! by the current configuration, keys and signature policy and lacks nothing (`replan`), and
+//! its Release has not passed its Valid-Until (a frozen upstream answers 304 for ever);
+//! otherwise the sync plans again from the stored InRelease, verified again, fetching only
+//! what the store lacks. The validators are sent only to the upstream they came from
+//! (`validators`). The steps live beside this file: `indices` (fetching and naming the
+//! indices; an unserved Contents/i18n/dep11/cnf index is a warning, repeated by every sync
+//! but retried only when the upstream or the selection changes; an unserved Packages/Sources
+//! is an error), `pool` (the package files) and `urls` (every upstream URL, percent-encoded).
 
 pub mod index;
 mod indices;
