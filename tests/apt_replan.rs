@@ -257,6 +257,13 @@ fn listed_indices_the_upstream_does_not_serve_are_warned_about_and_the_rest_publ
     assert!(ok, "apt-get install: {text}");
     drop(server);
 
+    // Nothing changed: one conditional request, and the gaps are still reported.
+    upstream.reset_counters();
+    let (ok, text) = sync(&site);
+    assert!(ok && text.contains("unchanged"), "{text}");
+    assert_eq!(upstream.log(), vec![(INRELEASE.to_string(), 304)]);
+    assert!(text.contains("main/Contents-amd64"), "{text}");
+
     // The server's own runs show them on the status page, as ok with problems.
     let server = site.start();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -383,6 +390,25 @@ fn package_file_names_are_percent_encoded_when_fetched() {
     ]);
     assert!(got.status.success(), "{got:?}");
     assert_eq!(got.stdout, std::fs::read(repo.root().join(odd)).unwrap());
+}
+
+#[test]
+fn index_names_are_percent_encoded_like_package_file_names() {
+    let repo = AptRepo::new(Layout::Debian);
+    let odd = "dists/bookworm/main/i18n/Translation-x#y";
+    repo.put(odd, b"Package: alpha\nDescription-x#y: a\n");
+    repo.suite("bookworm", "main", &main_packages(), false, None);
+    let release = std::fs::read_to_string(repo.root().join("dists/bookworm/Release")).unwrap();
+    assert!(release.contains("main/i18n/Translation-x#y"), "{release}");
+    let upstream = Upstream::serve(repo.root());
+    let site = apt_site(&upstream, &repo.key(), "main", "");
+    let (ok, text) = sync(&site);
+    assert!(ok && !text.contains("Translation-x"), "{text}");
+    let encoded = "/dists/bookworm/main/i18n/Translation-x%23y";
+    assert!(asked(&upstream, encoded, 200), "{:?}", upstream.log());
+    let server = site.start_without_sync();
+    let got = common::curl(&["-f", &server.url(&format!("/debian{encoded}"))]);
+    assert!(got.status.success(), "{got:?}");
 }
 
 #[test]

@@ -240,6 +240,35 @@ fn sha1_signatures_are_refused_unless_allow_sha1() {
 }
 
 #[test]
+fn a_relaxation_withdrawn_fails_the_next_sync_although_the_upstream_answers_304() {
+    let repo = repo_with(Gpg::new("archive", "rsa3072"));
+    resign(&repo, archive("SHA1"));
+    let upstream = Upstream::serve(repo.root());
+    let site = apt_site(
+        &upstream,
+        &[&repo.key()],
+        "weak_crypto = { allow_sha1 = true }",
+    );
+    let (ok, text) = sync(&site);
+    assert!(ok, "{text}");
+    let before = snapshots(&site);
+    let config = std::fs::read_to_string(&site.config).unwrap();
+    let strict = config.replace("weak_crypto = { allow_sha1 = true }", "");
+    assert_ne!(config, strict);
+    std::fs::write(&site.config, strict).unwrap();
+    upstream.reset_counters();
+    let (ok, text) = sync(&site);
+    assert!(!ok, "{text}");
+    assert!(text.contains("uses SHA-1"), "{text}");
+    assert!(
+        upstream.log().iter().any(|(_, status)| *status == 304),
+        "{:?}",
+        upstream.log()
+    );
+    assert_eq!(before, snapshots(&site), "the published snapshot must stay");
+}
+
+#[test]
 fn md5_signatures_are_refused_whatever_weak_crypto_says() {
     // RSA, which OpenPGP libraries still verify with MD5 (Ed25519 refuses it by itself).
     let repo = repo_with(Gpg::new("archive", "rsa3072"));

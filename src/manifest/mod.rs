@@ -43,6 +43,12 @@ pub struct Selection {
     /// Files (or index families) the upstream listed but did not serve, sorted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub left_out: Vec<String>,
+    /// Problems about things the upstream lists but never served (an index family), sorted.
+    /// Reported again by every sync, but not retried until the upstream or the selection
+    /// changes: re-asking an upstream for what it does not have would make every sync plan
+    /// again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unserved: Vec<String>,
 }
 
 /// One published file.

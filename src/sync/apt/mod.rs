@@ -9,10 +9,14 @@
 //! changed mid-sync), start again from InRelease, a bounded number of times.
 //!
 //! A 304 (or the same InRelease again) ends the sync only if the current snapshot was chosen
-//! by the current configuration and lacks nothing (`replan`); otherwise the sync plans again
-//! from the stored InRelease, fetching only what the store lacks. The steps live beside this
-//! file: `indices` (fetching and naming the indices; an unserved Contents/i18n/dep11/cnf index
-//! is a warning, an unserved Packages/Sources an error) and `pool` (the package files).
+//! by the current configuration, keys and signature policy and lacks nothing (`replan`), and
+//! its Release has not passed its Valid-Until (a frozen upstream answers 304 for ever);
+//! otherwise the sync plans again from the stored InRelease, verified again, fetching only
+//! what the store lacks. The validators are sent only to the upstream they came from
+//! (`validators`). The steps live beside this file: `indices` (fetching and naming the
+//! indices; an unserved Contents/i18n/dep11/cnf index is a warning, repeated by every sync
+//! but retried only when the upstream or the selection changes; an unserved Packages/Sources
+//! is an error), `pool` (the package files) and `urls` (every upstream URL, percent-encoded).
 
 pub mod index;
 mod indices;
@@ -25,10 +29,10 @@ pub mod release;
 mod replan;
 pub mod repository;
 mod selection;
+mod urls;
+mod validators;
 
 use std::sync::Arc;
-
-use serde::{Deserialize, Serialize};
 
 use super::fetch::{FetchError, Fetcher};
 use super::previous::{with_progress, Previous};
@@ -43,15 +47,6 @@ use selection::select;
 
 /// Restarts from InRelease when the upstream changes under a sync.
 const MAX_RESTARTS: usize = 3;
-
-/// What the upstream said about the InRelease we hold, for a conditional request next time.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct UpstreamState {
-    /// The object those validators describe: only then is a 304 proof of "unchanged".
-    object: Option<ObjectId>,
-    etag: Option<String>,
-    last_modified: Option<String>,
-}
 
 fn apt_error(message: impl Into<String>) -> SyncError {
     SyncError::Upstream(message.into())
@@ -116,17 +111,6 @@ impl<'a> Mirror<'a> {
         })
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.config.repository.url)
-    }
-
-    fn state_path(&self) -> std::path::PathBuf {
-        self.store
-            .refs_dir()
-            .join(self.source)
-            .join("upstream.json")
-    }
-
     async fn run(self, report: &mut SyncReport) -> Result<Vec<Entry>, SyncError> {
         let mut restarts = 0;
         let result = loop {
@@ -152,25 +136,16 @@ impl<'a> Mirror<'a> {
     async fn attempt(&self, report: &mut SyncReport) -> Result<Vec<Entry>, SyncError> {
         // 1. The signed Release.
         let inrelease_path = format!("{}InRelease", self.dist);
-        let state: UpstreamState = std::fs::read(self.state_path())
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let inrelease_url = self.url(&inrelease_path);
         let previous_inrelease = self.previous.get(inrelease_path.as_str()).map(|e| e.object);
-        let conditional = match (&state.object, previous_inrelease) {
-            (Some(object), Some(current)) if *object == current => Some((
-                state.etag.clone().unwrap_or_default(),
-                state.last_modified.clone().unwrap_or_default(),
-            )),
-            _ => None,
-        };
+        let conditional = self.validators(&inrelease_url, previous_inrelease);
         // The InRelease alone does not tell whether the configuration changed since.
-        let replan = replan::reason(self.previous.manifest(), &replan::describe(self.config));
+        let replan = replan::reason(self.previous.manifest(), &self.description());
         let mut planned: Vec<Planned> = Vec::new();
         let inrelease = self
             .fetcher
             .small(
-                &self.url(&inrelease_path),
+                &inrelease_url,
                 conditional.as_ref().map(|(e, m)| (e.as_str(), m.as_str())),
             )
             .await;
@@ -181,7 +156,7 @@ impl<'a> Mirror<'a> {
                         source = self.source,
                         "InRelease not modified upstream: nothing to do"
                     );
-                    return Ok(self.unchanged(report));
+                    return self.unchanged(report);
                 }
                 Some(reason) => {
                     tracing::info!(source = self.source, %reason, "InRelease not modified upstream; planning again from the stored one");
@@ -197,9 +172,9 @@ impl<'a> Mirror<'a> {
                     .map_err(|e| apt_error(format!("{inrelease_path}: {e}")))?;
                 let object = self.store.put_bytes(&small.bytes)?;
                 if Some(object) == previous_inrelease {
-                    self.save_state(object, &small);
+                    self.save_state(&inrelease_url, object, &small);
                     match &replan {
-                        None => return Ok(self.unchanged(report)),
+                        None => return self.unchanged(report),
                         Some(reason) => {
                             tracing::info!(source = self.source, %reason, "InRelease unchanged upstream; planning again")
                         }
@@ -210,7 +185,7 @@ impl<'a> Mirror<'a> {
                     object,
                     size: small.bytes.len() as u64,
                 });
-                self.save_state_later(object, &small, report);
+                self.save_state_later(&inrelease_url, object, &small, report);
                 signed
             }
             Err(FetchError::NotFound { .. }) => {
@@ -257,15 +232,18 @@ impl<'a> Mirror<'a> {
         self.plan_indices(&indices.fetched, &mut planned);
         let mut problems = Vec::new();
         let mut left_out = Vec::new();
+        // Not `left_out`: asked again only once the upstream or the selection changes.
+        let mut unserved = Vec::new();
         for (family, tried) in &indices.unserved {
             let family = format!("{}{family}", self.dist);
             tracing::warn!(source = self.source, index = %family, "listed in the Release but not served; published without it");
-            problems.push(format!(
+            unserved.push(format!(
                 "index {family} is listed in the Release but the upstream serves no variant of it ({}); published without it",
                 tried.join(", ")
             ));
-            left_out.push(family);
         }
+        unserved.sort();
+        problems.extend(unserved.iter().cloned());
 
         if self.config.installer {
             planned.extend(self.installer_images(&release, report).await?);
@@ -292,23 +270,44 @@ impl<'a> Mirror<'a> {
         report.problems.extend(problems);
         left_out.sort();
         report.selection = Some(Selection {
-            description: replan::describe(self.config),
+            description: self.description(),
             left_out,
+            unserved,
         });
         Ok(entries)
     }
 
+    /// What chose this sync's files: the configuration and the keys and policy that judged
+    /// the Release (see `replan`).
+    fn description(&self) -> String {
+        replan::describe(self.config, &self.keyring.trust())
+    }
+
     /// The current snapshot again: the upstream did not change and it was chosen by the
-    /// current configuration, complete.
-    fn unchanged(&self, report: &mut SyncReport) -> Vec<Entry> {
+    /// current configuration and keys, complete. Its Release is still checked against the
+    /// clock (an upstream frozen on a stale Release answers "not modified" for ever), and
+    /// the indices it never got are reported again: the problem stays visible until fixed.
+    fn unchanged(&self, report: &mut SyncReport) -> Result<Vec<Entry>, SyncError> {
+        if let Some(release) = self.previous_release() {
+            self.check_expiry(&release)?;
+        }
+        let unserved = self
+            .previous
+            .manifest()
+            .and_then(|m| m.selection.as_ref())
+            .map(|s| s.unserved.clone())
+            .unwrap_or_default();
+        report.problems.extend(unserved.iter().cloned());
         report.selection = Some(Selection {
-            description: replan::describe(self.config),
+            description: self.description(),
             left_out: Vec::new(),
+            unserved,
         });
-        self.previous
+        Ok(self
+            .previous
             .manifest()
             .map(|m| m.entries.clone())
-            .unwrap_or_default()
+            .unwrap_or_default())
     }
 
     /// The current snapshot's InRelease, from the store, verified again (the keys may have
@@ -337,48 +336,9 @@ impl<'a> Mirror<'a> {
         Ok(signed)
     }
 
-    fn save_state(&self, object: ObjectId, small: &super::fetch::Small) {
-        let state = UpstreamState {
-            object: Some(object),
-            etag: small.etag.clone(),
-            last_modified: small.last_modified.clone(),
-        };
-        let bytes = serde_json::to_vec(&state).expect("state serializes");
-        if let Err(e) = self.store.write_atomic(&self.state_path(), &bytes) {
-            tracing::warn!(error = %e, "cannot remember the upstream's validators");
-        }
-    }
-
-    /// The validators are written only once the snapshot is published (by `sync::run`), so a
-    /// failed sync never turns into a 304 "nothing to do" next time.
-    fn save_state_later(
-        &self,
-        object: ObjectId,
-        small: &super::fetch::Small,
-        report: &mut SyncReport,
-    ) {
-        report.pending_state = Some((
-            self.state_path(),
-            serde_json::to_vec(&UpstreamState {
-                object: Some(object),
-                etag: small.etag.clone(),
-                last_modified: small.last_modified.clone(),
-            })
-            .expect("state serializes"),
-        ));
-    }
-
     /// Replay protection and expiry.
     fn check_freshness(&self, release: &Release) -> Result<(), SyncError> {
-        let now = unix_now();
-        if let Some(until) = release.valid_until {
-            if until < now && !self.config.allow_expired {
-                return Err(apt_error(format!(
-                    "the Release expired at {} (Valid-Until); the upstream is stale or replayed (set allow_expired = true to accept)",
-                    crate::time::http_date(until)
-                )));
-            }
-        }
+        self.check_expiry(release)?;
         let Some(date) = release.date else {
             if self.config.allow_missing_date {
                 return Ok(());
@@ -399,6 +359,19 @@ impl<'a> Mirror<'a> {
             }
         }
         Ok(())
+    }
+
+    /// A Release past its `Valid-Until` is refused unless `allow_expired`.
+    fn check_expiry(&self, release: &Release) -> Result<(), SyncError> {
+        match release.valid_until {
+            Some(until) if until < unix_now() && !self.config.allow_expired => {
+                Err(apt_error(format!(
+                    "the Release expired at {} (Valid-Until); the upstream is stale or replayed (set allow_expired = true to accept)",
+                    crate::time::http_date(until)
+                )))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The Release of the current snapshot, if there is one.

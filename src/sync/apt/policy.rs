@@ -70,6 +70,17 @@ impl Policy {
         }
     }
 
+    /// The rules in force, as one line: recorded with each snapshot, so a policy tightened
+    /// (or relaxed) since makes the next sync judge the current Release again.
+    pub fn describe(&self) -> String {
+        format!(
+            "sha1 {}, rsa >= {}, dsa >= {}",
+            if self.allow_sha1 { "allowed" } else { "refused" },
+            self.min_rsa_bits,
+            self.min_dsa_bits
+        )
+    }
+
     /// Whether a signature may use this hash; the refusal says which rule, and whether a
     /// `weak_crypto` key relaxes it.
     pub fn check_hash(&self, hash: Option<HashAlgorithm>) -> Result<(), String> {
@@ -129,6 +140,32 @@ fn modulus_bits(key: &impl KeyDetails) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_description_changes_with_every_rule_and_only_with_the_effective_ones() {
+        let default = Policy::default().describe();
+        let explicit = WeakCrypto {
+            min_rsa_bits: Some(DEFAULT_MIN_KEY_BITS),
+            ..WeakCrypto::default()
+        };
+        assert_eq!(default, Policy::new(&explicit).describe());
+        for weak in [
+            WeakCrypto {
+                allow_sha1: true,
+                ..WeakCrypto::default()
+            },
+            WeakCrypto {
+                min_rsa_bits: Some(1024),
+                ..WeakCrypto::default()
+            },
+            WeakCrypto {
+                min_dsa_bits: Some(1024),
+                ..WeakCrypto::default()
+            },
+        ] {
+            assert_ne!(default, Policy::new(&weak).describe(), "{weak:?}");
+        }
+    }
 
     #[test]
     fn relaxations_name_only_what_is_weaker_than_the_defaults() {

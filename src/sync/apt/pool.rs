@@ -1,5 +1,5 @@
 //! The package files of an apt snapshot: named by its Packages/Sources, fetched in parallel
-//! when the store lacks them (asked for percent-encoded), re-hashed first when `verify_pool`
+//! when the store lacks them (asked for percent-encoded, see `urls`), re-hashed first when `verify_pool`
 //! is set, and left out with a warning under `ignore_errors`.
 
 use std::collections::BTreeMap;
@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
 use super::release::Listed;
 use super::selection::family;
@@ -15,36 +14,6 @@ use super::{apt_error, index, Mirror, Planned};
 use crate::store::{hash_file, IngestMethod, ObjectId, Store};
 use crate::sync::fetch::{Expected, FetchError};
 use crate::sync::{SyncError, SyncReport};
-
-/// Bytes escaped in one segment of a path asked of an upstream: controls, non-ASCII, the
-/// space, what would end the path or change its meaning (`#`, `?`, `%`, `/`) and what RFC 3986
-/// never allows bare. `+`, `~` and the other sub-delimiters stay: archives name files with
-/// them (`foo_1.0+b1~x_amd64.deb`) and some servers read an escaped `+` differently.
-const UPSTREAM_SEGMENT: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'/')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'[')
-    .add(b'\\')
-    .add(b']')
-    .add(b'^')
-    .add(b'`')
-    .add(b'{')
-    .add(b'|')
-    .add(b'}');
-
-/// A repository-relative path as it goes into an upstream URL, encoded segment by segment.
-pub(super) fn encode_path(path: &str) -> String {
-    path.split('/')
-        .map(|segment| utf8_percent_encode(segment, UPSTREAM_SEGMENT).to_string())
-        .collect::<Vec<_>>()
-        .join("/")
-}
 
 /// What the pool step got, besides the planned entries: problems to report and the paths it
 /// had to leave out (recorded, so the next sync tries them again).
@@ -180,7 +149,7 @@ impl Mirror<'_> {
                 });
                 continue;
             }
-            let url = self.url(&encode_path(&file.path));
+            let url = self.url(&file.path);
             stats.planned_files.fetch_add(1, Ordering::Relaxed);
             stats.planned_bytes.fetch_add(file.size, Ordering::Relaxed);
             tasks.push(async move {
@@ -233,18 +202,6 @@ impl Mirror<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn paths_are_encoded_segment_by_segment_keeping_archive_characters() {
-        assert_eq!(
-            encode_path("pool/main/f/foo/foo_1.0+b1~x_amd64.deb"),
-            "pool/main/f/foo/foo_1.0+b1~x_amd64.deb"
-        );
-        assert_eq!(
-            encode_path("pool/main/a/al pha#1?%ä/a_1:2.deb"),
-            "pool/main/a/al%20pha%231%3F%25%C3%A4/a_1:2.deb"
-        );
-    }
 
     #[test]
     fn damaged_objects_are_found_by_hashing_them() {

@@ -8,10 +8,11 @@ use crate::manifest::{Manifest, Selection};
 
 /// A canonical description of every option that decides which files an apt snapshot holds.
 /// Order in the configuration does not matter; anything else that changes the chosen files
-/// changes this text. The URL is left out: it says where the files come from, not which (a
-/// new upstream answers the conditional InRelease request with its own), and it may carry a
-/// token.
-pub(super) fn describe(config: &AptOptions) -> String {
+/// changes this text, and so does `trust` (the keys and signature policy, see
+/// `Keyring::trust`): files chosen under other keys are judged again. The URL is left out: it
+/// says where the files come from, not which (the validators record their upstream, so a new
+/// one is asked unconditionally), and it may carry a token.
+pub(super) fn describe(config: &AptOptions, trust: &str) -> String {
     let repo = &config.repository;
     let sorted = |list: &[String]| {
         let mut list = list.to_vec();
@@ -37,6 +38,7 @@ pub(super) fn describe(config: &AptOptions) -> String {
         format!("skip_packages [{}]", sorted(&config.filter.skip_packages)),
         format!("skip_sections [{}]", sorted(&config.filter.skip_sections)),
         format!("installer {}", config.installer),
+        format!("trust {trust}"),
     ]
     .join("; ")
 }
@@ -94,34 +96,40 @@ mod tests {
 
     #[test]
     fn order_in_the_configuration_does_not_matter_but_content_does() {
-        let a = describe(&config(
-            "deb http://x/ bookworm main contrib",
-            &["amd64", "all"],
-        ));
-        let b = describe(&config(
-            "deb http://x/ bookworm contrib main",
-            &["all", "amd64"],
-        ));
+        let a = describe(
+            &config("deb http://x/ bookworm main contrib", &["amd64", "all"]),
+            "k",
+        );
+        let b = describe(
+            &config("deb http://x/ bookworm contrib main", &["all", "amd64"]),
+            "k",
+        );
         assert_eq!(a, b);
-        let c = describe(&config("deb http://x/ bookworm main", &["all", "amd64"]));
+        let c = describe(&config("deb http://x/ bookworm main", &["all", "amd64"]), "k");
         assert_ne!(a, c);
-        let d = describe(&config(
-            "deb-src http://x/ bookworm main contrib",
-            &["amd64", "all"],
-        ));
+        let d = describe(
+            &config("deb-src http://x/ bookworm main contrib", &["amd64", "all"]),
+            "k",
+        );
         assert_ne!(a, d);
         let mut filtered = config("deb http://x/ bookworm main contrib", &["amd64", "all"]);
         filtered.filter = index::Filter::new(vec!["*-dbgsym".into()], vec![]).unwrap();
-        assert_ne!(a, describe(&filtered));
+        assert_ne!(a, describe(&filtered, "k"));
+        let other_keys = describe(
+            &config("deb http://x/ bookworm main contrib", &["amd64", "all"]),
+            "other keys",
+        );
+        assert_ne!(a, other_keys, "a change of trusted keys or policy is a change");
     }
 
     #[test]
     fn a_snapshot_is_kept_only_when_its_selection_is_the_current_one_and_complete() {
-        let now = describe(&config("deb http://x/ bookworm main", &["amd64"]));
+        let now = describe(&config("deb http://x/ bookworm main", &["amd64"]), "k");
         let recorded = |description: &str, left_out: &[&str]| {
             snapshot(Some(Selection {
                 description: description.into(),
                 left_out: left_out.iter().map(|s| s.to_string()).collect(),
+                unserved: vec![],
             }))
         };
         assert_eq!(reason(None, &now), None, "nothing to keep");
@@ -130,6 +138,15 @@ mod tests {
         assert!(unknown.contains("does not record"), "{unknown}");
         let changed = reason(Some(&recorded("other", &[])), &now).unwrap();
         assert!(changed.contains("configuration changed"), "{changed}");
+        let mut unserved = recorded(&now, &[]);
+        if let Some(selection) = unserved.selection.as_mut() {
+            selection.unserved = vec!["index main/Contents-amd64 is not served".into()];
+        }
+        assert_eq!(
+            reason(Some(&unserved), &now),
+            None,
+            "an index the upstream never served is retried when the upstream changes"
+        );
         let missing = reason(Some(&recorded(&now, &["pool/a.deb"])), &now).unwrap();
         assert!(missing.contains("pool/a.deb"), "{missing}");
     }

@@ -10,11 +10,19 @@ use std::io::{self, Write};
 
 use super::{Filter, PoolFile};
 
+/// The longest line accepted, in bytes. Real stanza lines are short (a long Description
+/// line is a few KiB); a hostile index could otherwise send one endless line and make the
+/// mirror hold all of it.
+const MAX_LINE: usize = 1024 * 1024;
+
 /// Consumes index text in arbitrary chunks; collects the files of every stanza.
 pub(super) struct StanzaParser {
     sources: bool,
     filter: Filter,
+    /// The start of a line whose end has not arrived yet.
     pending: Vec<u8>,
+    /// How much of `pending` is known to hold no line end: each write scans only what it adds.
+    scanned: usize,
     line_number: usize,
     stanza: Stanza,
     files: Vec<PoolFile>,
@@ -45,6 +53,7 @@ impl StanzaParser {
             sources,
             filter,
             pending: Vec::new(),
+            scanned: 0,
             line_number: 0,
             stanza: Stanza::default(),
             files: Vec::new(),
@@ -234,16 +243,70 @@ impl Write for StanzaParser {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.pending.extend_from_slice(buf);
         let mut start = 0;
-        while let Some(end) = self.pending[start..].iter().position(|b| *b == b'\n') {
-            let line = String::from_utf8_lossy(&self.pending[start..start + end]).into_owned();
+        let mut from = self.scanned;
+        while let Some(end) = self.pending[from..].iter().position(|b| *b == b'\n') {
+            let end = from + end;
+            let line = String::from_utf8_lossy(&self.pending[start..end]).into_owned();
             self.line(&line);
-            start += end + 1;
+            start = end + 1;
+            from = start;
         }
         self.pending.drain(..start);
+        self.scanned = self.pending.len();
+        if self.pending.len() > MAX_LINE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "line {} is longer than {} MiB: not an index",
+                    self.line_number + 1,
+                    MAX_LINE / (1024 * 1024)
+                ),
+            ));
+        }
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `chunks` to a Packages parser, as a decoder would.
+    fn feed(chunks: impl IntoIterator<Item = Vec<u8>>) -> io::Result<Vec<PoolFile>> {
+        let mut parser = StanzaParser::new(false, Filter::default());
+        for chunk in chunks {
+            parser.write_all(&chunk)?;
+        }
+        parser.finish()
+    }
+
+    #[test]
+    fn a_line_longer_than_the_limit_is_refused_naming_its_line() {
+        // Written in small chunks without a line end: each write must not rescan the rest.
+        let chunk = vec![b'x'; 64 * 1024];
+        let chunks = (0..(MAX_LINE / chunk.len() + 2)).map(|_| chunk.clone());
+        let head = std::iter::once(b"Package: a\n".to_vec());
+        let error = feed(head.chain(chunks)).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        let message = error.to_string();
+        assert!(
+            message.contains("line 2") && message.contains("1 MiB"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn lines_split_across_writes_are_joined() {
+        let sha = "1".repeat(64);
+        let text = format!("Package: a\nFilename: pool/a.deb\nSize: 3\nSHA256: {sha}\n");
+        let chunks = text.as_bytes().chunks(5).map(|c| c.to_vec());
+        let files = feed(chunks).unwrap();
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].path, "pool/a.deb");
+        assert_eq!(files[0].sha256, sha);
     }
 }

@@ -20,6 +20,9 @@ use judge::Verdict;
 pub struct Keyring {
     keys: Vec<SignedPublicKey>,
     files: Vec<PathBuf>,
+    /// Digests of the key files' bytes: a revocation or a new subkey in a file changes them
+    /// without changing a primary fingerprint.
+    material: Vec<String>,
     policy: Policy,
 }
 
@@ -49,8 +52,10 @@ pub enum VerifyError {
 impl Keyring {
     pub fn load(files: &[PathBuf]) -> Result<Keyring, KeyringError> {
         let mut keys = Vec::new();
+        let mut material = Vec::new();
         for file in files {
             let bytes = std::fs::read(file).map_err(|e| KeyringError::Read(file.clone(), e))?;
+            material.push(digest(&bytes));
             let found = parse_keys(&bytes).map_err(|e| KeyringError::NoKey(file.clone(), e))?;
             if found.is_empty() {
                 return Err(KeyringError::NoKey(file.clone(), "empty".into()));
@@ -60,6 +65,7 @@ impl Keyring {
         Ok(Keyring {
             keys,
             files: files.to_vec(),
+            material,
             policy: Policy::default(),
         })
     }
@@ -69,6 +75,7 @@ impl Keyring {
         Ok(Keyring {
             keys,
             files: vec![name.to_path_buf()],
+            material: vec![digest(bytes)],
             policy: Policy::default(),
         })
     }
@@ -90,6 +97,30 @@ impl Keyring {
             .map(|k| hex::encode_upper(k.fingerprint().as_bytes()))
             .collect::<Vec<_>>()
             .join(", ")
+    }
+
+    /// What this keyring trusts, as one line independent of the order of the configured files:
+    /// the keys' fingerprints and key material, sorted, and the signature policy. Recorded
+    /// with each snapshot, so removing a key, revoking it or tightening the policy makes the
+    /// next sync verify the current Release again, even when the upstream did not change.
+    pub fn trust(&self) -> String {
+        let mut fingerprints: Vec<String> = self
+            .keys
+            .iter()
+            .map(|k| hex::encode_upper(k.fingerprint().as_bytes()))
+            .collect();
+        fingerprints.sort();
+        fingerprints.dedup();
+        let mut material = self.material.clone();
+        material.sort();
+        material.dedup();
+        let material = digest(material.join(" ").as_bytes());
+        format!(
+            "keys [{}] (key files {}); policy {}",
+            fingerprints.join(" "),
+            &material[..16],
+            self.policy.describe()
+        )
     }
 
     /// Verifies a clear-signed InRelease; returns the signed text (what the Release says).
@@ -151,6 +182,11 @@ impl Keyring {
         );
         Err(VerifyError::Refused(refusals))
     }
+}
+
+fn digest(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
 }
 
 fn parse_keys(bytes: &[u8]) -> Result<Vec<SignedPublicKey>, String> {
