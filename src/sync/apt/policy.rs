@@ -75,7 +75,11 @@ impl Policy {
     pub fn describe(&self) -> String {
         format!(
             "sha1 {}, rsa >= {}, dsa >= {}",
-            if self.allow_sha1 { "allowed" } else { "refused" },
+            if self.allow_sha1 {
+                "allowed"
+            } else {
+                "refused"
+            },
             self.min_rsa_bits,
             self.min_dsa_bits
         )

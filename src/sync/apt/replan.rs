@@ -105,7 +105,10 @@ mod tests {
             "k",
         );
         assert_eq!(a, b);
-        let c = describe(&config("deb http://x/ bookworm main", &["all", "amd64"]), "k");
+        let c = describe(
+            &config("deb http://x/ bookworm main", &["all", "amd64"]),
+            "k",
+        );
         assert_ne!(a, c);
         let d = describe(
             &config("deb-src http://x/ bookworm main contrib", &["amd64", "all"]),
@@ -119,7 +122,10 @@ mod tests {
             &config("deb http://x/ bookworm main contrib", &["amd64", "all"]),
             "other keys",
         );
-        assert_ne!(a, other_keys, "a change of trusted keys or policy is a change");
+        assert_ne!(
+            a, other_keys,
+            "a change of trusted keys or policy is a change"
+        );
     }
 
     #[test]

@@ -114,7 +114,13 @@ mod tests {
             url_key("https://user:secret@deb.example.org/debian/dists/x/InRelease?token=1")
         );
         assert!(!plain.contains("example"));
-        assert_ne!(plain, url_key("https://other.example.org/debian/dists/x/InRelease"));
-        assert_ne!(plain, url_key("https://deb.example.org/ubuntu/dists/x/InRelease"));
+        assert_ne!(
+            plain,
+            url_key("https://other.example.org/debian/dists/x/InRelease")
+        );
+        assert_ne!(
+            plain,
+            url_key("https://deb.example.org/ubuntu/dists/x/InRelease")
+        );
     }
 }
