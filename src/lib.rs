@@ -9,9 +9,9 @@
 //! - `time`, `units`, `secrets`, `urls`, `keys`, `glob`: Unix seconds and HTTP dates; `10M`
 //!   and `2h` in the configuration; credentials cut out of URLs; URL path segments; reading a
 //!   TOML table into typed keys with messages that name the key; globset patterns.
-//! - `store`: objects named by sha256, refs replaced atomically, the data-dir lock, ingest of
+//! - [`store`]: objects named by sha256, refs replaced atomically, the data-dir lock, ingest of
 //!   local files, partial downloads, the typed GC gate, GC and deep verify.
-//! - `manifest`: a snapshot's entries (path, object, size, date, caching), stored as an
+//! - [`manifest`]: a snapshot's entries (path, object, size, date, caching), stored as an
 //!   object; what changed between two snapshots.
 //! - [`puavo`]: the Puavo formats: rdiff (librsync deltas), meta, CKSUMS, series, squashfs,
 //!   torrents.
@@ -43,7 +43,7 @@ pub(crate) mod glob;
 pub mod http;
 pub(crate) mod import_pom;
 pub(crate) mod keys;
-pub(crate) mod manifest;
+pub mod manifest;
 pub(crate) mod notify;
 pub(crate) mod page_cache;
 pub(crate) mod pin;
@@ -52,7 +52,7 @@ pub mod puavo;
 pub(crate) mod scheduler;
 pub(crate) mod secrets;
 pub(crate) mod serve;
-pub(crate) mod store;
+pub mod store;
 pub mod sync;
 pub(crate) mod time;
 pub(crate) mod units;

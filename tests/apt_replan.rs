@@ -472,10 +472,18 @@ fn a_snapshot_made_before_selections_were_recorded_is_planned_again_once() {
     let refs = site.data().join("refs/deb");
     let object = |hex: &str| site.data().join("objects/sha256").join(&hex[..2]).join(hex);
     let current = std::fs::read_to_string(refs.join("current")).unwrap();
-    let bytes = std::fs::read(object(current.trim())).unwrap();
-    let mut manifest: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-    let recorded = manifest.as_object_mut().unwrap().remove("selection");
-    assert!(recorded.is_some(), "{manifest}");
+    let store = mirrorbox::store::Store::open(
+        &site.data(),
+        &mirrorbox::store::StoreOptions {
+            fsync: false,
+            ingest: mirrorbox::store::IngestMode::Copy,
+        },
+    )
+    .unwrap();
+    let id = current.trim().parse().unwrap();
+    let mut manifest = mirrorbox::manifest::Manifest::load(&store, &id).unwrap();
+    assert!(manifest.selection.take().is_some(), "{manifest:?}");
+    // An older mirrorbox wrote its manifests as JSON.
     let bytes = serde_json::to_vec(&manifest).unwrap();
     let old = common::sha256_hex(&bytes);
     std::fs::create_dir_all(object(&old).parent().unwrap()).unwrap();

@@ -1,18 +1,25 @@
 //! Manifests: one snapshot of one source, a sorted list of (path, object, size, mtime).
 //!
 //! A manifest is stored as an object itself, so a snapshot id is the hash of its content.
+//! New manifests are written in a compact binary format (`binary`); manifests written as
+//! JSON by earlier versions are still read (`stored` says why they are never re-encoded).
 
+pub mod binary;
 mod diff;
+mod stored;
+mod varint;
 
 #[cfg(test)]
 pub use diff::PathChange;
 pub use diff::{ChangeKind, ManifestDiff};
+pub use stored::StoredEntries;
 
 use serde::{Deserialize, Serialize};
 
 use crate::store::{ObjectId, SnapshotReader, Store, StoreError};
 
-/// Bumped when the format changes incompatibly.
+/// The version of a manifest's fields, bumped when they change incompatibly. The binary
+/// encoding has its own version ([`binary::VERSION`]).
 pub const FORMAT: u32 = 1;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -95,21 +102,6 @@ impl Manifest {
         }
     }
 
-    pub fn load(store: &Store, id: &ObjectId) -> Result<Manifest, ManifestError> {
-        let bytes = store.read(id)?;
-        let manifest: Manifest =
-            serde_json::from_slice(&bytes).map_err(|e| ManifestError::Parse(*id, e))?;
-        if manifest.format != FORMAT {
-            return Err(ManifestError::Format(*id, manifest.format));
-        }
-        Ok(manifest)
-    }
-
-    pub fn save(&self, store: &Store) -> Result<ObjectId, StoreError> {
-        let bytes = serde_json::to_vec(self).expect("manifests serialize");
-        store.put_bytes(&bytes)
-    }
-
     pub fn total_bytes(&self) -> u64 {
         self.entries.iter().map(|e| e.size).sum()
     }
@@ -138,7 +130,8 @@ impl SnapshotReader for Manifests {
         id: &ObjectId,
         each: &mut dyn FnMut(&str, &ObjectId),
     ) -> Result<(), ManifestError> {
-        for entry in Manifest::load(store, id)?.entries {
+        for entry in StoredEntries::open(store, id)? {
+            let entry = entry?;
             each(&entry.path, &entry.object);
         }
         Ok(())
@@ -149,8 +142,11 @@ impl SnapshotReader for Manifests {
 pub enum ManifestError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("manifest {0} is damaged: {1}")]
-    Parse(ObjectId, serde_json::Error),
+    #[error("manifest {id} is damaged: {source}")]
+    Damaged {
+        id: ObjectId,
+        source: binary::DecodeError,
+    },
     #[error("manifest {0} has format {1}, this mirrorbox reads format {FORMAT}")]
     Format(ObjectId, u32),
 }
