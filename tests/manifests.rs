@@ -188,6 +188,44 @@ fn every_cut_of_a_manifest_is_an_error_never_a_shorter_manifest() {
     }
 }
 
+/// Random damage to the bytes themselves (flips, insertions, deletions) gives a manifest or
+/// an error, never a panic (the store's hash check then rejects what decodes).
+#[test]
+fn randomly_damaged_bytes_never_panic_the_reader() {
+    let mut generator = Generator(StdRng::seed_from_u64(99));
+    let mut manifest = generator.manifest(0);
+    manifest.entries = (0..100).map(|_| generator.entry()).collect();
+    manifest = Manifest::new("s", 0, manifest.entries);
+    let rng = &mut generator.0;
+    for compression in [Compression::None, Compression::Zstd] {
+        let good = encode(&manifest, compression);
+        let mut errors = 0;
+        for _ in 0..3000 {
+            let mut bytes = good.clone();
+            for _ in 0..rng.gen_range(1..4) {
+                let at = rng.gen_range(0..bytes.len());
+                match rng.gen_range(0..3) {
+                    0 => bytes[at] ^= 1 << rng.gen_range(0..8),
+                    1 => bytes.insert(at, rng.gen()),
+                    _ => {
+                        bytes.remove(at);
+                    }
+                }
+            }
+            let decoded = std::panic::catch_unwind(|| decode(&bytes));
+            match decoded {
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) => errors += 1,
+                Err(_) => panic!("{compression:?}: the reader panicked on {bytes:?}"),
+            }
+        }
+        assert!(
+            errors > 1500,
+            "{compression:?}: only {errors} of 3000 rejected"
+        );
+    }
+}
+
 /// The stored object of manifest `id`.
 fn object_file(store: &Store, id: &ObjectId) -> PathBuf {
     store.object_path(id)
