@@ -25,6 +25,11 @@
 //! end          1 byte 0x80, then the end of the stream
 //! ```
 //!
+//! Compression pays: on 200,000 Debian-like paths (`tests/manifests.rs` prints the figures)
+//! an apt snapshot takes 58.3 B per entry uncompressed and 45.4 with zstd, a `dir` snapshot
+//! (origin and stamp recorded) 72.5 and 58.0, against 189 and 333 as JSON. So the writer
+//! always compresses; the byte in the preamble keeps the other form readable.
+//!
 //! Every number is relative to what the reader has just seen, so the usual case (a file
 //! ingested like its neighbour) is one byte. The count up front and the end byte make a cut
 //! stream an error rather than a short manifest; damage anywhere else is caught by the store,

@@ -9,9 +9,10 @@ use super::{
     MAX_PATH, MAX_SELECTION, MAX_SOURCE, NS, ORIGIN, STAMP, STAMP_CTIME, STAMP_INODE, VERSION,
 };
 
-/// zstd's default level: paths compress about as well as at higher levels (the object ids,
-/// half of every entry, do not compress at all), and it keeps pace with a sync.
-const ZSTD_LEVEL: i32 = 3;
+/// zstd's fastest level. On 200,000 Debian-like entries it gives 45.4 B per entry against
+/// 44.9 at level 3 and 44.1 at level 19, in half the time of level 3: the object ids, 32 of
+/// every entry's bytes, do not compress at any level; the paths compress well at all of them.
+const ZSTD_LEVEL: i32 = 1;
 
 /// Streams a manifest into `W`; [`ManifestWriter::finish`] checks the count and returns `W`.
 pub struct ManifestWriter<W: Write> {
