@@ -482,11 +482,24 @@ fn a_data_directory_of_json_manifests_keeps_its_snapshots_and_new_ones_are_binar
         "{text}"
     );
 
-    let server = site.start_without_sync();
-    assert_eq!(get(&server, "/files/b.txt"), "bravo two");
-    assert_eq!(get(&server, &format!("{old_url}/b.txt")), "bravo");
+    {
+        let server = site.start_without_sync();
+        assert_eq!(get(&server, "/files/b.txt"), "bravo two");
+        assert_eq!(get(&server, &format!("{old_url}/b.txt")), "bravo");
+    }
     let (ok, text) = site.cli_text(&["verify"]);
     assert!(ok, "{text}");
+
+    // The old snapshot can still be pinned (a rollback) by the id it always had.
+    let (ok, text) = site.cli_text(&["pin", "site", &old[..16]]);
+    assert!(ok, "{text}");
+    assert_eq!(current(&site), old);
+    let server = site.start_without_sync();
+    assert_eq!(get(&server, "/files/b.txt"), "bravo");
+    assert_eq!(
+        get(&server, &format!("/.snapshots/site/{}/b.txt", &new[..16])),
+        "bravo two"
+    );
 }
 
 /// Runs `mirrorbox sync` with files larger than `max_file` forbidden: the kernel kills the
