@@ -502,51 +502,73 @@ fn a_data_directory_of_json_manifests_keeps_its_snapshots_and_new_ones_are_binar
     );
 }
 
-/// Runs `mirrorbox sync` with files larger than `max_file` forbidden: the kernel kills the
-/// process (SIGXFSZ) in the middle of the first write that goes past it.
-fn sync_with_file_size_limit(site: &Site, max_file: u64) -> std::process::Output {
-    std::process::Command::new("prlimit")
-        .arg(format!("--fsize={max_file}"))
-        .arg(BIN)
-        .args(["sync", "--config"])
-        .arg(&site.config)
-        .output()
-        .expect("run prlimit")
+/// Runs `mirrorbox sync` with files larger than `max_file` forbidden. The first write past
+/// it kills the process (SIGXFSZ), like a crash; with `survive` the signal is ignored and the
+/// write fails instead (EFBIG), like a full disk.
+fn sync_with_file_size_limit(site: &Site, max_file: u64, survive: bool) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    let mut command = std::process::Command::new(BIN);
+    command.args(["sync", "--config"]).arg(&site.config);
+    // SAFETY: between fork and exec the closure only makes two async-signal-safe calls.
+    unsafe {
+        command.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: max_file,
+                rlim_max: max_file,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if survive {
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            }
+            Ok(())
+        });
+    }
+    command.output().expect("run mirrorbox")
 }
 
-#[test]
-fn a_sync_killed_while_writing_its_manifest_leaves_the_old_snapshot() {
-    use std::os::unix::process::ExitStatusExt;
-    // Copy ingest: every new file is written into the store, and must fit under the limit.
+/// A site whose every file is new at each version: 3,000 files of a few bytes, stored by
+/// copy, so that only the manifest (about 100 KiB) is larger than 64 KiB.
+fn many_small_files() -> Site {
     let site = Site::with(false, "");
     let config = std::fs::read_to_string(&site.config).unwrap();
     let config = config.replace("fsync = false", "fsync = false\ningest = \"copy\"");
     std::fs::write(&site.config, config).unwrap();
-    let write_files = |version: &str| {
+    let write_files = |site: &Site, version: &str| {
         for i in 0..3000 {
             let path = site.public().join(format!("f{i:04}.txt"));
             std::fs::write(path, format!("{version} {i}")).unwrap();
         }
     };
-    write_files("one");
+    write_files(&site, "one");
     let (ok, text) = site.cli_text(&["sync"]);
     assert!(ok, "{text}");
-    let old = current(&site);
-    assert!(
-        object_bytes(&site, &old).len() > 64 * 1024,
-        "the manifest outgrows the limit"
-    );
+    let current = current(&site);
+    assert!(object_bytes(&site, &current).len() > 64 * 1024);
+    write_files(&site, "two");
+    site
+}
 
-    // Every file is new (a few bytes each); only the manifest is larger than 64 KiB.
-    write_files("two");
-    let out = sync_with_file_size_limit(&site, 64 * 1024);
-    assert_eq!(out.status.signal(), Some(libc::SIGXFSZ), "{out:?}");
-    // What it was writing when it died: the new manifest, cut at the limit, in tmp/.
-    let cut: Vec<Vec<u8>> = std::fs::read_dir(site.data().join("tmp"))
+/// Manifests being written, whole or in part, in the data directory's temp folder.
+fn manifests_in_tmp(site: &Site) -> Vec<Vec<u8>> {
+    std::fs::read_dir(site.data().join("tmp"))
         .unwrap()
         .filter_map(|e| std::fs::read(e.unwrap().path()).ok())
         .filter(|bytes| bytes.starts_with(b"mbxman"))
-        .collect();
+        .collect()
+}
+
+#[test]
+fn a_sync_killed_while_writing_its_manifest_leaves_the_old_snapshot() {
+    use std::os::unix::process::ExitStatusExt;
+    let site = many_small_files();
+    let old = current(&site);
+
+    let out = sync_with_file_size_limit(&site, 64 * 1024, false);
+    assert_eq!(out.status.signal(), Some(libc::SIGXFSZ), "{out:?}");
+    // What it was writing when it died: the new manifest, cut at the limit.
+    let cut = manifests_in_tmp(&site);
     assert_eq!(cut.len(), 1);
     assert_eq!(cut[0].len(), 64 * 1024);
     assert_eq!(current(&site), old, "the old snapshot stays current");
@@ -563,6 +585,28 @@ fn a_sync_killed_while_writing_its_manifest_leaves_the_old_snapshot() {
     assert!(ok && text.contains("published"), "{text}");
     let server = site.start_without_sync();
     assert_eq!(get(&server, "/files/f0042.txt"), "two 42");
+}
+
+#[test]
+fn a_manifest_that_cannot_be_written_fails_the_sync_and_leaves_nothing_behind() {
+    let site = many_small_files();
+    let old = current(&site);
+
+    let out = sync_with_file_size_limit(&site, 64 * 1024, true);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("write manifest"), "{text}");
+    assert!(
+        manifests_in_tmp(&site).is_empty(),
+        "the partial manifest is removed"
+    );
+    assert_eq!(current(&site), old, "the old snapshot stays current");
+    let (ok, text) = site.cli_text(&["snapshots"]);
+    assert!(ok && text.contains(&old[..16]), "{text}");
 }
 
 #[test]
