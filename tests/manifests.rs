@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use mirrorbox::manifest::binary::{Compression, Header, ManifestReader, ManifestWriter};
-use mirrorbox::manifest::{Entry, Manifest, Origin, Selection, StoredEntries};
+use mirrorbox::manifest::{save_entries, Entry, Manifest, Origin, Selection, StoredEntries};
 use mirrorbox::store::{IngestMode, ObjectId, Stamp, Store, StoreOptions};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -149,6 +149,22 @@ fn random_manifests_read_back_equal_in_every_encoding() {
             .unwrap();
         assert_eq!(streamed, manifest.entries, "round {round}");
     }
+}
+
+/// A snapshot id is the hash of the manifest's bytes, so equal manifests must give equal
+/// bytes, whichever way they are saved.
+#[test]
+fn equal_manifests_are_stored_under_one_id() {
+    let mut generator = Generator(StdRng::seed_from_u64(5));
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let manifest = generator.manifest(300);
+    let id = manifest.save(&store).unwrap();
+    assert_eq!(manifest.clone().save(&store).unwrap(), id);
+    let streamed = save_entries(&store, &manifest.header(), manifest.entries.iter()).unwrap();
+    assert_eq!(streamed, id);
+    let other = generator.manifest(300);
+    assert_ne!(other.save(&store).unwrap(), id);
 }
 
 #[test]

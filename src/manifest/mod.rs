@@ -12,7 +12,7 @@ mod varint;
 #[cfg(test)]
 pub use diff::PathChange;
 pub use diff::{ChangeKind, ManifestDiff};
-pub use stored::StoredEntries;
+pub use stored::{save_entries, StoredEntries};
 
 use serde::{Deserialize, Serialize};
 

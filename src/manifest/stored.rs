@@ -144,21 +144,9 @@ impl Manifest {
         })
     }
 
-    /// Stores the manifest in the binary format, streamed into the store (which hashes it
-    /// and renames it into place only when complete: a failure leaves no object behind).
+    /// Stores the manifest in the binary format (see [`save_entries`]).
     pub fn save(&self, store: &Store) -> Result<ObjectId, StoreError> {
-        let failed = |source| StoreError {
-            action: "write manifest into",
-            path: store.root().join("tmp"),
-            source,
-        };
-        let writer = store.writer()?;
-        let mut out =
-            ManifestWriter::new(writer, &self.header(), Compression::Zstd).map_err(failed)?;
-        for entry in &self.entries {
-            out.push(entry).map_err(failed)?;
-        }
-        Ok(out.finish().map_err(failed)?.finish()?.id)
+        save_entries(store, &self.header(), &self.entries)
     }
 
     /// Everything but the entries, as the binary format stores it.
@@ -171,6 +159,28 @@ impl Manifest {
             entries: self.entries.len() as u64,
         }
     }
+}
+
+/// Stores a manifest given as its header and its entries, streamed into the store, which
+/// hashes the bytes and renames them into place only when complete: a failure leaves no
+/// object behind. For a caller that makes entries one by one and need not hold them all;
+/// `header.entries` must be their number, and equal input always gives the same id.
+pub fn save_entries<'a>(
+    store: &Store,
+    header: &Header,
+    entries: impl IntoIterator<Item = &'a Entry>,
+) -> Result<ObjectId, StoreError> {
+    let failed = |source| StoreError {
+        action: "write manifest into",
+        path: store.root().join("tmp"),
+        source,
+    };
+    let writer = store.writer()?;
+    let mut out = ManifestWriter::new(writer, header, Compression::Zstd).map_err(failed)?;
+    for entry in entries {
+        out.push(entry).map_err(failed)?;
+    }
+    Ok(out.finish().map_err(failed)?.finish()?.id)
 }
 
 /// Reads what is left of the object through the hasher and compares with the id.
