@@ -1,0 +1,96 @@
+//! Directories, derived from the sorted paths: a directory is the range of paths that start
+//! with its name and `/`, so listing one is a range scan per layer and no directory is kept
+//! in memory.
+
+use std::collections::BTreeMap;
+
+use super::layers::{Layer, Role};
+use super::{is_fill_in_path, Child, DirNode, View};
+
+/// The listing of directory `key` (`/a/b` form, root `/`), or `None` if nothing is below it.
+pub fn list(view: &View, key: &str) -> Option<DirNode> {
+    let mut children: BTreeMap<(String, bool), i64> = BTreeMap::new();
+    let mut mtime = 0;
+    for layer in view.layers() {
+        if let Some(name) = mount_below(key, layer.mount) {
+            let mut any = false;
+            let mut below = 0;
+            served(view, &layer, "", |_, file_mtime| {
+                any = true;
+                below = below.max(file_mtime);
+            });
+            mtime = mtime.max(below);
+            if any {
+                newest(&mut children, name, true, below);
+            }
+            continue;
+        }
+        let Some(rel) = layer.relative(key) else {
+            continue;
+        };
+        let prefix = if rel.is_empty() {
+            String::new()
+        } else {
+            format!("{rel}/")
+        };
+        served(view, &layer, &prefix, |path, file_mtime| {
+            let rest = &path[prefix.len()..];
+            let (name, is_dir) = match rest.split_once('/') {
+                Some((name, _)) => (name, true),
+                None => (rest, false),
+            };
+            newest(&mut children, name, is_dir, file_mtime);
+            mtime = mtime.max(file_mtime);
+        });
+    }
+    if children.is_empty() && key != "/" {
+        return None;
+    }
+    let children = children
+        .into_iter()
+        .map(|((name, is_dir), mtime)| Child {
+            name: name.into_boxed_str(),
+            is_dir,
+            mtime,
+        })
+        .collect();
+    Some(DirNode { children, mtime })
+}
+
+/// Records child `name` with `mtime` if that is newer than what it has.
+fn newest(children: &mut BTreeMap<(String, bool), i64>, name: &str, is_dir: bool, mtime: i64) {
+    let slot = children.entry((name.to_string(), is_dir)).or_insert(mtime);
+    *slot = (*slot).max(mtime);
+}
+
+/// The first segment of `mount` below directory `key`, if the mount is strictly below it.
+fn mount_below<'m>(key: &str, mount: &'m str) -> Option<&'m str> {
+    let rest = if key == "/" {
+        mount.strip_prefix('/')?
+    } else {
+        mount.strip_prefix(key)?.strip_prefix('/')?
+    };
+    rest.split('/').next().filter(|name| !name.is_empty())
+}
+
+/// Calls `visit` with each path (relative to the layer's mount) that the layer serves under
+/// `prefix`, and the Last-Modified of the file the view serves there (another layer's when
+/// this one is shadowed).
+fn served(view: &View, layer: &Layer<'_>, prefix: &str, mut visit: impl FnMut(&str, i64)) {
+    layer.paths().scan_prefix(prefix.as_bytes(), |path, row| {
+        let Ok(path) = std::str::from_utf8(path) else {
+            return true;
+        };
+        if layer.role == Role::FillIn && !is_fill_in_path(path) {
+            return true;
+        }
+        let mtime = if view.shadowing {
+            let full = format!("{}/{path}", layer.mount);
+            view.file(&full).map_or(0, |f| f.mtime)
+        } else {
+            layer.files.mtime(row)
+        };
+        visit(path, mtime);
+        true
+    });
+}
