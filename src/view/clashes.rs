@@ -7,27 +7,35 @@ use super::paths::{Cursor, PathIndex};
 
 #[derive(Default)]
 pub struct ClashFinder {
-    chain: Vec<Vec<u8>>,
+    /// The last path seen.
+    last: Vec<u8>,
+    /// Lengths of the chain: each `last[..len]` is a path seen, and a prefix of the next.
+    chain: Vec<usize>,
     pub found: Vec<Box<str>>,
 }
 
 impl ClashFinder {
     /// Takes the next path; paths must come in strictly increasing order.
     pub fn see(&mut self, path: &[u8]) {
-        while let Some(top) = self.chain.last() {
-            if path.starts_with(top) {
+        while let Some(&len) = self.chain.last() {
+            if path.starts_with(&self.last[..len]) {
                 break;
             }
             self.chain.pop();
         }
-        if let Some(top) = self.chain.last() {
-            let name = String::from_utf8_lossy(top);
-            if path.get(top.len()) == Some(&b'/') && self.found.last().map(|f| &**f) != Some(&*name)
-            {
+        if let Some(&len) = self
+            .chain
+            .last()
+            .filter(|&&len| path.get(len) == Some(&b'/'))
+        {
+            let name = String::from_utf8_lossy(&self.last[..len]);
+            if self.found.last().map(|f| &**f) != Some(&*name) {
                 self.found.push(name.into());
             }
         }
-        self.chain.push(path.to_vec());
+        self.last.clear();
+        self.last.extend_from_slice(path);
+        self.chain.push(path.len());
     }
 }
 

@@ -112,8 +112,11 @@ impl<'v> Layer<'v> {
     /// Whether a served path starts with `prefix`. A fill-in layer serves only some paths,
     /// so it walks the range until it meets one.
     fn serves_any_bytes(&self, prefix: &[u8]) -> bool {
+        if !self.paths().has_prefix(prefix) {
+            return false;
+        }
         if self.role != Role::FillIn {
-            return self.paths().has_prefix(prefix);
+            return true;
         }
         let mut any = false;
         self.paths().scan_prefix(prefix, |path, _| {

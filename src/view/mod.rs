@@ -241,4 +241,6 @@ mod random_tests;
 #[cfg(test)]
 mod reference;
 #[cfg(test)]
+mod scale_tests;
+#[cfg(test)]
 mod tests;
