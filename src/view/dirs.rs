@@ -1,6 +1,11 @@
 //! Directories, derived from the sorted paths: a directory is the range of paths that start
 //! with its name and `/`, so listing one is a range scan per layer and no directory is kept
-//! in memory.
+//! in memory. A layer mounted below the directory counts as a whole, with the newest date
+//! its index keeps, so the root and `/.snapshots/` list without reading any path.
+//!
+//! A directory's date is the newest of every file published below it, including one that
+//! loses a conflicting path to another source: finding only the winners' dates would cost a
+//! lookup per path.
 
 use std::collections::BTreeMap;
 
@@ -13,14 +18,8 @@ pub fn list(view: &View, key: &str) -> Option<DirNode> {
     let mut mtime = 0;
     for layer in view.layers() {
         if let Some(name) = mount_below(key, layer.mount) {
-            let mut any = false;
-            let mut below = 0;
-            served(view, &layer, "", |_, file_mtime| {
-                any = true;
-                below = below.max(file_mtime);
-            });
-            mtime = mtime.max(below);
-            if any {
+            if let Some(below) = layer.newest() {
+                mtime = mtime.max(below);
                 newest(&mut children, name, true, below);
             }
             continue;
@@ -33,7 +32,7 @@ pub fn list(view: &View, key: &str) -> Option<DirNode> {
         } else {
             format!("{rel}/")
         };
-        served(view, &layer, &prefix, |path, file_mtime| {
+        served(&layer, &prefix, |path, file_mtime| {
             let rest = &path[prefix.len()..];
             let (name, is_dir) = match rest.split_once('/') {
                 Some((name, _)) => (name, true),
@@ -74,9 +73,8 @@ fn mount_below<'m>(key: &str, mount: &'m str) -> Option<&'m str> {
 }
 
 /// Calls `visit` with each path (relative to the layer's mount) that the layer serves under
-/// `prefix`, and the Last-Modified of the file the view serves there (another layer's when
-/// this one is shadowed).
-fn served(view: &View, layer: &Layer<'_>, prefix: &str, mut visit: impl FnMut(&str, i64)) {
+/// `prefix`, and its Last-Modified.
+fn served(layer: &Layer<'_>, prefix: &str, mut visit: impl FnMut(&str, i64)) {
     layer.paths().scan_prefix(prefix.as_bytes(), |path, row| {
         let Ok(path) = std::str::from_utf8(path) else {
             return true;
@@ -84,13 +82,7 @@ fn served(view: &View, layer: &Layer<'_>, prefix: &str, mut visit: impl FnMut(&s
         if layer.role == Role::FillIn && !is_fill_in_path(path) {
             return true;
         }
-        let mtime = if view.shadowing {
-            let full = format!("{}/{path}", layer.mount);
-            view.file(&full).map_or(0, |f| f.mtime)
-        } else {
-            layer.files.mtime(row)
-        };
-        visit(path, mtime);
+        visit(path, layer.files.mtime(row));
         true
     });
 }

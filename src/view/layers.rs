@@ -72,6 +72,14 @@ impl<'v> Layer<'v> {
         &self.index.paths
     }
 
+    /// The newest Last-Modified this layer serves, `None` if it serves nothing.
+    pub fn newest(&self) -> Option<i64> {
+        match self.role {
+            Role::FillIn => self.index.newest_fill_in,
+            Role::Current | Role::Snapshot => self.index.newest,
+        }
+    }
+
     /// `key` relative to this layer's mount (`""` for the mount itself).
     pub fn relative<'k>(&self, key: &'k str) -> Option<&'k str> {
         relative(key, self.mount)

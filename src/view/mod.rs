@@ -47,7 +47,8 @@ pub struct FileNode {
 pub struct Child {
     pub name: Box<str>,
     pub is_dir: bool,
-    /// A file's Last-Modified, or the newest one below a directory.
+    /// The newest Last-Modified published at or below this name (by any snapshot the view
+    /// serves there, the one that wins a conflicting path or not).
     pub mtime: i64,
 }
 
@@ -55,7 +56,7 @@ pub struct Child {
 pub struct DirNode {
     /// Sorted by name.
     pub children: Vec<Child>,
-    /// The newest mtime below this directory.
+    /// The newest Last-Modified published below this directory (see [`Child::mtime`]).
     pub mtime: i64,
 }
 
@@ -101,9 +102,6 @@ pub fn is_fill_in_path(path: &str) -> bool {
 #[derive(Debug, Default)]
 pub struct View {
     parts: Vec<Arc<SourcePart>>,
-    /// Whether two layers can serve the same path, so a directory's newest date must be
-    /// taken from the file that wins each path.
-    shadowing: bool,
     /// Paths claimed by two sources with different content: the first source in config order
     /// wins, and the status page says so.
     pub conflicts: Vec<String>,
@@ -133,13 +131,8 @@ impl View {
             ..View::default()
         };
         let layers: Vec<Layer<'_>> = view.layers().collect();
-        let shadowing = layers
-            .iter()
-            .enumerate()
-            .any(|(j, b)| layers[..j].iter().any(|a| conflicts::touch(a, b)));
         let conflicts = conflicts::find(&view.parts, &layers);
         drop(layers);
-        view.shadowing = shadowing;
         view.conflicts = conflicts;
         view
     }

@@ -11,7 +11,7 @@ use crate::store::ObjectId;
 use super::clashes::{self, ClashFinder};
 use super::files::FileTable;
 use super::paths::{PathIndex, PathIndexBuilder};
-use super::{SourceSnapshots, SNAPSHOTS_PREFIX, SNAPSHOT_ID_CHARS};
+use super::{is_fill_in_path, SourceSnapshots, SNAPSHOTS_PREFIX, SNAPSHOT_ID_CHARS};
 
 /// What a part was built from: a part with an equal key can be reused as it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +43,9 @@ pub struct SnapshotIndex {
     pub paths: PathIndex,
     /// Paths that are a file and also have files below them (the directory wins).
     pub clashes: Clashes,
+    /// The newest Last-Modified of all paths, and of the fill-in paths.
+    pub newest: Option<i64>,
+    pub newest_fill_in: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -161,6 +164,7 @@ fn index_manifest(
     let mut builder = PathIndexBuilder::default();
     let mut rows = Vec::with_capacity(order.len());
     let mut clashes = ClashFinder::default();
+    let (mut newest, mut newest_fill_in) = (None, None);
     let mut shared = previous.map(|(m, rows)| (m, rows.iter().peekable()));
     for at in order {
         let entry = &manifest.entries[at];
@@ -184,6 +188,10 @@ fn index_manifest(
         let row = row.unwrap_or_else(|| files.push(entry));
         if builder.push(entry.path.as_bytes(), row) {
             rows.push((at, row));
+            newest = newest.max(Some(entry.mtime));
+            if is_fill_in_path(&entry.path) {
+                newest_fill_in = newest_fill_in.max(Some(entry.mtime));
+            }
             clashes.see(entry.path.as_bytes());
         }
     }
@@ -191,6 +199,8 @@ fn index_manifest(
         url: url.into(),
         paths: builder.finish(),
         clashes: clashes.found,
+        newest,
+        newest_fill_in,
     };
     (index, rows)
 }

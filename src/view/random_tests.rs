@@ -127,10 +127,9 @@ fn assert_same(view: &View, reference: &Reference, keys: &[String]) {
             } else {
                 format!("{key}/{}", child.name)
             };
-            let expected = if child.is_dir {
-                reference.dirs[&path].1
-            } else {
-                reference.files[&path].mtime
+            let expected = match child.is_dir {
+                true => reference.dirs[&path].1,
+                false => reference.newest[&path],
             };
             assert_eq!(child.mtime, expected, "mtime of child {path}");
         }
