@@ -3,6 +3,19 @@
 //!
 //! This is where the old "snapshot symlink" is resolved, in memory: a request loads the view
 //! once and uses it to the end, so it never sees half of one snapshot and half of another.
+//!
+//! Memory stays close to the information held, because a mirror has up to millions of paths
+//! and keeps several snapshots that mostly agree:
+//! - each source's part (`part`) keeps its distinct files once, in flat arrays (`files`),
+//!   shared by its snapshots;
+//! - each snapshot is a sorted, front-coded path index naming rows of those arrays (`paths`):
+//!   lookups are binary searches that never allocate;
+//! - directories are not stored: a directory is a range of paths (`dirs`);
+//! - who wins a path is the order of the layers (`layers`); disagreements are found once per
+//!   build, comparing only layers that can meet (`conflicts`, `clashes`).
+//!
+//! Publishing one source builds only that source's part; the others are shared with the
+//! previous view ([`View::build_after`]).
 
 mod clashes;
 mod conflicts;
@@ -144,6 +157,9 @@ impl View {
     /// What `path` names: a directory if any layer serves something below it, else the
     /// first layer's file. Allocation-free; a few binary searches per layer.
     pub fn get(&self, path: &str) -> Option<Node> {
+        if !is_key(path) {
+            return None;
+        }
         if self.is_dir(path) {
             return Some(Node::Dir);
         }
@@ -162,7 +178,7 @@ impl View {
     /// The listing of directory `path`: its children sorted by name and the newest mtime
     /// below it. Scans the directory's range in every layer; pages cache the result.
     pub fn dir(&self, path: &str) -> Option<DirNode> {
-        dirs::list(self, path)
+        is_key(path).then(|| dirs::list(self, path)).flatten()
     }
 
     /// Paths across all layers (a path served by two layers counts twice).
@@ -183,6 +199,12 @@ impl View {
     pub fn objects(&self) -> impl Iterator<Item = ObjectId> + '_ {
         self.parts.iter().flat_map(|part| part.files.objects())
     }
+}
+
+/// Whether `path` has the form of a view key: `/`, or `/`-separated non-empty segments after
+/// a leading `/`. Other strings would meet a mount or a path index half-way.
+fn is_key(path: &str) -> bool {
+    path == "/" || path.starts_with('/') && path[1..].split('/').all(|s| !s.is_empty())
 }
 
 /// The one place the current view lives. Readers load it without locks; a publish swaps it.

@@ -48,6 +48,7 @@ fn memory_per_entry_at_scale() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(200_000);
+    let at_start = rss_bytes().unwrap_or(0);
     let retained: Vec<(ObjectId, Arc<Manifest>)> = (0..3)
         .map(|generation| {
             let manifest = Manifest::new("debian", generation as i64, entries(count, generation));
@@ -61,14 +62,28 @@ fn memory_per_entry_at_scale() {
     distinct.sort_unstable();
     distinct.dedup();
     let distinct = distinct.len();
-    let sources = [SourceSnapshots {
-        id: "debian".into(),
-        mount: "/debian".into(),
-        current: Some(retained[2].1.clone()),
-        retained,
-        fill_in: true,
-    }];
+    let small = |generation: usize| {
+        let manifest = Arc::new(Manifest::new("small", 0, entries(1000, generation)));
+        SourceSnapshots {
+            id: "small".into(),
+            mount: "/small".into(),
+            current: Some(manifest.clone()),
+            retained: vec![(ObjectId([generation as u8 + 100; 32]), manifest)],
+            fill_in: false,
+        }
+    };
+    let mut sources = vec![
+        SourceSnapshots {
+            id: "debian".into(),
+            mount: "/debian".into(),
+            current: Some(retained[2].1.clone()),
+            retained,
+            fill_in: true,
+        },
+        small(0),
+    ];
     let before = rss_bytes().unwrap_or(0);
+    let manifests = before.saturating_sub(at_start);
     let started = Instant::now();
     let view = View::build(&sources);
     let built = started.elapsed();
@@ -84,6 +99,11 @@ fn memory_per_entry_at_scale() {
         found += usize::from(view.get(&format!("/debian/{}", entry.path)).is_some());
     }
     let per_lookup = lookups.elapsed() / found.max(1) as u32;
+    sources[1] = small(1);
+    let swapping = Instant::now();
+    let swapped = View::build_after(&sources, &view);
+    let swap = swapping.elapsed();
+    assert!(Arc::ptr_eq(&view.parts[0], &swapped.parts[0]));
     println!("entries per snapshot: {count}, snapshots: 3, distinct paths: {distinct}");
     println!(
         "view heap: {} bytes = {:.1} B per distinct path (target 200)",
@@ -95,6 +115,11 @@ fn memory_per_entry_at_scale() {
         after.saturating_sub(before),
         after.saturating_sub(before) as f64 / distinct as f64
     );
+    println!(
+        "manifests in memory (the input, for comparison): {:.1} B per distinct path",
+        manifests as f64 / distinct as f64
+    );
     println!("build: {built:?}; lookup: {per_lookup:?} each ({found} looked up)");
+    println!("new snapshot of another source swapped in: {swap:?} (this part reused)");
     assert!(found > 0);
 }

@@ -117,3 +117,13 @@ fn retired_views_keep_their_objects_alive_while_used() {
     drop(held);
     assert!(!handle.live_objects().contains(&ObjectId([1; 32])));
 }
+
+#[test]
+fn keys_not_in_view_form_name_nothing() {
+    let view = View::build(&[source("a", "/x", vec![entry("d/f", 1, 0)])]);
+    assert_eq!(view.get("/x/d"), Some(Node::Dir));
+    for key in ["", "x/d", "/x/d/", "/x/", "/x//d", "//x/d"] {
+        assert_eq!(view.get(key), None, "{key:?}");
+        assert!(view.dir(key).is_none(), "{key:?}");
+    }
+}
