@@ -155,15 +155,27 @@ impl View {
     }
 
     /// What `path` names: a directory if any layer serves something below it, else the
-    /// first layer's file. Allocation-free; a few binary searches per layer.
+    /// first layer's file. Allocation-free; a binary search per layer asked. A file is
+    /// answered without asking for a directory unless its path is among the conflicts, which
+    /// name every path that is both.
     pub fn get(&self, path: &str) -> Option<Node> {
         if !is_key(path) {
             return None;
         }
+        let file = self.file(path);
+        if let Some(file) = file {
+            let clash = self
+                .conflicts
+                .binary_search_by(|c| c.as_str().cmp(path))
+                .is_ok();
+            if !clash {
+                return Some(Node::File(file));
+            }
+        }
         if self.is_dir(path) {
             return Some(Node::Dir);
         }
-        self.file(path).map(Node::File)
+        file.map(Node::File)
     }
 
     fn is_dir(&self, path: &str) -> bool {
