@@ -264,6 +264,8 @@ impl ViewHandle {
 }
 
 #[cfg(test)]
+mod allocation_tests;
+#[cfg(test)]
 mod random_tests;
 #[cfg(test)]
 mod reference;
