@@ -32,15 +32,30 @@ pub fn list(view: &View, key: &str) -> Option<DirNode> {
         } else {
             format!("{rel}/")
         };
+        // Paths come sorted, so one child's paths come together: gather each run, then
+        // record it once (a run can be a whole subtree of millions of paths).
+        let mut run: Option<(String, bool, i64)> = None;
         served(&layer, &prefix, |path, file_mtime| {
             let rest = &path[prefix.len()..];
             let (name, is_dir) = match rest.split_once('/') {
                 Some((name, _)) => (name, true),
                 None => (rest, false),
             };
-            newest(&mut children, name, is_dir, file_mtime);
             mtime = mtime.max(file_mtime);
+            match &mut run {
+                Some((n, d, newest_in_run)) if n == name && *d == is_dir => {
+                    *newest_in_run = (*newest_in_run).max(file_mtime);
+                }
+                _ => {
+                    if let Some((n, d, m)) = run.replace((name.to_string(), is_dir, file_mtime)) {
+                        newest(&mut children, &n, d, m);
+                    }
+                }
+            }
         });
+        if let Some((n, d, m)) = run {
+            newest(&mut children, &n, d, m);
+        }
     }
     if children.is_empty() && key != "/" {
         return None;

@@ -99,6 +99,9 @@ fn memory_per_entry_at_scale() {
         found += usize::from(view.get(&format!("/debian/{}", entry.path)).is_some());
     }
     let per_lookup = lookups.elapsed() / found.max(1) as u32;
+    let listing = Instant::now();
+    let top = view.dir("/debian").expect("the mount is a directory");
+    let listed = listing.elapsed();
     sources[1] = small(1);
     let swapping = Instant::now();
     let swapped = View::build_after(&sources, &view);
@@ -120,6 +123,10 @@ fn memory_per_entry_at_scale() {
         manifests as f64 / distinct as f64
     );
     println!("build: {built:?}; lookup: {per_lookup:?} each ({found} looked up)");
+    println!(
+        "listing the mount (a range scan of every layer): {listed:?}, {} children",
+        top.children.len()
+    );
     println!("new snapshot of another source swapped in: {swap:?} (this part reused)");
     assert!(found > 0);
 }
