@@ -16,19 +16,26 @@ pub const MAX_PAGE: usize = 16 * 1024 * 1024;
 /// Memory for the pages of one view.
 pub const BUDGET: usize = 64 * 1024 * 1024;
 
-/// A rendered page and its strong entity tag (with quotes), made from the bytes.
+/// A rendered page, its strong entity tag (with quotes) made from the bytes, and the
+/// Last-Modified of what it shows (worked out while rendering, so it is kept with the page).
 #[derive(Debug)]
 pub struct Page {
     pub bytes: Bytes,
     pub etag: String,
+    pub last_modified: i64,
 }
 
 impl Page {
     pub fn new(bytes: Bytes) -> Page {
+        Page::dated(bytes, 0)
+    }
+
+    pub fn dated(bytes: Bytes, last_modified: i64) -> Page {
         let digest = Sha256::digest(&bytes);
         Page {
             etag: format!("\"{}\"", hex::encode(&digest[..16])),
             bytes,
+            last_modified,
         }
     }
 }
@@ -45,13 +52,15 @@ struct Pages {
 }
 
 impl PageCache {
-    /// The page for `key`, made by `render` the first time. Rendering happens outside the
-    /// lock: two first requests at once may both render, and one result is kept.
-    pub fn get_or_render(&self, key: &str, render: impl FnOnce() -> String) -> Arc<Page> {
+    /// The page for `key`, made by `render` (the page and its Last-Modified) the first time.
+    /// Rendering happens outside the lock: two first requests at once may both render, and
+    /// one result is kept.
+    pub fn get_or_render(&self, key: &str, render: impl FnOnce() -> (String, i64)) -> Arc<Page> {
         if let Some(page) = self.lock().map.get(key) {
             return page.clone();
         }
-        let page = Arc::new(Page::new(Bytes::from(render())));
+        let (text, last_modified) = render();
+        let page = Arc::new(Page::dated(Bytes::from(text), last_modified));
         let size = page.bytes.len();
         if size <= MAX_PAGE {
             let mut pages = self.lock();
@@ -93,21 +102,22 @@ mod tests {
         let made = std::cell::Cell::new(0);
         let render = || {
             made.set(made.get() + 1);
-            "page".to_string()
+            ("page".to_string(), 7)
         };
         let first = cache.get_or_render("/a", render);
         let again = cache.get_or_render("/a", || unreachable!("cached"));
         assert!(Arc::ptr_eq(&first, &again));
         assert_eq!(made.get(), 1);
         assert_eq!(first.etag, Page::new(Bytes::from("page")).etag);
+        assert_eq!(first.last_modified, 7);
 
         // Too large to keep: rendered every time, but served all the same.
-        let huge = || "x".repeat(MAX_PAGE + 1);
+        let huge = || ("x".repeat(MAX_PAGE + 1), 0);
         assert_eq!(cache.get_or_render("/huge", huge).bytes.len(), MAX_PAGE + 1);
         assert_eq!(cache.lock().map.len(), 1);
 
         // Past the budget the cache starts over.
-        let big = || "y".repeat(MAX_PAGE);
+        let big = || ("y".repeat(MAX_PAGE), 0);
         for i in 0..(BUDGET / MAX_PAGE + 1) {
             cache.get_or_render(&format!("/big{i}"), big);
         }

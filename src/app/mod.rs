@@ -199,7 +199,8 @@ impl App {
             .expect("not poisoned")
             .retain(|id, _| wanted.contains(id));
         *self.published.lock().expect("not poisoned") = published;
-        Ok(View::build(&sources))
+        // Sources whose snapshots did not change keep their part of the view as it is.
+        Ok(View::build_after(&sources, &self.view.load()))
     }
 
     pub fn refresh_view(&self) -> Result<(), ManifestError> {

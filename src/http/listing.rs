@@ -50,7 +50,7 @@ pub fn render(view: &View, key: &str, dir: &DirNode) -> String {
             };
             let (size, mtime) = match view.get(&child_key) {
                 Some(Node::File(file)) => (human_size(file.size), file.mtime),
-                Some(Node::Dir(sub)) => ("—".to_string(), sub.mtime),
+                Some(Node::Dir) => ("—".to_string(), child.mtime),
                 None => continue,
             };
             rows.push(Row {

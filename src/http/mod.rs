@@ -207,7 +207,7 @@ async fn serve<B>(
             error(StatusCode::NOT_FOUND, "no such directory")
         }
         Node::File(file) => {
-            let content = match state.objects.open(file).await {
+            let content = match state.objects.open(&file).await {
                 Ok(content) => content,
                 Err(e) => {
                     tracing::error!(path = %decoded.key, error = %e, "cannot serve a published file");
@@ -227,19 +227,20 @@ async fn serve<B>(
             };
             respond::respond(method, req.headers(), rep, now)
         }
-        Node::Dir(_) if !decoded.trailing_slash && decoded.key != "/" => {
+        Node::Dir if !decoded.trailing_slash && decoded.key != "/" => {
             redirect_to_slash(req, &decoded.key)
         }
-        Node::Dir(dir) => {
-            let page = view
-                .listings
-                .get_or_render(&decoded.key, || listing::render(&view, &decoded.key, dir));
+        Node::Dir => {
+            let page = view.listings.get_or_render(&decoded.key, || {
+                let dir = view.dir(&decoded.key).unwrap_or_default();
+                (listing::render(&view, &decoded.key, &dir), dir.mtime)
+            });
             page_response(
                 method,
                 req.headers(),
                 &page,
                 "text/html; charset=utf-8",
-                dir.mtime,
+                page.last_modified,
                 now,
             )
         }

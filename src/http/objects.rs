@@ -101,7 +101,7 @@ impl ObjectCache {
             return Ok(streamed(file, node));
         }
         let path = self.path(&node.object);
-        let wanted = node.clone();
+        let wanted = *node;
         let opened =
             tokio::task::spawn_blocking(move || -> Result<(File, Option<Bytes>), OpenError> {
                 let file = File::open(&path).map_err(|e| match e.kind() {
@@ -155,7 +155,7 @@ fn streamed(file: Arc<File>, node: &FileNode) -> Content {
     if node.stamp.is_none() {
         return Content::File(file);
     }
-    let node = node.clone();
+    let node = *node;
     let checked = file.clone();
     Content::CheckedFile(
         file,

@@ -94,8 +94,8 @@ impl ClientContext<'_> {
     /// published view, sorted.
     pub fn files_in(&self, folder: &str) -> Vec<String> {
         let path = format!("{}/{folder}", self.mount.trim_end_matches('/'));
-        match self.view.get(&path) {
-            Some(crate::view::Node::Dir(dir)) => dir
+        match self.view.dir(&path) {
+            Some(dir) => dir
                 .children
                 .iter()
                 .filter(|c| !c.is_dir)
