@@ -525,7 +525,7 @@ per_b() { calc 'k * 1024 / n' -v k="$1" -v n="$ENTRIES"; }
 } >>"$summary"
 judge "server RSS after start, per distinct path" "$(per_b "$big_rss_kb")" \
   "$(per_b "$big_rss_kb" | xargs printf '%.0f B')" le 200 "<= 200 B" \
-  "($((big_rss_kb / 1024)) MB after the first answer and ${SETTLE} s; $((small_rss_kb / 1024)) MB for the $SMALL_ENTRIES-entry view)"
+  "($((big_rss_kb / 1024)) MB after the first answer and ${SETTLE} s; $((small_rss_kb / 1024)) MB for the $SMALL_ENTRIES-entry view; above that one: $(calc '(b - s) * 1024 / (n - m)' -v b="$big_rss_kb" -v s="$small_rss_kb" -v n="$ENTRIES" -v m="$SMALL_ENTRIES" | xargs printf '%.0f') B per path)"
 m=$(median "${starts[@]}")
 judge "start to first answer (median of $START_RUNS)" "$m" "$(fmt "$m" '%.3f s')" le 1 "<= 1 s" "runs: ${starts[*]}"
 m=$(median "${swaps[@]}")
