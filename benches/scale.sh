@@ -189,7 +189,7 @@ timed() {
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 log "machine: $(nproc) CPUs, $(uname -sr), $(awk '/MemTotal/ { printf "%.1f GB", $2 / 1048576 }' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-log "mirrorbox: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$root" diff --quiet HEAD -- src 2>/dev/null || echo ' (src modified)')${custom_bin:+ BUT running MIRRORBOX_BIN=$custom_bin}"
+log "mirrorbox: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?') (src/ last changed in $(git -C "$root" log -1 --format=%h -- src 2>/dev/null || echo '?'))$(git -C "$root" diff --quiet HEAD -- src 2>/dev/null || echo ' (src modified)')${custom_bin:+ BUT running MIRRORBOX_BIN=$custom_bin}"
 log "tree: $ENTRIES files, $CHANGE % rewritten between syncs, keep = $KEEP; [store] fsync = $FSYNC, ingest = $INGEST; temp dir on $(df -P "$tmp" | awk 'NR == 2 { print $1 }')"
 
 # ---- the trees and their configs -----------------------------------------------------------
