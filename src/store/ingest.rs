@@ -45,9 +45,7 @@ impl Store {
             let _ = fs::remove_file(&tmp);
             return Ok(None);
         }
-        if self.fsync {
-            output.sync_all().map_err(err("fsync", &tmp))?;
-        }
+        drop(output);
         let (id, size) = hash_file(&tmp)?;
         if size != before.len() {
             let _ = fs::remove_file(&tmp);
@@ -147,6 +145,13 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(err("stat", &path)(e)),
         };
+        if meta.len() != size {
+            // What a power loss left of an object never flushed: store it afresh.
+            let to = self.quarantine(&id)?;
+            tracing::warn!(object = %id, quarantined = %to.display(), "a torn object (wrong size)");
+            return Ok(None);
+        }
+        self.note_unsynced(&id);
         let stamp = if meta.nlink() > 1 {
             let (actual, actual_size) = hash_file(&path)?;
             if actual != id || actual_size != size {
