@@ -357,6 +357,9 @@ impl<'a> Cursor<'a> {
 }
 
 #[cfg(test)]
+mod scale;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::tests::store;
