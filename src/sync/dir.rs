@@ -113,7 +113,12 @@ pub fn scan(
         now: unix_now(),
         report,
     };
-    walk.folder(confine.base(), &mut String::new())?;
+    let base = confine.base();
+    let meta = fs::metadata(base).map_err(|source| SyncError::Input {
+        path: base.to_path_buf(),
+        source,
+    })?;
+    walk.folder(base, &meta, &mut String::new())?;
     Ok(walk.entries)
 }
 
@@ -195,13 +200,17 @@ impl Walk<'_, '_> {
     /// paths it publishes, following symlinks that stay inside the confinement, but never in
     /// a loop (a link to a folder being walked already, an ancestor). A folder linked twice
     /// side by side is published at both places. `dir` is a resolved path, so every plain
-    /// entry below it is inside too.
-    fn folder(&mut self, dir: &Path, prefix: &mut String) -> Result<(), SyncError> {
+    /// entry below it is inside too. `meta` is its stat (taken by the caller, so once).
+    fn folder(
+        &mut self,
+        dir: &Path,
+        meta: &fs::Metadata,
+        prefix: &mut String,
+    ) -> Result<(), SyncError> {
         let input = |source| SyncError::Input {
             path: dir.to_path_buf(),
             source,
         };
-        let meta = fs::metadata(dir).map_err(input)?;
         if !meta.is_dir() {
             return Err(input(std::io::Error::other("not a directory")));
         }
@@ -218,9 +227,9 @@ impl Walk<'_, '_> {
                 prefix.push('/');
             }
             prefix.push_str(&child.name);
-            let path = child.resolved.unwrap_or_else(|| dir.join(&child.name));
+            let path = child.path;
             if child.meta.is_dir() {
-                self.folder(&path, prefix)?;
+                self.folder(&path, &child.meta, prefix)?;
             } else {
                 let prev = self.previous.find(prefix);
                 let entry = ingest_local(
@@ -244,9 +253,8 @@ impl Walk<'_, '_> {
 /// A folder's child that is published: a regular file or a folder (links resolved).
 struct Child {
     name: String,
-    /// The resolved target of a symlink; `None` for a plain entry (the folder joined with
-    /// the name).
-    resolved: Option<PathBuf>,
+    /// Where to read it: the folder joined with the name, or a symlink's resolved target.
+    path: PathBuf,
     meta: fs::Metadata,
 }
 
@@ -254,16 +262,12 @@ impl Child {
     /// The order of the paths published: a folder's name is compared as if it ended in `/`,
     /// so `a.txt` < `a/…` < `a0`, as the strings of the paths below them compare.
     fn walk_order(&self, other: &Child) -> std::cmp::Ordering {
-        let key = |c: &Child| {
-            let slash: &[u8] = if c.meta.is_dir() { b"/" } else { b"" };
-            c.name
-                .as_bytes()
-                .iter()
-                .chain(slash)
-                .copied()
-                .collect::<Vec<u8>>()
-        };
-        key(self).cmp(&key(other))
+        self.walk_key().cmp(other.walk_key())
+    }
+
+    fn walk_key(&self) -> impl Iterator<Item = &u8> {
+        let slash: &[u8] = if self.meta.is_dir() { b"/" } else { b"" };
+        self.name.as_bytes().iter().chain(slash)
     }
 }
 
@@ -295,15 +299,15 @@ fn children(
             continue;
         };
         // A link publishes what it points to, read through its resolved path, if allowed.
-        let resolved = if link {
+        let path = if link {
             let Some(target) = confine.follow(&path, problems) else {
                 continue;
             };
-            Some(target)
+            target
         } else {
-            None
+            path
         };
-        let meta = match fs::metadata(resolved.as_ref().unwrap_or(&path)) {
+        let meta = match fs::metadata(&path) {
             Ok(meta) => meta,
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "cannot stat; skipped");
@@ -314,11 +318,7 @@ fn children(
             tracing::warn!(path = %path.display(), "not a regular file; skipped");
             continue;
         }
-        children.push(Child {
-            name,
-            resolved,
-            meta,
-        });
+        children.push(Child { name, path, meta });
     }
     Ok(children)
 }

@@ -39,6 +39,19 @@ unsafe impl GlobalAlloc for Counting {
         IN_USE.fetch_sub(layout.size(), Relaxed);
         System.dealloc(ptr, layout)
     }
+
+    /// Counted as growing in place, as the system's realloc does for large blocks (mremap):
+    /// a growing Vec does not hold its old and new buffers at once.
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if new_size >= layout.size() {
+            let now =
+                IN_USE.fetch_add(new_size - layout.size(), Relaxed) + new_size - layout.size();
+            PEAK.fetch_max(now, Relaxed);
+        } else {
+            IN_USE.fetch_sub(layout.size() - new_size, Relaxed);
+        }
+        System.realloc(ptr, layout, new_size)
+    }
 }
 
 #[global_allocator]
