@@ -133,6 +133,25 @@ pub(crate) fn ingest_local(
     now: i64,
     report: &mut SyncReport,
 ) -> Result<Entry, SyncError> {
+    ingest(store, Source::Any(path), relative, meta, prev, now, report)
+}
+
+/// A local file's path: any (symlinks resolved at ingest), or resolved already by the walk.
+enum Source<'a> {
+    Any(&'a Path),
+    Resolved(&'a Path),
+}
+
+/// [`ingest_local`], told whether the path is resolved already.
+fn ingest(
+    store: &Store,
+    source: Source<'_>,
+    relative: String,
+    meta: &fs::Metadata,
+    prev: Option<&Entry>,
+    now: i64,
+    report: &mut SyncReport,
+) -> Result<Entry, SyncError> {
     let origin = Origin {
         size: meta.len(),
         mtime_ns: mtime_ns(meta),
@@ -147,7 +166,10 @@ pub(crate) fn ingest_local(
             });
         }
     }
-    let stored = store.ingest_file(path)?;
+    let stored = match source {
+        Source::Any(path) => store.ingest_file(path)?,
+        Source::Resolved(path) => store.ingest_resolved(path)?,
+    };
     if stored.method != IngestMethod::Existing {
         report.counts.files_stored += 1;
         report.counts.bytes_stored += stored.size;
@@ -232,9 +254,9 @@ impl Walk<'_, '_> {
                 self.folder(&path, &child.meta, prefix)?;
             } else {
                 let prev = self.previous.find(prefix);
-                let entry = ingest_local(
+                let entry = ingest(
                     self.store,
-                    &path,
+                    Source::Resolved(&path),
                     prefix.clone(),
                     &child.meta,
                     prev,
