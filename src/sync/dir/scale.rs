@@ -104,6 +104,10 @@ fn cost_per_file_of_scan_rescan_and_gc() {
     };
     let store = Store::open(&dir.path().join("data"), &options).unwrap();
     let mut report = SyncReport::default();
+    eprintln!(
+        "an entry in memory: {} B + its path",
+        std::mem::size_of::<crate::manifest::Entry>()
+    );
 
     let id = phase("cold scan (fsync)", files, || {
         let entries = scan(&store, &root, &[], None, &mut report).unwrap();
