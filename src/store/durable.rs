@@ -7,16 +7,26 @@
 //! flushes them all before writing a ref: with `syncfs(2)` for a large batch (one call for the
 //! whole filesystem), else with `fdatasync` of each file and `fsync` of each fan-out folder
 //! from a few threads at once. A crash before the flush leaves objects no ref names, which GC
-//! removes; an object torn by a power loss (shorter than it should be) is replaced when the
-//! same bytes are stored again (see `Store::commit`), and `verify` finds any other damage.
+//! removes. Objects are visible before they are durable, so a power loss can leave one torn
+//! (empty or short) under its name, where a later sync would take it for stored: the first
+//! object of a batch is preceded by a durable marker file, `DATA_DIR/unsynced`, removed when
+//! the batch is flushed. A start that finds the marker re-hashes every object changed since
+//! it was written and quarantines those that do not match their name (see
+//! [`Store::recover_unsynced`]); no other object can be torn.
 
 use std::collections::BTreeSet;
-use std::fs::File;
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use super::{err, layout, write::sync_dir, ObjectId, Store, StoreError};
+use std::os::unix::fs::MetadataExt;
+
+use super::layout::{self, for_each_object};
+use super::{err, hash_file, write::sync_dir, ObjectId, Store, StoreError};
+
+/// The marker of a batch under way, in the data dir (not `tmp/`, which a start empties).
+const MARKER: &str = "unsynced";
 
 /// From this many objects on, one `syncfs` is cheaper than an fsync per object.
 const SYNCFS_FROM: usize = 512;
@@ -29,6 +39,8 @@ const FSYNC_THREADS: usize = 8;
 #[derive(Debug, Default)]
 pub(super) struct Unsynced {
     ids: Mutex<Vec<ObjectId>>,
+    /// The marker is on disk (durably).
+    marked: Mutex<bool>,
     /// Held for a whole flush, so a second flusher waits until the first one's batch (which
     /// may hold its objects) is durable, instead of finding the list empty and going on.
     flushing: Mutex<()>,
@@ -64,14 +76,73 @@ impl Store {
         } else {
             sync_each(&self.objects, &ids)
         };
+        let mut waiting = self.unsynced.ids.lock().expect("not poisoned");
         if flushed.is_err() {
-            self.unsynced
-                .ids
-                .lock()
-                .expect("not poisoned")
-                .extend_from_slice(&ids);
+            waiting.extend_from_slice(&ids);
+            return flushed;
         }
-        flushed
+        // Only when no object waits: one noted meanwhile is covered by the marker still. If
+        // the removal is lost, the next start re-hashes recent objects for nothing.
+        let mut marked = self.unsynced.marked.lock().expect("not poisoned");
+        if waiting.is_empty() && *marked {
+            let marker = self.root.join(MARKER);
+            fs::remove_file(&marker).map_err(err("remove", &marker))?;
+            *marked = false;
+        }
+        Ok(())
+    }
+
+    /// Called before an object is renamed into `objects/` without an fsync: the first of a
+    /// batch writes the marker, durably, so a crash from now on is found at the next start.
+    pub(super) fn mark_unsynced(&self) -> Result<(), StoreError> {
+        if !self.fsync {
+            return Ok(());
+        }
+        let mut marked = self.unsynced.marked.lock().expect("not poisoned");
+        if !*marked {
+            let marker = self.root.join(MARKER);
+            File::create(&marker)
+                .and_then(|file| file.sync_all())
+                .map_err(err("write", &marker))?;
+            sync_dir(&self.root)?;
+            *marked = true;
+        }
+        Ok(())
+    }
+
+    /// After a crash during a batch (the marker is there): re-hashes every object whose
+    /// inode changed since the marker was written (a rename moves the ctime) and quarantines
+    /// those whose bytes do not match their name, then removes the marker. Returns how many
+    /// were quarantined. Call only while holding the data-dir lock, before any sync.
+    pub fn recover_unsynced(&self) -> Result<usize, StoreError> {
+        let marker = self.root.join(MARKER);
+        let since = match fs::metadata(&marker) {
+            Ok(meta) => meta.mtime() - 2,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(err("stat", &marker)(e)),
+        };
+        let mut recent = Vec::new();
+        for_each_object(&self.objects, |object| {
+            let meta = object
+                .entry
+                .metadata()
+                .map_err(err("stat", &object.entry.path()))?;
+            if meta.ctime() >= since {
+                recent.push(object.id);
+            }
+            Ok(())
+        })?;
+        let mut quarantined = 0;
+        for id in recent {
+            let (actual, _) = hash_file(&layout::object_path(&self.objects, &id))?;
+            if actual != id {
+                let to = self.quarantine(&id)?;
+                tracing::warn!(object = %id, quarantined = %to.display(), "torn by a crash before it was flushed");
+                quarantined += 1;
+            }
+        }
+        fs::remove_file(&marker).map_err(err("remove", &marker))?;
+        Ok(quarantined)
     }
 
     /// Notes an object for the next [`Store::make_durable`] (only if the store fsyncs).
@@ -186,10 +257,45 @@ mod tests {
     }
 
     #[test]
+    fn a_start_after_a_crash_quarantines_torn_objects_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join(MARKER);
+        let (good, torn, flushed) = {
+            let store = store(dir.path(), true);
+            let flushed = store.put_bytes(b"flushed before").unwrap();
+            store.make_durable().unwrap();
+            assert!(!marker.exists(), "removed once the batch is durable");
+            let good = store.put_bytes(b"written in full").unwrap();
+            let torn = store.put_bytes(b"cut short by a power loss").unwrap();
+            assert!(
+                marker.exists(),
+                "written before the first object of a batch"
+            );
+            (good, torn, flushed)
+        }; // the crash: no flush
+        fs::write(
+            layout::object_path(&dir.path().join("objects/sha256"), &torn),
+            b"",
+        )
+        .unwrap();
+        let store = store(dir.path(), true);
+        assert_eq!(store.recover_unsynced().unwrap(), 1);
+        assert!(!store.contains(&torn));
+        assert!(store.contains(&good) && store.contains(&flushed));
+        assert!(!marker.exists());
+        assert_eq!(
+            store.recover_unsynced().unwrap(),
+            0,
+            "nothing to do without the marker"
+        );
+    }
+
+    #[test]
     fn without_fsync_nothing_is_noted() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path(), false);
         store.put_bytes(b"x").unwrap();
         assert_eq!(store.unsynced_objects(), 0);
+        assert!(!dir.path().join(MARKER).exists());
     }
 }

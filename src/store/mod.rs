@@ -194,10 +194,11 @@ impl Store {
         self.created.load(Ordering::Relaxed)
     }
 
-    /// Removes what interrupted writes left in `tmp/`, except partial downloads (they resume).
+    /// Removes what interrupted writes left in `tmp/`, except partial downloads (they resume),
+    /// and quarantines objects a crash tore before they were flushed (see `durable`).
     /// Call only while holding the lock.
     pub fn clean_tmp(&self) -> Result<usize, StoreError> {
-        let mut removed = 0;
+        let mut removed = self.recover_unsynced()?;
         for entry in fs::read_dir(&self.tmp).map_err(err("read", &self.tmp))? {
             let entry = entry.map_err(err("read", &self.tmp))?;
             let path = entry.path();

@@ -51,6 +51,10 @@ impl Store {
             tracing::warn!(object = %id, "a torn object (wrong size) is replaced");
         }
         let dir = target.parent().expect("object paths have a parent");
+        if let Err(e) = self.mark_unsynced() {
+            let _ = fs::remove_file(tmp);
+            return Err(e);
+        }
         let placed = fs::create_dir_all(dir)
             .map_err(err("create directory", dir))
             .and_then(|()| fs::rename(tmp, &target).map_err(err("rename into place", &target)));
