@@ -16,11 +16,21 @@ impl Store {
     pub fn ingest_file(&self, source: &Path) -> Result<Stored, StoreError> {
         // Links, clones and copies are of the file itself, never of a symlink to it.
         let resolved = fs::canonicalize(source).map_err(err("resolve", source))?;
-        let source = resolved.as_path();
+        self.ingest_resolved(&resolved)
+    }
+
+    /// [`Store::ingest_file`] of a path known to hold no symlink (a walk that resolved every
+    /// link it followed): no `realpath`, which costs a stat per path component.
+    pub fn ingest_resolved(&self, source: &Path) -> Result<Stored, StoreError> {
         if self.is_scratch() {
             return self.ingest_planned(source);
         }
-        let before = fs::metadata(source).map_err(err("stat", source))?;
+        // Not followed: a file swapped for a symlink since it was resolved is refused, so
+        // no link ever lands in the store.
+        let before = fs::symlink_metadata(source).map_err(err("stat", source))?;
+        if !before.is_file() {
+            return Err(changed_while_reading(source));
+        }
         if self.ingest == IngestMode::Auto {
             if let Some(stored) = self.ingest_by_reflink(source, &before)? {
                 return Ok(stored);
@@ -45,9 +55,7 @@ impl Store {
             let _ = fs::remove_file(&tmp);
             return Ok(None);
         }
-        if self.fsync {
-            output.sync_all().map_err(err("fsync", &tmp))?;
-        }
+        drop(output);
         let (id, size) = hash_file(&tmp)?;
         if size != before.len() {
             let _ = fs::remove_file(&tmp);
@@ -147,6 +155,13 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(err("stat", &path)(e)),
         };
+        if meta.len() != size {
+            // What a power loss left of an object never flushed: store it afresh.
+            let to = self.quarantine(&id)?;
+            tracing::warn!(object = %id, quarantined = %to.display(), "a torn object (wrong size)");
+            return Ok(None);
+        }
+        self.note_unsynced(&id);
         let stamp = if meta.nlink() > 1 {
             let (actual, actual_size) = hash_file(&path)?;
             if actual != id || actual_size != size {

@@ -17,10 +17,11 @@
 //! The store knows nothing of the configuration file or the manifest format: it takes
 //! [`StoreOptions`], and GC and verify read snapshots through a [`SnapshotReader`] that the
 //! caller supplies. Its parts: [`layout`] (where an object lives), `write` (new objects and
-//! atomic small files), `ingest` (local files by reflink, hard link or copy), `partial`
+//! atomic small files), `durable` (their fsyncs, batched before a ref moves), `ingest` (local files by reflink, hard link or copy), `partial`
 //! (resumable downloads), [`refs`], [`gc`] and [`verify`] (which need a [`GcGuard`] of the
 //! [`GcGate`]), and the data-dir lock.
 
+mod durable;
 mod gate;
 pub mod gc;
 mod ingest;
@@ -140,6 +141,8 @@ pub struct Store {
     /// Objects this process added to `objects/`: a sync that failed after this moved has
     /// left garbage behind (see `App::sync_source`).
     created: AtomicU64,
+    /// Objects made visible without an fsync, flushed together before a ref moves.
+    unsynced: durable::Unsynced,
     /// Downloads under way, so two syncs never write the same partial file at once.
     downloads: partial::Downloads,
     /// A scratch store's real store, read only: objects found there count as held (see
@@ -160,6 +163,7 @@ impl Store {
             ingest: config.ingest,
             tmp_counter: AtomicU64::new(0),
             created: AtomicU64::new(0),
+            unsynced: Default::default(),
             downloads: Default::default(),
             beneath: None,
         };
@@ -190,10 +194,11 @@ impl Store {
         self.created.load(Ordering::Relaxed)
     }
 
-    /// Removes what interrupted writes left in `tmp/`, except partial downloads (they resume).
+    /// Removes what interrupted writes left in `tmp/`, except partial downloads (they resume),
+    /// and quarantines objects a crash tore before they were flushed (see `durable`).
     /// Call only while holding the lock.
     pub fn clean_tmp(&self) -> Result<usize, StoreError> {
-        let mut removed = 0;
+        let mut removed = self.recover_unsynced()?;
         for entry in fs::read_dir(&self.tmp).map_err(err("read", &self.tmp))? {
             let entry = entry.map_err(err("read", &self.tmp))?;
             let path = entry.path();

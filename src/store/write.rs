@@ -35,14 +35,26 @@ impl Store {
 
     /// Moves a finished temp file into place as object `id`, unless it is there already.
     /// The temp file is gone afterwards in every case: on a full disk the fan-out directory
-    /// may not be creatable, and a temp file left behind would keep the disk full.
+    /// may not be creatable, and a temp file left behind would keep the disk full. Nothing is
+    /// fsynced here: the object is noted, and made durable with the others of its snapshot
+    /// before a ref names it (see `durable`). An object already there but of another size
+    /// than ours is what a power loss left of an object never flushed: ours replaces it.
     pub(super) fn commit(&self, tmp: &Path, id: &ObjectId) -> Result<bool, StoreError> {
         let target = self.object_path(id);
-        if target.exists() {
-            let _ = fs::remove_file(tmp);
-            return Ok(false);
+        if let Ok(existing) = fs::metadata(&target) {
+            let ours = fs::metadata(tmp).map_err(err("stat", tmp))?;
+            if existing.len() == ours.len() {
+                let _ = fs::remove_file(tmp);
+                self.note_unsynced(id);
+                return Ok(false);
+            }
+            tracing::warn!(object = %id, "a torn object (wrong size) is replaced");
         }
         let dir = target.parent().expect("object paths have a parent");
+        if let Err(e) = self.mark_unsynced() {
+            let _ = fs::remove_file(tmp);
+            return Err(e);
+        }
         let placed = fs::create_dir_all(dir)
             .map_err(err("create directory", dir))
             .and_then(|()| fs::rename(tmp, &target).map_err(err("rename into place", &target)));
@@ -51,14 +63,14 @@ impl Store {
             return Err(e);
         }
         self.created.fetch_add(1, Ordering::Relaxed);
-        if self.fsync {
-            sync_dir(dir)?;
-        }
+        self.note_unsynced(id);
         Ok(true)
     }
 
     /// Writes a small file atomically: temp file, fsync, rename, fsync of the directory.
+    /// Refs are written this way, so every object stored so far is made durable first.
     pub fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+        self.make_durable()?;
         let dir = path.parent().expect("ref paths have a parent");
         fs::create_dir_all(dir).map_err(err("create directory", dir))?;
         let tmp = dir.join(format!(
@@ -129,13 +141,10 @@ impl ObjectWriter<'_> {
         self.size
     }
 
-    /// Finishes the object: fsync (if configured), then rename into place under its hash.
+    /// Finishes the object: rename into place under its hash (made durable with the rest of
+    /// its snapshot, see `durable`).
     pub fn finish(mut self) -> Result<Stored, StoreError> {
-        let file = self.file.take().expect("finish is called once");
-        if self.store.fsync {
-            file.sync_all().map_err(err("fsync", &self.path))?;
-        }
-        drop(file);
+        drop(self.file.take().expect("finish is called once"));
         let id = ObjectId(std::mem::take(&mut self.hasher).finalize().into());
         let created = self.store.commit(&self.path, &id)?;
         Ok(Stored::written(id, self.size, created))

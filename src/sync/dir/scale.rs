@@ -1,0 +1,161 @@
+//! What a scan, a no-op rescan and a GC of many small files cost, in time and in memory per
+//! entry: printed, not asserted (figures depend on the machine). Run with
+//! `MIRRORBOX_SCALE_FILES=200000 cargo test --release --lib sync::dir::scale -- --ignored
+//! --nocapture`; the tree and the data dir go in a temp folder (`TMPDIR` decides where).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::fs;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::Instant;
+
+use super::scan;
+use crate::manifest::{Manifest, Manifests};
+use crate::store::refs::SourceRefs;
+use crate::store::{gc, GcGate, IngestMode, Store, StoreOptions};
+use crate::sync::SyncReport;
+
+/// Heap bytes in use now and at most since the last reset, counted by the test binary's
+/// allocator (below): exact, unlike the resident size, which keeps what was freed.
+fn heap() -> (usize, usize) {
+    (IN_USE.load(Relaxed), PEAK.load(Relaxed))
+}
+
+static IN_USE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// The system allocator, counting. Other tests in the binary run meanwhile, so figures are
+/// taken with `--test-threads=1` or this test alone.
+struct Counting;
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let now = IN_USE.fetch_add(layout.size(), Relaxed) + layout.size();
+        PEAK.fetch_max(now, Relaxed);
+        System.alloc(layout)
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        IN_USE.fetch_sub(layout.size(), Relaxed);
+        System.dealloc(ptr, layout)
+    }
+
+    /// Counted as growing in place, as the system's realloc does for large blocks (mremap):
+    /// a growing Vec does not hold its old and new buffers at once.
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if new_size >= layout.size() {
+            let now =
+                IN_USE.fetch_add(new_size - layout.size(), Relaxed) + new_size - layout.size();
+            PEAK.fetch_max(now, Relaxed);
+        } else {
+            IN_USE.fetch_sub(layout.size() - new_size, Relaxed);
+        }
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static COUNTING: Counting = Counting;
+
+/// Runs `work` and prints its time, rate and the heap it took per file (peak and kept).
+fn phase<T>(name: &str, files: usize, work: impl FnOnce() -> T) -> T {
+    let (before, _) = heap();
+    PEAK.store(before, Relaxed);
+    let started = Instant::now();
+    let result = work();
+    let elapsed = started.elapsed();
+    let (after, peak) = heap();
+    let per = |bytes: usize| bytes.saturating_sub(before) as f64 / files as f64;
+    eprintln!(
+        "{name}: {files} files in {elapsed:.2?} ({:.0} files/s), heap peak {:.0} B/file, kept {:.0} B/file",
+        files as f64 / elapsed.as_secs_f64(),
+        per(peak),
+        per(after)
+    );
+    result
+}
+
+fn write_tree(root: &Path, files: usize) {
+    for i in 0..files {
+        let dir = root.join(format!(
+            "pool/main/{}/pkg{}",
+            (b'a' + (i % 26) as u8) as char,
+            i / 4
+        ));
+        fs::create_dir_all(&dir).unwrap();
+        let name = format!("pkg{}_{}_amd64.deb", i / 4, i % 4);
+        fs::write(dir.join(name), format!("package {i}\n")).unwrap();
+    }
+}
+
+#[test]
+#[ignore = "a measurement: prints figures, asserts none"]
+fn cost_per_file_of_scan_rescan_and_gc() {
+    let files = std::env::var("MIRRORBOX_SCALE_FILES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20_000);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("tree");
+    write_tree(&root, files);
+    let options = StoreOptions {
+        fsync: true,
+        ingest: IngestMode::Auto,
+    };
+    let store = Store::open(&dir.path().join("data"), &options).unwrap();
+    let mut report = SyncReport::default();
+    eprintln!(
+        "an entry in memory: {} B + its path",
+        std::mem::size_of::<crate::manifest::Entry>()
+    );
+
+    // The tree is on disk before the scan starts, as a mirrored tree would be.
+    let _ = std::process::Command::new("sync").status();
+    let entries = phase("cold scan (fsync = true; objects noted)", files, || {
+        scan(&store, &root, &[], None, &mut report).unwrap()
+    });
+    let id = phase(
+        "manifest saved, objects flushed, ref written",
+        files,
+        || {
+            let id = Manifest::new("s", 0, entries).save(&store).unwrap();
+            let refs = SourceRefs {
+                current: Some(id),
+                snapshots: vec![id],
+                pinned: None,
+            };
+            store.write_refs("s", &refs).unwrap();
+            id
+        },
+    );
+    let previous = phase("load previous manifest", files, || {
+        Manifest::load(&store, &id).unwrap()
+    });
+    let entries = phase("no-op rescan", files, || {
+        scan(&store, &root, &[], Some(&previous), &mut report).unwrap()
+    });
+    assert_eq!(entries.len(), files);
+    assert_eq!(
+        report.counts.files_stored as usize, files,
+        "only the cold scan stored"
+    );
+    drop((entries, previous));
+    let started = Instant::now();
+    let find = std::process::Command::new("find")
+        .arg(&root)
+        .args(["-printf", "%s %T@\n"])
+        .output()
+        .unwrap();
+    eprintln!(
+        "find {} -printf '%s %T@\\n': {:.2?} ({} lines)",
+        root.display(),
+        started.elapsed(),
+        find.stdout.iter().filter(|b| **b == b'\n').count()
+    );
+    let gate = GcGate::new();
+    let swept = phase("gc (mark and sweep)", files, || {
+        let live = gc::mark(&store, &Manifests).unwrap();
+        gc::sweep(&store, &live, &gate.exclusive()).unwrap()
+    });
+    assert_eq!(swept.removed, 0);
+}
