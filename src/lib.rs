@@ -38,6 +38,9 @@ pub(crate) mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;
+/// The test binary's counting allocator (allocation counts and heap peaks for tests).
+#[cfg(test)]
+pub(crate) mod counting_alloc;
 pub(crate) mod export;
 pub(crate) mod glob;
 pub mod http;

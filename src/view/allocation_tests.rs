@@ -1,45 +1,12 @@
-//! Lookups do not allocate: this test binary's allocator counts, per thread, the
-//! allocations made while a flag is up.
+//! Lookups do not allocate: the test binary's allocator (`crate::counting_alloc`) counts, per
+//! thread, the allocations made while a flag is up.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::sync::Arc;
 
 use super::*;
 use crate::manifest::Entry;
 
-struct Counting;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static COUNT: Cell<usize> = const { Cell::new(0) };
-}
-
-// SAFETY: every call is passed on to the system allocator unchanged.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.with(Cell::get) {
-            COUNT.with(|c| c.set(c.get() + 1));
-        }
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// How many allocations `run` makes on this thread.
-fn allocations(run: impl FnOnce()) -> usize {
-    COUNT.with(|c| c.set(0));
-    COUNTING.with(|c| c.set(true));
-    run();
-    COUNTING.with(|c| c.set(false));
-    COUNT.with(Cell::get)
-}
+use crate::counting_alloc::allocations;
 
 fn entry(path: &str, byte: u8) -> Entry {
     Entry {

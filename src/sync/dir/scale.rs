@@ -3,10 +3,8 @@
 //! `MIRRORBOX_SCALE_FILES=200000 cargo test --release --lib sync::dir::scale -- --ignored
 //! --nocapture`; the tree and the data dir go in a temp folder (`TMPDIR` decides where).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::fs;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
 
 use super::scan;
@@ -15,52 +13,12 @@ use crate::store::refs::SourceRefs;
 use crate::store::{gc, GcGate, IngestMode, Store, StoreOptions};
 use crate::sync::SyncReport;
 
-/// Heap bytes in use now and at most since the last reset, counted by the test binary's
-/// allocator (below): exact, unlike the resident size, which keeps what was freed.
-fn heap() -> (usize, usize) {
-    (IN_USE.load(Relaxed), PEAK.load(Relaxed))
-}
-
-static IN_USE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-/// The system allocator, counting. Other tests in the binary run meanwhile, so figures are
-/// taken with `--test-threads=1` or this test alone.
-struct Counting;
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let now = IN_USE.fetch_add(layout.size(), Relaxed) + layout.size();
-        PEAK.fetch_max(now, Relaxed);
-        System.alloc(layout)
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        IN_USE.fetch_sub(layout.size(), Relaxed);
-        System.dealloc(ptr, layout)
-    }
-
-    /// Counted as growing in place, as the system's realloc does for large blocks (mremap):
-    /// a growing Vec does not hold its old and new buffers at once.
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if new_size >= layout.size() {
-            let now =
-                IN_USE.fetch_add(new_size - layout.size(), Relaxed) + new_size - layout.size();
-            PEAK.fetch_max(now, Relaxed);
-        } else {
-            IN_USE.fetch_sub(layout.size() - new_size, Relaxed);
-        }
-        System.realloc(ptr, layout, new_size)
-    }
-}
-
-#[global_allocator]
-static COUNTING: Counting = Counting;
+use crate::counting_alloc::{heap, reset_peak};
 
 /// Runs `work` and prints its time, rate and the heap it took per file (peak and kept).
 fn phase<T>(name: &str, files: usize, work: impl FnOnce() -> T) -> T {
     let (before, _) = heap();
-    PEAK.store(before, Relaxed);
+    reset_peak();
     let started = Instant::now();
     let result = work();
     let elapsed = started.elapsed();
