@@ -88,6 +88,22 @@ pub struct Origin {
     pub inode: u64,
 }
 
+#[cfg(test)]
+impl Entry {
+    /// A file of one byte, dated 1970, with nothing else recorded: what unit tests need.
+    pub(crate) fn plain(path: &str, object: ObjectId) -> Entry {
+        Entry {
+            path: path.into(),
+            object,
+            size: 1,
+            mtime: 0,
+            stamp: None,
+            origin: None,
+            immutable: false,
+        }
+    }
+}
+
 impl Manifest {
     pub fn new(source: &str, created: i64, mut entries: Vec<Entry>) -> Manifest {
         entries.sort_by(|a, b| a.path.cmp(&b.path));
@@ -159,15 +175,7 @@ mod tests {
     use crate::store::{GcGate, IngestMode, StoreOptions};
 
     fn entry(path: &str, object: ObjectId) -> Entry {
-        Entry {
-            path: path.into(),
-            object,
-            size: 1,
-            mtime: 0,
-            stamp: None,
-            origin: None,
-            immutable: false,
-        }
+        Entry::plain(path, object)
     }
 
     #[test]

@@ -82,15 +82,7 @@ mod tests {
     use super::*;
 
     fn entry(path: &str, byte: u8) -> Entry {
-        Entry {
-            path: path.to_string(),
-            object: ObjectId([byte; 32]),
-            size: 1,
-            mtime: 0,
-            stamp: None,
-            origin: None,
-            immutable: false,
-        }
+        Entry::plain(path, ObjectId([byte; 32]))
     }
 
     #[test]

@@ -9,15 +9,7 @@ use crate::manifest::Entry;
 use crate::counting_alloc::allocations;
 
 fn entry(path: &str, byte: u8) -> Entry {
-    Entry {
-        path: path.into(),
-        object: ObjectId([byte; 32]),
-        size: 1,
-        mtime: 0,
-        stamp: None,
-        origin: None,
-        immutable: false,
-    }
+    Entry::plain(path, ObjectId([byte; 32]))
 }
 
 #[test]
