@@ -276,13 +276,7 @@ fn packages() -> Vec<Pkg> {
 
 /// A site with one apt source `deb` at `/debian` for the sources.list `line`.
 fn apt_site(line: &str, key: &Path, extra: &str) -> Site {
-    Site::with(
-        false,
-        &format!(
-            "[[source]]\nid = \"deb\"\nkind = \"apt\"\nmount = \"/debian\"\nrepository = \"{line}\"\narchitectures = [\"amd64\"]\nkeys = [\"{}\"]\n{extra}\n",
-            key.display()
-        ),
-    )
+    Site::with(false, &common::apt_source(line, key, extra))
 }
 
 /// `mirrorbox sync deb` without a server: (success, output).

@@ -17,19 +17,8 @@ const INRELEASE: &str = "/dists/bookworm/InRelease";
 
 /// A site with an apt source `deb` at `/debian` for `bookworm main`.
 fn apt_site(upstream: &Upstream, key: &Path) -> Site {
-    let source = format!(
-        "[[source]]\nid = \"deb\"\nkind = \"apt\"\nmount = \"/debian\"\nrepository = \"deb {} bookworm main\"\narchitectures = [\"amd64\"]\nkeys = [\"{}\"]\n",
-        upstream.url("/"),
-        key.display()
-    );
-    Site::with(false, &source)
-}
-
-/// Edits the site's configuration: `from` becomes `to` (which must be there once).
-fn edit_config(site: &Site, from: &str, to: &str) {
-    let text = std::fs::read_to_string(&site.config).unwrap();
-    assert_eq!(text.matches(from).count(), 1, "`{from}` in {text}");
-    std::fs::write(&site.config, text.replace(from, to)).unwrap();
+    let line = format!("deb {} bookworm main", upstream.url("/"));
+    Site::with(false, &common::apt_source(&line, key, ""))
 }
 
 fn sync(site: &Site) -> (bool, String) {
@@ -56,8 +45,7 @@ fn a_key_removed_from_the_configuration_fails_the_next_sync_even_on_a_304() {
 
     // The operator replaces the (say, compromised) key by another one.
     let other = Gpg::new("other", "ed25519");
-    edit_config(
-        &site,
+    site.edit_config(
         &repo.key().display().to_string(),
         &other.public.display().to_string(),
     );
@@ -152,7 +140,7 @@ fn a_new_upstream_url_is_asked_without_the_old_upstreams_validators() {
     let (ok, text) = sync(&site);
     assert!(ok && text.contains("published"), "{text}");
 
-    edit_config(&site, &old.url("/"), &new.url("/"));
+    site.edit_config(&old.url("/"), &new.url("/"));
     let (ok, text) = sync(&site);
     assert!(ok && text.contains("published"), "{text}");
     assert!(

@@ -17,19 +17,8 @@ const INRELEASE: &str = "/dists/bookworm/InRelease";
 
 /// A site with an apt source `deb` at `/debian` for `bookworm` and `components`.
 fn apt_site(upstream: &Upstream, key: &Path, components: &str, extra: &str) -> Site {
-    let source = format!(
-        "[[source]]\nid = \"deb\"\nkind = \"apt\"\nmount = \"/debian\"\nrepository = \"deb {} bookworm {components}\"\narchitectures = [\"amd64\"]\nkeys = [\"{}\"]\n{extra}\n",
-        upstream.url("/"),
-        key.display()
-    );
-    Site::with(false, &source)
-}
-
-/// Edits the site's configuration: `from` becomes `to` (which must be there once).
-fn edit_config(site: &Site, from: &str, to: &str) {
-    let text = std::fs::read_to_string(&site.config).unwrap();
-    assert_eq!(text.matches(from).count(), 1, "`{from}` in {text}");
-    std::fs::write(&site.config, text.replace(from, to)).unwrap();
+    let line = format!("deb {} bookworm {components}", upstream.url("/"));
+    Site::with(false, &common::apt_source(&line, key, extra))
 }
 
 /// `mirrorbox sync deb` without a server: (success, output).
@@ -76,7 +65,7 @@ fn adding_and_removing_a_component_is_seen_without_an_upstream_change() {
     assert!(ok, "{text}");
 
     // A second component, the upstream unchanged: one 304, then only what is new.
-    edit_config(&site, "bookworm main\"", "bookworm main pvetest\"");
+    site.edit_config("bookworm main\"", "bookworm main pvetest\"");
     upstream.reset_counters();
     let (ok, text) = sync(&site);
     assert!(ok && text.contains("published"), "{text}");
@@ -108,7 +97,7 @@ fn adding_and_removing_a_component_is_seen_without_an_upstream_change() {
     assert_eq!(upstream.log(), vec![(INRELEASE.to_string(), 304)]);
 
     // The component removed again: published without it.
-    edit_config(&site, "bookworm main pvetest\"", "bookworm main\"");
+    site.edit_config("bookworm main pvetest\"", "bookworm main\"");
     let (ok, text) = sync(&site);
     assert!(ok && text.contains("published"), "{text}");
     let server = site.start_without_sync();
@@ -158,8 +147,7 @@ fn adding_an_architecture_is_seen_without_an_upstream_change() {
     assert!(ok, "{text}");
     assert!(!asked(&upstream, &format!("/{pool}"), 200));
 
-    edit_config(
-        &site,
+    site.edit_config(
         "architectures = [\"amd64\"]",
         "architectures = [\"amd64\", \"i386\"]",
     );
@@ -512,7 +500,7 @@ fn a_package_filter_dropped_from_the_configuration_is_seen_without_an_upstream_c
     let bravo = "/pool/main/b/bravo/bravo_2.1_amd64.deb";
     assert!(!asked(&upstream, bravo, 200), "{:?}", upstream.log());
 
-    edit_config(&site, "skip_packages = [\"bra*\"]", "skip_packages = []");
+    site.edit_config("skip_packages = [\"bra*\"]", "skip_packages = []");
     upstream.reset_counters();
     let (ok, text) = sync(&site);
     assert!(ok && text.contains("published"), "{text}");

@@ -13,12 +13,8 @@ use common::Site;
 
 /// A site whose config has an apt source `deb` at `/debian` for `suite main`.
 fn apt_site(upstream: &Upstream, key: &Path, suite: &str, extra: &str) -> Site {
-    let source = format!(
-        "[[source]]\nid = \"deb\"\nkind = \"apt\"\nmount = \"/debian\"\nrepository = \"deb {} {suite} main\"\narchitectures = [\"amd64\"]\nkeys = [\"{}\"]\n{extra}\n",
-        upstream.url("/"),
-        key.display()
-    );
-    Site::with(false, &source)
+    let line = format!("deb {} {suite} main", upstream.url("/"));
+    Site::with(false, &common::apt_source(&line, key, extra))
 }
 
 /// `mirrorbox sync deb` without a server: (success, output).

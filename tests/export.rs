@@ -37,12 +37,8 @@ fn synced_apt() -> AptFixture {
     let repo = AptRepo::new(Layout::Debian);
     repo.suite("bookworm", "main", &packages(), false, None);
     let upstream = Upstream::serve(repo.root());
-    let source = format!(
-        "[[source]]\nid = \"deb\"\nkind = \"apt\"\nmount = \"/debian\"\nrepository = \"deb {} bookworm main\"\narchitectures = [\"amd64\"]\nkeys = [\"{}\"]\n",
-        upstream.url("/"),
-        repo.key().display()
-    );
-    let site = Site::with(false, &source);
+    let line = format!("deb {} bookworm main", upstream.url("/"));
+    let site = Site::with(false, &common::apt_source(&line, &repo.key(), ""));
     sync(&site, "deb");
     AptFixture {
         repo,

@@ -58,12 +58,8 @@ fn packages() -> Vec<Pkg> {
 }
 
 fn apt_site(upstream: &Upstream, key: &Path) -> Site {
-    let source = format!(
-        "[[source]]\nid = \"deb\"\nkind = \"apt\"\nmount = \"/debian\"\nrepository = \"deb {} bookworm main\"\narchitectures = [\"amd64\"]\nkeys = [\"{}\"]\n",
-        upstream.url("/"),
-        key.display()
-    );
-    Site::with(false, &source)
+    let line = format!("deb {} bookworm main", upstream.url("/"));
+    Site::with(false, &common::apt_source(&line, key, ""))
 }
 
 /// The numbers of `deb: would fetch N files (X bytes) new, M files (Y bytes) re-used …`.

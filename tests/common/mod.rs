@@ -89,6 +89,13 @@ impl Site {
         (out.status.success(), text)
     }
 
+    /// Edits the site's configuration: `from` becomes `to` (which must be there once).
+    pub fn edit_config(&self, from: &str, to: &str) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        assert_eq!(text.matches(from).count(), 1, "`{from}` in {text}");
+        std::fs::write(&self.config, text.replace(from, to)).unwrap();
+    }
+
     /// Starts a CLI command against this site's config in the background, its output piped.
     pub fn spawn_cli(&self, args: &[&str]) -> Child {
         Command::new(BIN)
@@ -124,6 +131,15 @@ fn generate_cert(dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 /// A running `mirrorbox serve`. Killed on drop.
+/// The config of an apt source `deb` at `/debian` for the sources.list `line`, trusting `key`,
+/// amd64 only, with `extra` keys appended.
+pub fn apt_source(line: &str, key: &Path, extra: &str) -> String {
+    format!(
+        "[[source]]\nid = \"deb\"\nkind = \"apt\"\nmount = \"/debian\"\nrepository = \"{line}\"\narchitectures = [\"amd64\"]\nkeys = [\"{}\"]\n{extra}\n",
+        key.display()
+    )
+}
+
 pub struct Server {
     pub child: Child,
     pub http: SocketAddr,
