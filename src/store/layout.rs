@@ -10,8 +10,15 @@ use super::{err, ObjectId, StoreError};
 
 /// The path of object `id` under `objects_dir` (the store's `objects/sha256`).
 pub fn object_path(objects_dir: &Path, id: &ObjectId) -> PathBuf {
-    let hex = id.to_hex();
-    objects_dir.join(&hex[..2]).join(hex)
+    // Built in one allocation: a dry run asks for the path of every file an index names.
+    let mut hex = [0u8; 64];
+    hex::encode_to_slice(id.0, &mut hex).expect("64 digits for 32 bytes");
+    let hex = std::str::from_utf8(&hex).expect("hex digits are ASCII");
+    let mut path = PathBuf::with_capacity(objects_dir.as_os_str().len() + 68);
+    path.push(objects_dir);
+    path.push(&hex[..2]);
+    path.push(hex);
+    path
 }
 
 /// One object file met while walking the objects directory.

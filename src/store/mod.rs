@@ -227,7 +227,10 @@ impl Store {
     }
 
     pub fn contains(&self, id: &ObjectId) -> bool {
-        self.object_path(id).is_file()
+        // One look per store (a dry run asks this of every file an index names).
+        layout::object_path(&self.objects, id).is_file()
+            || (self.beneath.as_ref())
+                .is_some_and(|beneath| layout::object_path(beneath, id).is_file())
     }
 
     /// A fresh name in `tmp/`, unique within this process (the lock makes it unique overall).

@@ -11,7 +11,9 @@ pub struct ObjectId(pub [u8; 32]);
 
 impl ObjectId {
     pub fn to_hex(self) -> String {
-        hex::encode(self.0)
+        let mut hex = [0u8; 64];
+        hex::encode_to_slice(self.0, &mut hex).expect("64 digits for 32 bytes");
+        String::from_utf8(hex.to_vec()).expect("hex digits are ASCII")
     }
 
     /// The first `chars` hex digits: enough to be unique in practice, short enough for URLs.

@@ -108,6 +108,12 @@ impl Store {
         })
     }
 
+    /// Whether the scratch itself holds `id` (fetched into it), whatever the store beneath it
+    /// holds. Without a store beneath, whether the store holds it.
+    pub fn held_above(&self, id: &ObjectId) -> bool {
+        layout::object_path(&self.objects, id).is_file()
+    }
+
     /// Whether the real store beneath a scratch store holds `id` (for a real store: itself).
     pub fn held_beneath(&self, id: &ObjectId) -> bool {
         match &self.beneath {

@@ -251,20 +251,24 @@ impl<'a> Mirror<'a> {
 
         // 3. The packages.
         let pool = self.pool_files(&indices.fetched)?;
-        let fetched = self.fetch_pool(&pool, report).await?;
+        let fetched = self.fetch_pool(pool, report).await?;
         planned.extend(fetched.planned);
         problems.extend(fetched.problems);
         left_out.extend(fetched.left_out);
 
         // Dates: kept per path while the content stays, else now.
         let now = unix_now();
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = std::collections::HashSet::with_capacity(planned.len());
+        let first: Vec<bool> = planned
+            .iter()
+            .map(|p| seen.insert(p.path.as_str()))
+            .collect();
+        drop(seen);
         let mut entries = Vec::with_capacity(planned.len());
-        for p in planned {
-            if !seen.insert(p.path.clone()) {
-                continue;
+        for (p, first) in planned.into_iter().zip(first) {
+            if first {
+                entries.push(self.previous.entry(p.path, p.object, p.size, now, now));
             }
-            entries.push(self.previous.entry(p.path, p.object, p.size, now, now));
         }
         // Reported only now: a restarted attempt must not repeat them.
         report.problems.extend(problems);

@@ -11,7 +11,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use super::release::Listed;
 use super::selection::family;
 use super::{apt_error, index, Mirror, Planned};
-use crate::store::{hash_file, IngestMethod, ObjectId, Store};
+use crate::store::{hash_file, IngestMethod, ObjectId, Store, Stored};
 use crate::sync::fetch::{Expected, FetchError};
 use crate::sync::{SyncError, SyncReport};
 
@@ -48,6 +48,28 @@ fn damaged_objects(store: &Store, ids: &[ObjectId]) -> Vec<ObjectId> {
     damaged
 }
 
+/// `files` in path order, each path once: a path listed again (by another index, or twice in
+/// one) must name the same content, else the listing is refused, naming both packages.
+fn unique_paths(mut files: Vec<index::PoolFile>) -> Result<Vec<index::PoolFile>, SyncError> {
+    // Stable: of the files listed under one path, the first listed comes first.
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut unique: Vec<index::PoolFile> = Vec::with_capacity(files.len());
+    for file in files {
+        match unique.last() {
+            Some(kept) if kept.path == file.path => {
+                if kept.sha256 != file.sha256 {
+                    return Err(apt_error(format!(
+                        "{} is listed twice with different hashes (packages {} and {})",
+                        file.path, kept.package, file.package
+                    )));
+                }
+            }
+            _ => unique.push(file),
+        }
+    }
+    Ok(unique)
+}
+
 impl Mirror<'_> {
     /// Parses one variant of every Packages/Sources family; returns the files they name.
     pub(super) fn pool_files(
@@ -63,34 +85,22 @@ impl Mirror<'_> {
                 }
             }
         }
-        let mut files: BTreeMap<String, index::PoolFile> = BTreeMap::new();
+        let mut files: Vec<index::PoolFile> = Vec::new();
         for (_, listed, object) in best.values() {
             let file = std::fs::File::open(self.store.object_path(object))
                 .map_err(|e| apt_error(format!("cannot open stored index {}: {e}", listed.path)))?;
-            let parsed = index::parse(&listed.path, file, &self.config.filter)
-                .map_err(|e| apt_error(format!("{}{}: {e}", self.dist, listed.path)))?;
             // Filename is relative to the repository's URL, for flat repositories too.
-            for pool in parsed {
-                match files.get(&pool.path) {
-                    Some(existing) if existing.sha256 != pool.sha256 => {
-                        return Err(apt_error(format!(
-                            "{} is listed twice with different hashes (packages {} and {})",
-                            pool.path, existing.package, pool.package
-                        )))
-                    }
-                    Some(_) => {}
-                    None => {
-                        files.insert(pool.path.clone(), pool);
-                    }
-                }
-            }
+            files.extend(
+                index::parse(&listed.path, file, &self.config.filter)
+                    .map_err(|e| apt_error(format!("{}{}: {e}", self.dist, listed.path)))?,
+            );
         }
-        Ok(files.into_values().collect())
+        unique_paths(files)
     }
 
     /// With `verify_pool`, quarantines every stored pool object whose bytes no longer match
     /// its hash, so the fetch that follows gets it again; returns a problem line for each.
-    fn quarantine_damaged(&self, wanted: &[(&index::PoolFile, ObjectId)]) -> Vec<String> {
+    fn quarantine_damaged(&self, wanted: &[(index::PoolFile, ObjectId)]) -> Vec<String> {
         if !self.config.verify_pool {
             return Vec::new();
         }
@@ -120,10 +130,12 @@ impl Mirror<'_> {
         problems
     }
 
-    /// Downloads every pool file the store lacks, in parallel.
+    /// Downloads every pool file the store lacks, in parallel. A dry run (a scratch store)
+    /// downloads nothing: each file is only counted, so it is asked for in turn, with no
+    /// task of its own and the store asked once.
     pub(super) async fn fetch_pool(
         &self,
-        pool: &[index::PoolFile],
+        pool: Vec<index::PoolFile>,
         report: &mut SyncReport,
     ) -> Result<PoolOutcome, SyncError> {
         let mut wanted = Vec::with_capacity(pool.len());
@@ -138,46 +150,39 @@ impl Mirror<'_> {
             problems: self.quarantine_damaged(&wanted),
             ..PoolOutcome::default()
         };
+        outcome.planned.reserve(wanted.len());
+        let dry_run = self.store.is_scratch();
         let mut tasks = FuturesUnordered::new();
+        let mut failures = Vec::new();
         let stats = &self.fetcher.stats;
         for (file, sha256) in wanted {
-            if self.store.contains(&sha256) {
+            if !dry_run && self.store.contains(&sha256) {
                 outcome.planned.push(Planned {
-                    path: file.path.clone(),
+                    path: file.path,
                     object: sha256,
                     size: file.size,
                 });
                 continue;
             }
             let url = self.url(&file.path);
+            let expected = Expected {
+                size: Some(file.size),
+                sha256,
+            };
+            if dry_run {
+                let result = self.fetcher.payload(self.store, &url, expected).await;
+                self.landed(file, sha256, result, &mut outcome, &mut failures, report)?;
+                continue;
+            }
             stats.planned_files.fetch_add(1, Ordering::Relaxed);
             stats.planned_bytes.fetch_add(file.size, Ordering::Relaxed);
             tasks.push(async move {
-                let expected = Expected {
-                    size: Some(file.size),
-                    sha256,
-                };
                 let result = self.fetcher.payload(self.store, &url, expected).await;
                 (file, sha256, result)
             });
         }
-        let mut failures = Vec::new();
         while let Some((file, sha256, result)) = tasks.next().await {
-            match result {
-                Ok(stored) => {
-                    if stored.method != IngestMethod::Existing {
-                        report.counts.files_stored += 1;
-                        report.counts.bytes_stored += stored.size;
-                    }
-                    outcome.planned.push(Planned {
-                        path: file.path.clone(),
-                        object: sha256,
-                        size: file.size,
-                    });
-                }
-                Err(FetchError::Store(e)) => return Err(SyncError::Store(e)),
-                Err(e) => failures.push((file.path.clone(), e.to_string())),
-            }
+            self.landed(file, sha256, result, &mut outcome, &mut failures, report)?;
         }
         failures.sort();
         if let Some((_, first)) = failures.first() {
@@ -196,6 +201,35 @@ impl Mirror<'_> {
             outcome.left_out.push(path);
         }
         Ok(outcome)
+    }
+
+    /// Records what became of one pool file: planned, or a failure (the sync's store failing
+    /// ends it).
+    fn landed(
+        &self,
+        file: index::PoolFile,
+        sha256: ObjectId,
+        result: Result<Stored, FetchError>,
+        outcome: &mut PoolOutcome,
+        failures: &mut Vec<(String, String)>,
+        report: &mut SyncReport,
+    ) -> Result<(), SyncError> {
+        match result {
+            Ok(stored) => {
+                if stored.method != IngestMethod::Existing {
+                    report.counts.files_stored += 1;
+                    report.counts.bytes_stored += stored.size;
+                }
+                outcome.planned.push(Planned {
+                    path: file.path,
+                    object: sha256,
+                    size: file.size,
+                });
+            }
+            Err(FetchError::Store(e)) => return Err(SyncError::Store(e)),
+            Err(e) => failures.push((file.path, e.to_string())),
+        }
+        Ok(())
     }
 }
 

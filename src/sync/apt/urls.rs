@@ -31,11 +31,22 @@ const UPSTREAM_SEGMENT: &AsciiSet = &CONTROLS
     .add(b'}');
 
 /// A repository-relative path as it goes into an upstream URL, encoded segment by segment.
-pub(super) fn encode_path(path: &str) -> String {
-    path.split('/')
-        .map(|segment| utf8_percent_encode(segment, UPSTREAM_SEGMENT).to_string())
-        .collect::<Vec<_>>()
-        .join("/")
+#[cfg(test)]
+fn encode_path(path: &str) -> String {
+    let mut encoded = String::with_capacity(path.len());
+    encode_into(&mut encoded, path);
+    encoded
+}
+
+/// A repository-relative path as it goes into an upstream URL, encoded segment by segment,
+/// appended to `out` (a sync encodes every pool file's path: no allocation per segment).
+fn encode_into(out: &mut String, path: &str) {
+    for (n, segment) in path.split('/').enumerate() {
+        if n > 0 {
+            out.push('/');
+        }
+        out.extend(utf8_percent_encode(segment, UPSTREAM_SEGMENT));
+    }
 }
 
 impl Mirror<'_> {
@@ -48,7 +59,10 @@ impl Mirror<'_> {
 
 /// `base` (the repository URL, ending in `/`) joined with the encoded `path`.
 fn upstream_url(base: &str, path: &str) -> String {
-    format!("{base}{}", encode_path(path))
+    let mut url = String::with_capacity(base.len() + path.len() + 8);
+    url.push_str(base);
+    encode_into(&mut url, path);
+    url
 }
 
 /// A stable key for `url` without its userinfo, query and fragment (a token there must not

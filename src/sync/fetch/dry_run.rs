@@ -70,7 +70,7 @@ pub fn plan(
         }
         let (files, bytes) = if scratch.held_beneath(&entry.object) {
             (&mut plan.reused_files, &mut plan.reused_bytes)
-        } else if scratch.contains(&entry.object) {
+        } else if scratch.held_above(&entry.object) {
             (&mut plan.metadata_files, &mut plan.metadata_bytes)
         } else {
             (&mut plan.new_files, &mut plan.new_bytes)

@@ -5,6 +5,13 @@
 //! stanza must give each of its files a SHA256 (MD5 and SHA1 are broken, so a package that
 //! offers only those would be fetched unverified); it is refused, not dropped, so a mirror
 //! never silently lacks a package its index lists.
+//!
+//! Debian's indices are hundreds of MB, so the parser works on the bytes as they come: line
+//! ends are found with `memchr`, lines are borrowed from the decoder's buffer (only a line cut
+//! by a chunk boundary is copied), and of each stanza only the few fields the mirror keeps are
+//! copied, into buffers reused from stanza to stanza. Lines are read as the text the index
+//! holds: a trailing CR is dropped (CRLF indices), invalid UTF-8 reads as U+FFFD, and a line
+//! of nothing but white space ends a stanza, as an empty one does.
 
 use std::io::{self, Write};
 
@@ -13,23 +20,22 @@ use super::{Filter, PoolFile};
 /// The longest line accepted, in bytes. Real stanza lines are short (a long Description
 /// line is a few KiB); a hostile index could otherwise send one endless line and make the
 /// mirror hold all of it.
-const MAX_LINE: usize = 1024 * 1024;
+pub(super) const MAX_LINE: usize = 1024 * 1024;
 
 /// Consumes index text in arbitrary chunks; collects the files of every stanza.
 pub(super) struct StanzaParser {
     sources: bool,
     filter: Filter,
-    /// The start of a line whose end has not arrived yet.
+    /// The start of a line whose end has not arrived yet (never more than [`MAX_LINE`]).
     pending: Vec<u8>,
-    /// How much of `pending` is known to hold no line end: each write scans only what it adds.
-    scanned: usize,
     line_number: usize,
     stanza: Stanza,
     files: Vec<PoolFile>,
     error: Option<String>,
 }
 
-/// The fields of one stanza that matter to the mirror.
+/// The fields of one stanza that matter to the mirror; emptied, not dropped, between stanzas
+/// so their buffers serve the next one.
 #[derive(Default)]
 struct Stanza {
     /// Line where the stanza starts (1-based), for messages; 0 while nothing was read.
@@ -40,11 +46,50 @@ struct Stanza {
     size: Option<String>,
     sha256: Option<String>,
     /// Fields of weaker hashes seen (`MD5sum`, `SHA1`, `Files`, `Checksums-Sha1`).
-    weak: Vec<String>,
+    weak: Vec<&'static str>,
     directory: String,
     /// `Checksums-Sha256` lines of a Sources stanza; `None` without the field.
     checksums: Option<Vec<String>>,
     in_checksums: bool,
+}
+
+impl Stanza {
+    fn clear(&mut self) {
+        self.line = 0;
+        self.package.clear();
+        self.section.clear();
+        self.filename.clear();
+        self.size = None;
+        self.sha256 = None;
+        self.weak.clear();
+        self.directory.clear();
+        self.checksums = None;
+        self.in_checksums = false;
+    }
+}
+
+/// The weak hash fields, named in the message that refuses a stanza having only those.
+const WEAK_FIELDS: [&str; 5] = ["MD5sum", "SHA1", "Files", "Checksums-Sha1", "Checksums-Md5"];
+
+/// `bytes` as text, as the index means it: invalid UTF-8 reads as U+FFFD.
+fn text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(bytes)
+}
+
+/// Whether `line` (without its line end) is blank: nothing but white space, Unicode's
+/// included. Decided on the first byte for every ordinary line.
+fn is_blank(line: &[u8]) -> bool {
+    match line.iter().find(|b| **b != b' ' && **b != b'\t') {
+        None => true,
+        Some(b) if b.is_ascii_graphic() => false,
+        Some(_) => text(line).trim().is_empty(),
+    }
+}
+
+/// `value` with the white space around it dropped, Unicode's included, as a `&str`.
+fn trimmed(value: &[u8], out: &mut String) {
+    out.clear();
+    out.push_str(text(value).trim());
 }
 
 impl StanzaParser {
@@ -53,7 +98,6 @@ impl StanzaParser {
             sources,
             filter,
             pending: Vec::new(),
-            scanned: 0,
             line_number: 0,
             stanza: Stanza::default(),
             files: Vec::new(),
@@ -61,53 +105,62 @@ impl StanzaParser {
         }
     }
 
-    fn line(&mut self, line: &str) {
+    /// One line, without its `\n`.
+    fn line(&mut self, line: &[u8]) {
         self.line_number += 1;
-        let line = line.trim_end_matches('\r');
-        if line.trim().is_empty() {
+        let mut line = line;
+        while let Some(shorter) = line.strip_suffix(b"\r") {
+            line = shorter;
+        }
+        if is_blank(line) {
             self.end_stanza();
             return;
         }
         if self.stanza.line == 0 {
             self.stanza.line = self.line_number;
         }
-        if line.starts_with(' ') || line.starts_with('\t') {
+        if line[0] == b' ' || line[0] == b'\t' {
             if self.stanza.in_checksums {
                 if let Some(lines) = &mut self.stanza.checksums {
-                    lines.push(line.trim().to_string());
+                    lines.push(text(line).trim().to_string());
                 }
             }
             return;
         }
         self.stanza.in_checksums = false;
-        let Some((name, value)) = line.split_once(':') else {
+        let Some(colon) = memchr::memchr(b':', line) else {
             return;
         };
-        let value = value.trim();
+        let (name, value) = (&line[..colon], &line[colon + 1..]);
         let stanza = &mut self.stanza;
         match name {
-            "Package" => stanza.package = value.to_string(),
-            "Section" => stanza.section = value.to_string(),
-            "Filename" => stanza.filename = value.to_string(),
-            "Size" => stanza.size = Some(value.to_string()),
-            "SHA256" => stanza.sha256 = Some(value.to_ascii_lowercase()),
-            "Directory" => stanza.directory = value.to_string(),
-            "Checksums-Sha256" => {
+            b"Package" => trimmed(value, &mut stanza.package),
+            b"Section" => trimmed(value, &mut stanza.section),
+            b"Filename" => trimmed(value, &mut stanza.filename),
+            b"Size" => trimmed(value, stanza.size.get_or_insert_with(String::new)),
+            b"SHA256" => {
+                let sha256 = stanza.sha256.get_or_insert_with(String::new);
+                trimmed(value, sha256);
+                sha256.make_ascii_lowercase();
+            }
+            b"Directory" => trimmed(value, &mut stanza.directory),
+            b"Checksums-Sha256" => {
                 stanza.checksums = Some(Vec::new());
                 stanza.in_checksums = true;
             }
-            "MD5sum" | "SHA1" | "Files" | "Checksums-Sha1" | "Checksums-Md5" => {
-                stanza.weak.push(name.to_string())
+            _ => {
+                if let Some(weak) = WEAK_FIELDS.iter().find(|f| f.as_bytes() == name) {
+                    stanza.weak.push(weak);
+                }
             }
-            _ => {}
         }
     }
 
     fn end_stanza(&mut self) {
-        let stanza = std::mem::take(&mut self.stanza);
-        if stanza.line == 0 {
+        if self.stanza.line == 0 {
             return;
         }
+        let stanza = &self.stanza;
         let result = if stanza.package.is_empty() {
             if stanza.filename.is_empty() && stanza.checksums.is_none() {
                 Ok(()) // names no file
@@ -120,94 +173,20 @@ impl StanzaParser {
         } else if self.filter.skips(&stanza.package, &stanza.section) {
             Ok(())
         } else if self.sources {
-            self.source_files(&stanza)
+            source_files(stanza, &mut self.files)
         } else {
-            self.binary_file(&stanza)
+            binary_file(stanza, &mut self.files)
         };
         if let Err(message) = result {
             self.error.get_or_insert(message);
         }
-    }
-
-    /// The one file of a Packages stanza: `Filename`, `Size` and `SHA256`.
-    fn binary_file(&mut self, stanza: &Stanza) -> Result<(), String> {
-        let package = &stanza.package;
-        let at = stanza.line;
-        if stanza.filename.is_empty() {
-            return Err(format!("package {package} (line {at}) has no Filename"));
-        }
-        let Some(sha256) = &stanza.sha256 else {
-            return Err(missing_sha256(
-                &format!("package {package} (line {at})"),
-                "SHA256",
-                &stanza.weak,
-            ));
-        };
-        let size = match &stanza.size {
-            None => return Err(format!("package {package} (line {at}) has no Size")),
-            Some(text) => text.parse().map_err(|_| {
-                format!("package {package} (line {at}): Size `{text}` is not a number")
-            })?,
-        };
-        check_sha256(sha256, package, at)?;
-        self.push(stanza.filename.clone(), size, sha256.clone(), package)
-    }
-
-    /// The files of a Sources stanza: its `Checksums-Sha256` lines, under `Directory`.
-    fn source_files(&mut self, stanza: &Stanza) -> Result<(), String> {
-        let package = &stanza.package;
-        let at = stanza.line;
-        let Some(lines) = &stanza.checksums else {
-            return Err(missing_sha256(
-                &format!("source package {package} (line {at})"),
-                "Checksums-Sha256",
-                &stanza.weak,
-            ));
-        };
-        if stanza.directory.is_empty() {
-            return Err(format!(
-                "source package {package} (line {at}) has no Directory"
-            ));
-        }
-        for line in lines {
-            let bad = || {
-                format!("source package {package} (line {at}): bad Checksums-Sha256 line `{line}`")
-            };
-            let [hash, size, name] = line.split_whitespace().collect::<Vec<_>>()[..] else {
-                return Err(bad());
-            };
-            let size = size.parse().map_err(|_| bad())?;
-            let hash = hash.to_ascii_lowercase();
-            check_sha256(&hash, package, at)?;
-            self.push(format!("{}/{name}", stanza.directory), size, hash, package)?;
-        }
-        Ok(())
-    }
-
-    fn push(
-        &mut self,
-        path: String,
-        size: u64,
-        sha256: String,
-        package: &str,
-    ) -> Result<(), String> {
-        let path = path.trim_start_matches("./").to_string();
-        if path.starts_with('/') || path.split('/').any(|s| s == ".." || s == ".") {
-            return Err(format!("package {package} names an unsafe path `{path}`"));
-        }
-        self.files.push(PoolFile {
-            path,
-            size,
-            sha256,
-            package: package.to_string(),
-        });
-        Ok(())
+        self.stanza.clear();
     }
 
     pub(super) fn finish(mut self) -> io::Result<Vec<PoolFile>> {
         if !self.pending.is_empty() {
             let rest = std::mem::take(&mut self.pending);
-            self.line(&String::from_utf8_lossy(&rest));
+            self.line(&rest);
         }
         self.end_stanza();
         if let Some(error) = self.error {
@@ -215,10 +194,106 @@ impl StanzaParser {
         }
         Ok(self.files)
     }
+
+    /// The error for a line longer than [`MAX_LINE`], the next one.
+    fn too_long(&self) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "line {} is longer than {} MiB: not an index",
+                self.line_number + 1,
+                MAX_LINE / (1024 * 1024)
+            ),
+        )
+    }
+}
+
+/// The one file of a Packages stanza: `Filename`, `Size` and `SHA256`.
+fn binary_file(stanza: &Stanza, files: &mut Vec<PoolFile>) -> Result<(), String> {
+    let package = &stanza.package;
+    let at = stanza.line;
+    if stanza.filename.is_empty() {
+        return Err(format!("package {package} (line {at}) has no Filename"));
+    }
+    let Some(sha256) = &stanza.sha256 else {
+        return Err(missing_sha256(
+            &format!("package {package} (line {at})"),
+            "SHA256",
+            &stanza.weak,
+        ));
+    };
+    let size = match &stanza.size {
+        None => return Err(format!("package {package} (line {at}) has no Size")),
+        Some(text) => text
+            .parse()
+            .map_err(|_| format!("package {package} (line {at}): Size `{text}` is not a number"))?,
+    };
+    check_sha256(sha256, package, at)?;
+    push(files, &stanza.filename, size, sha256.clone(), package)
+}
+
+/// The files of a Sources stanza: its `Checksums-Sha256` lines, under `Directory`.
+fn source_files(stanza: &Stanza, files: &mut Vec<PoolFile>) -> Result<(), String> {
+    let package = &stanza.package;
+    let at = stanza.line;
+    let Some(lines) = &stanza.checksums else {
+        return Err(missing_sha256(
+            &format!("source package {package} (line {at})"),
+            "Checksums-Sha256",
+            &stanza.weak,
+        ));
+    };
+    if stanza.directory.is_empty() {
+        return Err(format!(
+            "source package {package} (line {at}) has no Directory"
+        ));
+    }
+    for line in lines {
+        let bad =
+            || format!("source package {package} (line {at}): bad Checksums-Sha256 line `{line}`");
+        let mut words = line.split_whitespace();
+        let (Some(hash), Some(size), Some(name), None) =
+            (words.next(), words.next(), words.next(), words.next())
+        else {
+            return Err(bad());
+        };
+        let size = size.parse().map_err(|_| bad())?;
+        let hash = hash.to_ascii_lowercase();
+        check_sha256(&hash, package, at)?;
+        push(
+            files,
+            &format!("{}/{name}", stanza.directory),
+            size,
+            hash,
+            package,
+        )?;
+    }
+    Ok(())
+}
+
+/// Records one file, refusing a path that could leave the repository.
+fn push(
+    files: &mut Vec<PoolFile>,
+    path: &str,
+    size: u64,
+    sha256: String,
+    package: &str,
+) -> Result<(), String> {
+    let path = path.trim_start_matches("./");
+    if path.starts_with('/') || path.split('/').any(|s| s == ".." || s == ".") {
+        return Err(format!("package {package} names an unsafe path `{path}`"));
+    }
+    files.push(PoolFile {
+        path: path.to_string(),
+        size,
+        sha256,
+        package: package.to_string(),
+    });
+    Ok(())
 }
 
 /// The message for a stanza without its SHA256 field, naming the weaker hashes it has.
-fn missing_sha256(what: &str, field: &str, weak: &[String]) -> String {
+fn missing_sha256(what: &str, field: &str, weak: &[&str]) -> String {
     if weak.is_empty() {
         format!("{what} has no {field}: only SHA256 is trusted, so it is refused")
     } else {
@@ -241,28 +316,39 @@ fn check_sha256(hash: &str, package: &str, at: usize) -> Result<(), String> {
 
 impl Write for StanzaParser {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.pending.extend_from_slice(buf);
-        let mut start = 0;
-        let mut from = self.scanned;
-        while let Some(end) = self.pending[from..].iter().position(|b| *b == b'\n') {
-            let end = from + end;
-            let line = String::from_utf8_lossy(&self.pending[start..end]).into_owned();
+        let mut rest = buf;
+        if !self.pending.is_empty() {
+            // The end of the line the last write cut.
+            let Some(end) = memchr::memchr(b'\n', rest) else {
+                if self.pending.len() + rest.len() > MAX_LINE {
+                    return Err(self.too_long());
+                }
+                self.pending.extend_from_slice(rest);
+                return Ok(buf.len());
+            };
+            if self.pending.len() + end > MAX_LINE {
+                return Err(self.too_long());
+            }
+            let mut line = std::mem::take(&mut self.pending);
+            line.extend_from_slice(&rest[..end]);
             self.line(&line);
+            line.clear();
+            self.pending = line; // its buffer, for the next cut line
+            rest = &rest[end + 1..];
+        }
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', rest) {
+            if end - start > MAX_LINE {
+                return Err(self.too_long());
+            }
+            self.line(&rest[start..end]);
             start = end + 1;
-            from = start;
         }
-        self.pending.drain(..start);
-        self.scanned = self.pending.len();
-        if self.pending.len() > MAX_LINE {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "line {} is longer than {} MiB: not an index",
-                    self.line_number + 1,
-                    MAX_LINE / (1024 * 1024)
-                ),
-            ));
+        let tail = &rest[start..];
+        if tail.len() > MAX_LINE {
+            return Err(self.too_long());
         }
+        self.pending.extend_from_slice(tail);
         Ok(buf.len())
     }
 
@@ -272,41 +358,5 @@ impl Write for StanzaParser {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Feeds `chunks` to a Packages parser, as a decoder would.
-    fn feed(chunks: impl IntoIterator<Item = Vec<u8>>) -> io::Result<Vec<PoolFile>> {
-        let mut parser = StanzaParser::new(false, Filter::default());
-        for chunk in chunks {
-            parser.write_all(&chunk)?;
-        }
-        parser.finish()
-    }
-
-    #[test]
-    fn a_line_longer_than_the_limit_is_refused_naming_its_line() {
-        // Written in small chunks without a line end: each write must not rescan the rest.
-        let chunk = vec![b'x'; 64 * 1024];
-        let chunks = (0..(MAX_LINE / chunk.len() + 2)).map(|_| chunk.clone());
-        let head = std::iter::once(b"Package: a\n".to_vec());
-        let error = feed(head.chain(chunks)).unwrap_err();
-        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
-        let message = error.to_string();
-        assert!(
-            message.contains("line 2") && message.contains("1 MiB"),
-            "{message}"
-        );
-    }
-
-    #[test]
-    fn lines_split_across_writes_are_joined() {
-        let sha = "1".repeat(64);
-        let text = format!("Package: a\nFilename: pool/a.deb\nSize: 3\nSHA256: {sha}\n");
-        let chunks = text.as_bytes().chunks(5).map(|c| c.to_vec());
-        let files = feed(chunks).unwrap();
-        assert_eq!(files.len(), 1);
-        assert_eq!(files[0].path, "pool/a.deb");
-        assert_eq!(files[0].sha256, sha);
-    }
-}
+#[path = "stanza_tests.rs"]
+mod tests;
