@@ -80,28 +80,44 @@ pub(crate) fn dry_run(config: Config, sources: Vec<String>) -> anyhow::Result<i3
         }
     }
     let named = !sources.is_empty();
-    let mut code = 0;
-    for source in &config.sources {
-        if named && !sources.contains(&source.id) {
-            continue;
+    let chosen: Vec<_> = (config.sources.iter())
+        .filter(|source| !named || sources.contains(&source.id))
+        .collect();
+    // Sources are planned side by side (each is mostly one core's work: decoding and
+    // parsing its indices), a few at a time; their lines come out in the configuration's order.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let plans: Vec<std::sync::Mutex<Option<_>>> =
+        chosen.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::thread::scope(|scope| {
+        for _ in 0..workers.min(chosen.len()) {
+            scope.spawn(|| loop {
+                let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(source) = chosen.get(n) else { break };
+                if !PLANNED_KINDS.contains(&source.kind.name()) {
+                    continue;
+                }
+                let plan = crate::sync::fetch::dry_run::plan(
+                    &config.data_dir,
+                    &config.store,
+                    &source.id,
+                    source.kind.get(),
+                );
+                *plans[n].lock().expect("not poisoned") = Some(plan);
+            });
         }
-        if !PLANNED_KINDS.contains(&source.kind.name()) {
-            println!(
+    });
+    let mut code = 0;
+    for (source, plan) in chosen.iter().zip(plans) {
+        match plan.into_inner().expect("not poisoned") {
+            None => println!(
                 "{}: not planned (a `{}` source; `sync --dry-run` plans {} sources only)",
                 source.id,
                 source.kind.name(),
                 PLANNED_KINDS.join(", ")
-            );
-            continue;
-        }
-        match crate::sync::fetch::dry_run::plan(
-            &config.data_dir,
-            &config.store,
-            &source.id,
-            source.kind.get(),
-        ) {
-            Ok(plan) => println!("{}: {plan}", source.id),
-            Err(e) => {
+            ),
+            Some(Ok(plan)) => println!("{}: {plan}", source.id),
+            Some(Err(e)) => {
                 let message = crate::http::redact::credentials(&e.to_string());
                 println!("{}: FAILED: {message}", source.id);
                 code = 1;

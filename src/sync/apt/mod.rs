@@ -252,16 +252,20 @@ impl<'a> Mirror<'a> {
         // 3. The packages.
         let pool = self.pool_files(&indices.fetched)?;
         let fetched = self.fetch_pool(pool, report).await?;
+        let pool_start = planned.len();
         planned.extend(fetched.planned);
         problems.extend(fetched.problems);
         left_out.extend(fetched.left_out);
 
         // Dates: kept per path while the content stays, else now.
         let now = unix_now();
-        let mut seen = std::collections::HashSet::with_capacity(planned.len());
-        let first: Vec<bool> = planned
-            .iter()
-            .map(|p| seen.insert(p.path.as_str()))
+        // Pool paths are unique already (`pool_files`): only the few others need a set.
+        let mut seen = std::collections::HashSet::with_capacity(pool_start);
+        let first: Vec<bool> = (planned.iter().enumerate())
+            .map(|(n, p)| match n < pool_start {
+                true => seen.insert(p.path.as_str()),
+                false => !seen.contains(p.path.as_str()),
+            })
             .collect();
         drop(seen);
         let mut entries = Vec::with_capacity(planned.len());

@@ -86,10 +86,18 @@ fn is_blank(line: &[u8]) -> bool {
     }
 }
 
-/// `value` with the white space around it dropped, Unicode's included, as a `&str`.
+/// `value` with the white space around it dropped, Unicode's included, into `out`.
 fn trimmed(value: &[u8], out: &mut String) {
     out.clear();
-    out.push_str(text(value).trim());
+    // ASCII first; what is left starting or ending with a byte that may be white space
+    // (vertical tab, or part of a non-ASCII character) is trimmed as Unicode text.
+    let ascii = value.trim_ascii();
+    match (ascii.first(), ascii.last()) {
+        (Some(first), Some(last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => {
+            out.push_str(&text(ascii))
+        }
+        _ => out.push_str(text(value).trim()),
+    }
 }
 
 impl StanzaParser {
