@@ -201,6 +201,8 @@ pub fn scan(
 
 #[cfg(test)]
 mod scale;
+#[cfg(test)]
+mod stream_tests;
 
 #[cfg(test)]
 mod tests {
