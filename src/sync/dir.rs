@@ -25,8 +25,8 @@ use crate::manifest::{Entry, Manifest, StoredEntries};
 use crate::store::Store;
 use crate::time::unix_now;
 use cursor::Cursor;
+pub(crate) use reuse::ingest_local;
 use reuse::Trust;
-pub(crate) use reuse::{ingest_local, quarantined};
 use walk::{Out, Walk, WalkError};
 
 /// The options of a `dir` source.

@@ -4,6 +4,7 @@
 //! object and holds no entry in memory.
 
 use std::collections::HashSet;
+use std::fs;
 
 use super::kind::Kind;
 use super::spill::{Check, Spill};
@@ -128,7 +129,7 @@ pub fn unchanged(new: &NewEntries<'_>, selection: &Option<Selection>) -> bool {
 /// sure every object it names is stored. Returns its id.
 pub fn save(store: &Store, new: NewEntries<'_>, mut header: Header) -> Result<ObjectId, SyncError> {
     let quarantined = if new.trusted {
-        crate::sync::dir::quarantined(store)
+        quarantined(store)
     } else {
         Some(HashSet::new())
     };
@@ -171,4 +172,30 @@ pub fn save(store: &Store, new: NewEntries<'_>, mut header: Header) -> Result<Ob
         out.push(&entry).map_err(write_failed)?;
     }
     Ok(out.finish().map_err(write_failed)?.finish()?.id)
+}
+
+/// The ids of the objects in quarantine: one `readdir` of a folder that is nearly always
+/// empty or absent. `None` when it cannot be read (or for a dry run's scratch store).
+pub fn quarantined(store: &Store) -> Option<HashSet<ObjectId>> {
+    if store.is_scratch() {
+        return None;
+    }
+    let folder = store.root().join("quarantine");
+    let listing = match fs::read_dir(&folder) {
+        Ok(listing) => listing,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(HashSet::new()),
+        Err(e) => {
+            tracing::warn!(path = %folder.display(), error = %e, "cannot read the quarantine; every reused object is checked");
+            return None;
+        }
+    };
+    let mut ids = HashSet::new();
+    for item in listing {
+        let item = item.ok()?;
+        // Names are object ids; anything else there is not an object of ours.
+        if let Some(id) = item.file_name().to_str().and_then(|n| n.parse().ok()) {
+            ids.insert(id);
+        }
+    }
+    Some(ids)
 }

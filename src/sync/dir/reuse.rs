@@ -29,7 +29,7 @@ impl Trust {
     /// Trusts objects of the snapshot the source's ref names, unless quarantined now.
     pub fn previous_snapshot(store: &Store) -> Trust {
         Trust {
-            quarantined: quarantined(store),
+            quarantined: crate::sync::snapshot::quarantined(store),
         }
     }
 
@@ -40,32 +40,6 @@ impl Trust {
     fn trusts(&self, id: &ObjectId) -> bool {
         self.quarantined.as_ref().is_some_and(|q| !q.contains(id))
     }
-}
-
-/// The ids of the objects in quarantine: one `readdir` of a folder that is nearly always
-/// empty or absent. `None` when it cannot be read (or for a dry run's scratch store).
-pub fn quarantined(store: &Store) -> Option<HashSet<ObjectId>> {
-    if store.is_scratch() {
-        return None;
-    }
-    let folder = store.root().join("quarantine");
-    let listing = match fs::read_dir(&folder) {
-        Ok(listing) => listing,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(HashSet::new()),
-        Err(e) => {
-            tracing::warn!(path = %folder.display(), error = %e, "cannot read the quarantine; every reused object is checked");
-            return None;
-        }
-    };
-    let mut ids = HashSet::new();
-    for item in listing {
-        let item = item.ok()?;
-        // Names are object ids; anything else there is not an object of ours.
-        if let Some(id) = item.file_name().to_str().and_then(|n| n.parse().ok()) {
-            ids.insert(id);
-        }
-    }
-    Some(ids)
 }
 
 /// Puts one local file into the store, or reuses the previous snapshot's entry when the
