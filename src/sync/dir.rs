@@ -21,7 +21,7 @@ use serde::Deserialize;
 use super::confine::Confinement;
 use super::kind::{check_folder, name_pins_content, Finding, Kind, KindOptions, Run, StreamRun};
 use super::{SyncError, SyncReport};
-use crate::manifest::{Entry, Manifest, StoredEntries};
+use crate::manifest::{Entry, Manifest, ManifestError, StoredEntries};
 use crate::store::Store;
 use crate::time::unix_now;
 use cursor::Cursor;
@@ -177,17 +177,24 @@ pub fn scan(
     report: &mut SyncReport,
 ) -> Result<Vec<Entry>, SyncError> {
     let confine = confinement(root, follow_symlinks_into)?;
-    let mut entries = previous.map_or(Vec::new(), |m| m.entries.clone());
-    if !entries.windows(2).all(|w| w[0].path < w[1].path) {
-        entries.sort_by(|a, b| a.path.cmp(&b.path));
-        entries.dedup_by(|a, b| a.path == b.path);
-    }
-    let capacity = entries.len();
+    let recorded = previous.map_or(&[][..], |m| m.entries.as_slice());
+    let capacity = recorded.len();
+    // Entries are copied one at a time as the walk reaches them; only a manifest out of path
+    // order is copied whole, to be sorted.
+    let stream: Box<dyn Iterator<Item = Result<Entry, ManifestError>>> =
+        if recorded.windows(2).all(|w| w[0].path < w[1].path) {
+            Box::new(recorded.iter().cloned().map(Ok))
+        } else {
+            let mut sorted = recorded.to_vec();
+            sorted.sort_by(|a, b| a.path.cmp(&b.path));
+            sorted.dedup_by(|a, b| a.path == b.path);
+            Box::new(sorted.into_iter().map(Ok))
+        };
     let walk = Walk {
         store,
         confine: &confine,
         trust: &Trust::nothing(),
-        previous: Cursor::new(Box::new(entries.into_iter().map(Ok))),
+        previous: Cursor::new(stream),
         ancestors: HashSet::new(),
         out: Out::Collect(Vec::with_capacity(capacity)),
         now: unix_now(),
