@@ -323,3 +323,52 @@ fn gc_removes_exactly_the_unreferenced_objects() {
     assert_eq!(objects_on_disk(&site.data()), live);
     verify_clean(&site, "after gc");
 }
+
+/// A no-op sync publishes nothing and writes no object (unchanged files are not read, and
+/// their objects are not looked at); but an object `verify` quarantined is not trusted: the
+/// next sync stores its file again, and the file is served right.
+#[test]
+fn a_no_op_sync_writes_nothing_but_a_quarantined_object_is_stored_again() {
+    let site = Site::new();
+    configure(&site, "fsync = false\ningest = \"copy\"", None);
+    let public = site.public();
+    write_tree(&public, 300);
+    sync(&site);
+    let current = site.data().join("refs/site/current");
+    let published_id = std::fs::read_to_string(&current).unwrap();
+    let objects = objects_on_disk(&site.data());
+
+    let text = sync(&site);
+    assert!(
+        text.contains("unchanged") && text.contains("stored 0 new files"),
+        "{text}"
+    );
+    assert_eq!(objects_on_disk(&site.data()), objects, "no object written");
+    assert_eq!(std::fs::read_to_string(&current).unwrap(), published_id);
+    assert_eq!(
+        std::fs::read_dir(site.data().join("tmp")).unwrap().count(),
+        0
+    );
+
+    // The stored copy of one unchanged file is damaged; verify moves it to quarantine.
+    let (path, id, _, _) = reference(&public).swap_remove(42);
+    let object = site.data().join("objects/sha256").join(&id[..2]).join(&id);
+    let mut permissions = std::fs::metadata(&object).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    permissions.set_readonly(false);
+    std::fs::set_permissions(&object, permissions).unwrap();
+    std::fs::write(&object, b"damaged").unwrap();
+    let out = site.cli(&["verify"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("1 damaged (quarantined)"), "{text}");
+    assert!(!object.exists(), "{path}: quarantined");
+
+    let text = sync(&site);
+    assert!(
+        text.contains("stored 1 new files"),
+        "{path} stored again: {text}"
+    );
+    assert!(object.exists());
+    verify_clean(&site, "after the sync that stored it again");
+    assert_same(&published(&site), &reference(&public));
+}

@@ -7,7 +7,7 @@
 pub mod binary;
 mod diff;
 mod stored;
-mod varint;
+pub(crate) mod varint;
 
 #[cfg(test)]
 pub use diff::PathChange;

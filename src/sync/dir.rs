@@ -1,24 +1,33 @@
 //! `dir` sources: a local directory published as it is.
 //!
 //! Unchanged files (same size, mtime and inode as recorded in the previous snapshot) are not
-//! read again, so a re-scan of a large tree costs one `stat` per file.
+//! read again, and their objects are not looked at (see `reuse`), so a re-scan of a large
+//! tree costs one `stat` per file. The previous snapshot is read as a stream alongside the
+//! walk (see `cursor`) and the new entries go straight to disk (`sync::snapshot`): a sync
+//! holds neither snapshot in memory.
 //!
 //! Symlinks are followed only into the folder itself and the `follow_symlinks_into` roots
 //! (see [`super::confine`]).
 
+mod cursor;
+mod reuse;
+mod walk;
+
 use std::collections::HashSet;
-use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use super::confine::Confinement;
-use super::kind::{check_folder, name_pins_content, Finding, Kind, KindOptions, Run};
-use super::{last_modified, SyncError, SyncReport};
-use crate::manifest::{Entry, Manifest, Origin};
-use crate::store::{mtime_ns, IngestMethod, Store};
+use super::kind::{check_folder, name_pins_content, Finding, Kind, KindOptions, Run, StreamRun};
+use super::{SyncError, SyncReport};
+use crate::manifest::{Entry, Manifest, ManifestError, StoredEntries};
+use crate::store::Store;
 use crate::time::unix_now;
+use cursor::Cursor;
+pub(crate) use reuse::ingest_local;
+use reuse::Trust;
+use walk::{Out, Walk, WalkError};
 
 /// The options of a `dir` source.
 #[derive(Debug, Clone)]
@@ -65,6 +74,66 @@ impl Kind for DirOptions {
         )
     }
 
+    /// The previous snapshot is read as a stream alongside the walk, and the new entries go
+    /// straight on: nothing of the tree is held but the folders being walked.
+    fn sync_into(&self, run: StreamRun<'_, '_>) -> Result<(), SyncError> {
+        let confine = confinement(&self.path, &self.follow_symlinks_into)?;
+        let trust = Trust::previous_snapshot(run.store);
+        let problems = run.report.problems.len();
+        let stream = match run.previous {
+            Some(id) => {
+                let stream = StoredEntries::open(run.store, &id)?;
+                run.out
+                    .set_previous_selection(stream.header().selection.clone());
+                Cursor::new(Box::new(stream))
+            }
+            None => Cursor::empty(),
+        };
+        let walk = Walk {
+            store: run.store,
+            confine: &confine,
+            trust: &trust,
+            previous: stream,
+            ancestors: HashSet::new(),
+            out: Out::Stream(&mut *run.out),
+            now: unix_now(),
+            report: &mut *run.report,
+        };
+        match walk.run() {
+            Ok(_) => Ok(()),
+            Err(WalkError::Sync(e)) => Err(e),
+            Err(WalkError::Unsorted(_)) => {
+                // Only a hand-made or very old manifest: loaded whole and sorted, then the
+                // walk starts over (what it stored already is found in the store).
+                let id = run.previous.ok_or(SyncError::Upstream(
+                    "previous entries out of order without a previous snapshot".into(),
+                ))?;
+                tracing::warn!(source = run.source, snapshot = %id, "previous snapshot not in path order; scanning again against it sorted");
+                let mut previous = Manifest::load(run.store, &id)?;
+                previous.entries.sort_by(|a, b| a.path.cmp(&b.path));
+                run.report.problems.truncate(problems);
+                run.out.clear(true)?;
+                run.out.set_previous_selection(previous.selection.clone());
+                let walk = Walk {
+                    store: run.store,
+                    confine: &confine,
+                    trust: &trust,
+                    previous: Cursor::new(Box::new(previous.entries.into_iter().map(Ok))),
+                    ancestors: HashSet::new(),
+                    out: Out::Stream(&mut *run.out),
+                    now: unix_now(),
+                    report: &mut *run.report,
+                };
+                walk.run().map(drop).map_err(|e| match e {
+                    WalkError::Sync(e) => e,
+                    WalkError::Unsorted(_) => {
+                        SyncError::Upstream(format!("snapshot {id} has a path twice"))
+                    }
+                })
+            }
+        }
+    }
+
     /// A folder's files mean nothing in particular: names of package pools and images say.
     fn is_immutable(&self, path: &str) -> bool {
         name_pins_content(path)
@@ -85,13 +154,21 @@ impl Kind for DirOptions {
     }
 }
 
-/// Scans `root` and stores what is new; returns the entries of the new snapshot. Symlinks
-/// are followed only where they lead inside `root` or one of `follow_symlinks_into`.
+fn confinement(root: &Path, follow_symlinks_into: &[PathBuf]) -> Result<Confinement, SyncError> {
+    Confinement::new(root, follow_symlinks_into).map_err(|source| SyncError::Input {
+        path: root.to_path_buf(),
+        source,
+    })
+}
+
+/// Scans `root` and stores what is new; returns the entries of the new snapshot, held in
+/// memory (a dry run; a sync streams them, see [`Kind::sync_into`]). Symlinks are followed
+/// only where they lead inside `root` or one of `follow_symlinks_into`.
 ///
 /// The walk visits files in the order of their paths as strings, the order of a manifest, so
-/// the previous snapshot is read alongside as one sorted stream (see [`Cursor`]) and each file
-/// is stored or reused as soon as it is met: nothing of the tree is held but the folders
-/// being walked and the entries made.
+/// the previous snapshot is read alongside as one sorted stream (see `cursor`) and each file
+/// is stored or reused as soon as it is met. Its objects are all looked at (`previous` need
+/// not be a snapshot a ref names).
 pub fn scan(
     store: &Store,
     root: &Path,
@@ -99,293 +176,49 @@ pub fn scan(
     previous: Option<&Manifest>,
     report: &mut SyncReport,
 ) -> Result<Vec<Entry>, SyncError> {
-    let confine =
-        Confinement::new(root, follow_symlinks_into).map_err(|source| SyncError::Input {
-            path: root.to_path_buf(),
-            source,
-        })?;
-    let mut walk = Walk {
+    let confine = confinement(root, follow_symlinks_into)?;
+    let recorded = previous.map_or(&[][..], |m| m.entries.as_slice());
+    let capacity = recorded.len();
+    // Entries are copied one at a time as the walk reaches them; only a manifest out of path
+    // order is copied whole, to be sorted.
+    let stream: Box<dyn Iterator<Item = Result<Entry, ManifestError>>> =
+        if recorded.windows(2).all(|w| w[0].path < w[1].path) {
+            Box::new(recorded.iter().cloned().map(Ok))
+        } else {
+            let mut sorted = recorded.to_vec();
+            sorted.sort_by(|a, b| a.path.cmp(&b.path));
+            sorted.dedup_by(|a, b| a.path == b.path);
+            Box::new(sorted.into_iter().map(Ok))
+        };
+    let walk = Walk {
         store,
         confine: &confine,
-        previous: Cursor::new(previous),
+        trust: &Trust::nothing(),
+        previous: Cursor::new(stream),
         ancestors: HashSet::new(),
-        entries: Vec::with_capacity(previous.map_or(0, |m| m.entries.len())),
+        out: Out::Collect(Vec::with_capacity(capacity)),
         now: unix_now(),
         report,
     };
-    let base = confine.base();
-    let meta = fs::metadata(base).map_err(|source| SyncError::Input {
-        path: base.to_path_buf(),
-        source,
-    })?;
-    walk.folder(base, &meta, &mut String::new())?;
-    Ok(walk.entries)
-}
-
-/// Puts one local file into the store, or reuses the previous snapshot's entry when the
-/// file is unchanged (same size, mtime and inode): a re-scan costs one `stat` per file.
-pub(crate) fn ingest_local(
-    store: &Store,
-    path: &Path,
-    relative: String,
-    meta: &fs::Metadata,
-    prev: Option<&Entry>,
-    now: i64,
-    report: &mut SyncReport,
-) -> Result<Entry, SyncError> {
-    ingest(store, Source::Any(path), relative, meta, prev, now, report)
-}
-
-/// A local file's path: any (symlinks resolved at ingest), or resolved already by the walk.
-enum Source<'a> {
-    Any(&'a Path),
-    Resolved(&'a Path),
-}
-
-/// [`ingest_local`], told whether the path is resolved already.
-fn ingest(
-    store: &Store,
-    source: Source<'_>,
-    relative: String,
-    meta: &fs::Metadata,
-    prev: Option<&Entry>,
-    now: i64,
-    report: &mut SyncReport,
-) -> Result<Entry, SyncError> {
-    let origin = Origin {
-        size: meta.len(),
-        mtime_ns: mtime_ns(meta),
-        inode: meta.ino(),
-    };
-    if let Some(prev) = prev {
-        if prev.origin == Some(origin) && still_good(store, prev, meta) {
-            // The path is the walk's own string: the previous one is not copied.
-            return Ok(Entry {
-                path: relative,
-                ..*prev
-            });
-        }
-    }
-    let stored = match source {
-        Source::Any(path) => store.ingest_file(path)?,
-        Source::Resolved(path) => store.ingest_resolved(path)?,
-    };
-    if stored.method != IngestMethod::Existing {
-        report.counts.files_stored += 1;
-        report.counts.bytes_stored += stored.size;
-    }
-    Ok(Entry {
-        mtime: last_modified(prev, &stored.id, meta.mtime(), now),
-        path: relative,
-        object: stored.id,
-        size: stored.size,
-        stamp: stored.stamp,
-        origin: Some(origin),
-        immutable: false,
+    walk.run().map_err(|e| match e {
+        WalkError::Sync(e) => e,
+        WalkError::Unsorted(_) => SyncError::Upstream("previous entries out of order".into()),
     })
-}
-
-/// The previous entry's object is there, and if it shares its inode with an outside file, its
-/// stamp still holds and records the ctime: an old stamp (mtime only) or a moved one sends the
-/// file through ingest again, which re-hashes and re-stamps it. A hard-linked object is the
-/// source's own inode (`source`, linked more than once): its stat is the object's, and any
-/// change of its links (the object removed or quarantined) moves its ctime, so no second stat.
-fn still_good(store: &Store, prev: &Entry, source: &fs::Metadata) -> bool {
-    if let Some(stamp) = prev.stamp {
-        if !stamp.is_legacy() && stamp.inode == Some(source.ino()) && source.nlink() > 1 {
-            return stamp.matches(source);
-        }
-    }
-    let Ok(meta) = fs::metadata(store.object_path(&prev.object)) else {
-        return false;
-    };
-    match prev.stamp {
-        None => meta.is_file(),
-        Some(stamp) => !stamp.is_legacy() && stamp.matches(&meta),
-    }
-}
-
-/// One scan under way: what it walks, what it has made.
-struct Walk<'a, 'r> {
-    store: &'a Store,
-    confine: &'a Confinement,
-    previous: Cursor<'a>,
-    /// The folders being walked (device, inode), to break loops through symlinks.
-    ancestors: HashSet<(u64, u64)>,
-    entries: Vec<Entry>,
-    now: i64,
-    report: &'r mut SyncReport,
-}
-
-impl Walk<'_, '_> {
-    /// Walks folder `dir` (published at `prefix`, empty for the top), in the order of the
-    /// paths it publishes, following symlinks that stay inside the confinement, but never in
-    /// a loop (a link to a folder being walked already, an ancestor). A folder linked twice
-    /// side by side is published at both places. `dir` is a resolved path, so every plain
-    /// entry below it is inside too. `meta` is its stat (taken by the caller, so once).
-    fn folder(
-        &mut self,
-        dir: &Path,
-        meta: &fs::Metadata,
-        prefix: &mut String,
-    ) -> Result<(), SyncError> {
-        let input = |source| SyncError::Input {
-            path: dir.to_path_buf(),
-            source,
-        };
-        if !meta.is_dir() {
-            return Err(input(std::io::Error::other("not a directory")));
-        }
-        let key = (meta.dev(), meta.ino());
-        if !self.ancestors.insert(key) {
-            tracing::warn!(path = %dir.display(), "directory loop through a symlink; skipped");
-            return Ok(());
-        }
-        let mut children = children(self.confine, dir, &mut self.report.problems)?;
-        children.sort_by(|a, b| a.walk_order(b));
-        for child in children {
-            let len = prefix.len();
-            if !prefix.is_empty() {
-                prefix.push('/');
-            }
-            prefix.push_str(&child.name);
-            let path = child.path;
-            if child.meta.is_dir() {
-                self.folder(&path, &child.meta, prefix)?;
-            } else {
-                let prev = self.previous.find(prefix);
-                let entry = ingest(
-                    self.store,
-                    Source::Resolved(&path),
-                    prefix.clone(),
-                    &child.meta,
-                    prev,
-                    self.now,
-                    self.report,
-                )?;
-                self.entries.push(entry);
-            }
-            prefix.truncate(len);
-        }
-        self.ancestors.remove(&key);
-        Ok(())
-    }
-}
-
-/// A folder's child that is published: a regular file or a folder (links resolved).
-struct Child {
-    name: String,
-    /// Where to read it: the folder joined with the name, or a symlink's resolved target.
-    path: PathBuf,
-    meta: fs::Metadata,
-}
-
-impl Child {
-    /// The order of the paths published: a folder's name is compared as if it ended in `/`,
-    /// so `a.txt` < `a/…` < `a0`, as the strings of the paths below them compare.
-    fn walk_order(&self, other: &Child) -> std::cmp::Ordering {
-        self.walk_key().cmp(other.walk_key())
-    }
-
-    fn walk_key(&self) -> impl Iterator<Item = &u8> {
-        let slash: &[u8] = if self.meta.is_dir() { b"/" } else { b"" };
-        self.name.as_bytes().iter().chain(slash)
-    }
-}
-
-/// The children of `dir` worth publishing, each stat'ed (through its link, if allowed).
-/// Names that cannot be URL paths (not UTF-8, control characters), what cannot be stat'ed and
-/// what is neither a file nor a folder are skipped with a warning.
-fn children(
-    confine: &Confinement,
-    dir: &Path,
-    problems: &mut Vec<String>,
-) -> Result<Vec<Child>, SyncError> {
-    let input = |source| SyncError::Input {
-        path: dir.to_path_buf(),
-        source,
-    };
-    let mut children = Vec::new();
-    for entry in fs::read_dir(dir).map_err(input)? {
-        let entry = entry.map_err(input)?;
-        // The type comes with the directory entry on most filesystems: no extra `lstat`.
-        let link = entry.file_type().map_err(input)?.is_symlink();
-        let path = entry.path();
-        let Some(name) = entry
-            .file_name()
-            .to_str()
-            .filter(|n| !n.chars().any(char::is_control))
-            .map(str::to_string)
-        else {
-            tracing::warn!(path = %path.display(), "name is not valid UTF-8 text; skipped");
-            continue;
-        };
-        // A link publishes what it points to, read through its resolved path, if allowed.
-        let path = if link {
-            let Some(target) = confine.follow(&path, problems) else {
-                continue;
-            };
-            target
-        } else {
-            path
-        };
-        let meta = match fs::metadata(&path) {
-            Ok(meta) => meta,
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "cannot stat; skipped");
-                continue;
-            }
-        };
-        if !meta.is_dir() && !meta.is_file() {
-            tracing::warn!(path = %path.display(), "not a regular file; skipped");
-            continue;
-        }
-        children.push(Child { name, path, meta });
-    }
-    Ok(children)
-}
-
-/// The previous snapshot's entries read in path order alongside the walk: each lookup moves
-/// forward, so a scan costs one pass over them and no map. A manifest is outside data: if its
-/// entries were out of order, some lookups would miss and those files would be read again
-/// (the result is the same, only slower).
-struct Cursor<'a> {
-    entries: &'a [Entry],
-    next: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn new(previous: Option<&'a Manifest>) -> Cursor<'a> {
-        Cursor {
-            entries: previous.map_or(&[], |m| m.entries.as_slice()),
-            next: 0,
-        }
-    }
-
-    /// The previous entry at `path`, which must not come before any path asked for earlier.
-    fn find(&mut self, path: &str) -> Option<&'a Entry> {
-        while let Some(entry) = self.entries.get(self.next) {
-            match entry.path.as_str().cmp(path) {
-                std::cmp::Ordering::Less => self.next += 1,
-                std::cmp::Ordering::Equal => {
-                    self.next += 1;
-                    return Some(entry);
-                }
-                std::cmp::Ordering::Greater => return None,
-            }
-        }
-        None
-    }
 }
 
 #[cfg(test)]
 mod scale;
+#[cfg(test)]
+mod stream_tests;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::Origin;
     use crate::store::tests::store;
-    use crate::store::IngestMode;
+    use crate::store::{mtime_ns, IngestMode};
+    use std::fs;
+    use std::os::unix::fs::MetadataExt;
 
     /// Paths whose order as strings differs from the order of names folder by folder.
     const PATHS: &[&str] = &[

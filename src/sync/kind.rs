@@ -9,8 +9,9 @@
 use std::path::Path;
 
 use crate::manifest::{Entry, Manifest};
-use crate::store::Store;
+use crate::store::{ObjectId, Store};
 
+use super::snapshot::NewEntries;
 use super::{SourceKind, SyncError, SyncReport, KIND_NAMES};
 
 /// Everything a kind's sync works with.
@@ -24,11 +25,42 @@ pub struct Run<'a> {
     pub report: &'a mut SyncReport,
 }
 
+/// Everything a kind's sync works with when it hands its entries over one at a time.
+pub struct StreamRun<'a, 'n> {
+    pub store: &'a Store,
+    /// The source's id (folder names in refs/, log fields).
+    pub source: &'a str,
+    /// The id of the newest snapshot the source made before (pinned or not), not loaded:
+    /// a kind that can read it as a stream need not hold it whole.
+    pub previous: Option<ObjectId>,
+    pub report: &'a mut SyncReport,
+    /// Where the entries go, in path order, with what is known about each object.
+    pub out: &'a mut NewEntries<'n>,
+}
+
 /// One source kind, with its validated options.
 pub trait Kind: std::fmt::Debug + Send + Sync {
     /// Makes the entries of a new snapshot (blocking; runs on a blocking thread or the CLI's
     /// main thread). Entries carry `immutable` as [`Kind::is_immutable`] says.
     fn sync(&self, run: Run<'_>) -> Result<Vec<Entry>, SyncError>;
+
+    /// Makes the entries of a new snapshot into `run.out`, telling it what differs from the
+    /// previous snapshot. By default: the previous snapshot loaded whole, [`Kind::sync`], and
+    /// its entries compared in order; a kind whose snapshots can be too big to hold twice
+    /// (`dir`) streams instead.
+    fn sync_into(&self, run: StreamRun<'_, '_>) -> Result<(), SyncError> {
+        let previous = match run.previous {
+            Some(id) => Some(Manifest::load(run.store, &id)?),
+            None => None,
+        };
+        let entries = self.sync(Run {
+            store: run.store,
+            source: run.source,
+            previous: previous.as_ref(),
+            report: run.report,
+        })?;
+        run.out.push_all(entries, previous.as_ref())
+    }
 
     /// Whether the bytes published at `path` (relative to the mount) can never change, so
     /// clients and proxies may cache them for a year. Recorded on each entry at sync; also
@@ -162,9 +194,10 @@ pub fn check_folder(path: &Path, at: &str, out: &mut Vec<Finding>) {
 /// and Puavo images (their names carry a timestamp).
 pub fn name_pins_content(path: &str) -> bool {
     let path = path.trim_start_matches('/');
-    if ["by-hash/", "pool/"]
+    // Asked for every entry of every sync: no allocation.
+    if [("by-hash/", "/by-hash/"), ("pool/", "/pool/")]
         .iter()
-        .any(|dir| path.starts_with(dir) || path.contains(&format!("/{dir}")))
+        .any(|(top, inner)| path.starts_with(top) || path.contains(inner))
     {
         return true;
     }

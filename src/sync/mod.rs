@@ -4,6 +4,8 @@ pub mod confine;
 pub mod fetch;
 pub mod kind;
 pub mod previous;
+pub mod snapshot;
+pub mod spill;
 
 // The source kinds: one line each (see `kind`).
 kind::registry! {
@@ -15,10 +17,12 @@ kind::registry! {
 
 use crate::time::unix_now;
 
-use crate::manifest::{Entry, Manifest, ManifestError};
+use crate::manifest::binary::Header;
+use crate::manifest::{Entry, ManifestError, Selection};
 use crate::store::refs::SourceRefs;
 use crate::store::{ObjectId, Store, StoreError};
-use kind::{Kind, Run};
+use kind::{Kind, StreamRun};
+use snapshot::NewEntries;
 
 /// Why a sync failed. The previous snapshot stays published in every case.
 #[derive(Debug, thiserror::Error)]
@@ -111,29 +115,23 @@ pub fn block_on<T>(
 pub fn run(store: &Store, id: &str, keep: usize, kind: &dyn Kind) -> Result<SyncReport, SyncError> {
     let refs = store.read_refs(id)?;
     // A pinned current is older than what the last sync made: compare with the newest.
-    let previous = match refs.head() {
-        Some(id) => Some(Manifest::load(store, &id)?),
-        None => None,
-    };
+    let previous = refs.head();
     let mut report = SyncReport {
         source: id.to_string(),
         ..SyncReport::default()
     };
-    let mut entries = kind.sync(Run {
+    let mut entries = NewEntries::new(store, kind, previous.is_some());
+    kind.sync_into(StreamRun {
         store,
         source: id,
-        previous: previous.as_ref(),
+        previous,
         report: &mut report,
+        out: &mut entries,
     })?;
-    // Caching policy is the kind's knowledge, recorded with the snapshot.
-    for entry in &mut entries {
-        entry.immutable = kind.is_immutable(&entry.path);
-    }
-    let mut manifest = Manifest::new(id, unix_now(), entries);
-    manifest.selection = report.selection.take();
-    report.counts.files = manifest.entries.len() as u64;
-    report.counts.bytes = manifest.total_bytes();
-    let published = publish(store, id, keep, &refs, previous.as_ref(), &manifest)?;
+    let selection = report.selection.take();
+    report.counts.files = entries.len();
+    report.counts.bytes = entries.total_bytes();
+    let published = publish(store, id, keep, &refs, entries, selection)?;
     if let Some((path, bytes)) = report.pending_state.take() {
         store.write_atomic(&path, &bytes)?;
     }
@@ -172,33 +170,30 @@ fn cap_problems(source: &str, problems: &mut Vec<String>) {
     ));
 }
 
-/// Stores the manifest and makes it current, unless it equals the current one. Trims the
+/// Stores the new snapshot and makes it current, unless it equals the current one. Trims the
 /// retained list to `keep`. Returns the current id and whether it changed.
 fn publish(
     store: &Store,
     source: &str,
     keep: usize,
     refs: &SourceRefs,
-    previous: Option<&Manifest>,
-    manifest: &Manifest,
+    entries: NewEntries<'_>,
+    selection: Option<Selection>,
 ) -> Result<(ObjectId, bool), SyncError> {
-    if let (Some(previous), Some(head)) = (previous, refs.head()) {
+    if let Some(head) = refs.head() {
         // A new selection is recorded even when it chose the same files.
-        if previous.same_content(manifest) && previous.selection == manifest.selection {
+        if snapshot::unchanged(&entries, &selection) {
             return Ok((head, false));
         }
     }
-    // Every object must be stored before the snapshot can name it.
-    for entry in &manifest.entries {
-        if !store.contains(&entry.object) {
-            return Err(SyncError::Store(StoreError {
-                action: "publish (object missing)",
-                path: store.object_path(&entry.object),
-                source: std::io::Error::from(std::io::ErrorKind::NotFound),
-            }));
-        }
-    }
-    let id = manifest.save(store)?;
+    let header = Header {
+        source: source.to_string(),
+        created: unix_now(),
+        immutability_recorded: true,
+        selection,
+        entries: 0,
+    };
+    let id = snapshot::save(store, entries, header)?;
     let mut snapshots: Vec<ObjectId> = refs
         .snapshots
         .iter()

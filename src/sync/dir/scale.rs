@@ -1,5 +1,5 @@
-//! What a scan, a no-op rescan and a GC of many small files cost, in time and in memory per
-//! entry: printed, not asserted (figures depend on the machine). Run with
+//! What a cold sync, a no-op sync and a GC of many small files cost, in time and in memory
+//! per entry: printed, not asserted (figures depend on the machine). Run with
 //! `MIRRORBOX_SCALE_FILES=200000 cargo test --release --lib sync::dir::scale -- --ignored
 //! --nocapture`; the tree and the data dir go in a temp folder (`TMPDIR` decides where).
 
@@ -7,9 +7,8 @@ use std::fs;
 use std::path::Path;
 use std::time::Instant;
 
-use super::scan;
+use super::{scan, DirOptions};
 use crate::manifest::{Manifest, Manifests};
-use crate::store::refs::SourceRefs;
 use crate::store::{gc, GcGate, IngestMode, Store, StoreOptions};
 use crate::sync::SyncReport;
 
@@ -61,7 +60,10 @@ fn cost_per_file_of_scan_rescan_and_gc() {
         ingest: IngestMode::Auto,
     };
     let store = Store::open(&dir.path().join("data"), &options).unwrap();
-    let mut report = SyncReport::default();
+    let kind = DirOptions {
+        path: root.clone(),
+        follow_symlinks_into: Vec::new(),
+    };
     eprintln!(
         "an entry in memory: {} B + its path",
         std::mem::size_of::<crate::manifest::Entry>()
@@ -69,34 +71,32 @@ fn cost_per_file_of_scan_rescan_and_gc() {
 
     // The tree is on disk before the scan starts, as a mirrored tree would be.
     let _ = std::process::Command::new("sync").status();
-    let entries = phase("cold scan (fsync = true; objects noted)", files, || {
-        scan(&store, &root, &[], None, &mut report).unwrap()
-    });
-    let id = phase(
-        "manifest saved, objects flushed, ref written",
+    let cold = phase(
+        "cold sync (fsync = true; objects flushed, manifest saved, ref written)",
         files,
-        || {
-            let id = Manifest::new("s", 0, entries).save(&store).unwrap();
-            let refs = SourceRefs {
-                current: Some(id),
-                snapshots: vec![id],
-                pinned: None,
-            };
-            store.write_refs("s", &refs).unwrap();
-            id
-        },
+        || crate::sync::run(&store, "s", 3, &kind).unwrap(),
     );
-    let previous = phase("load previous manifest", files, || {
+    assert_eq!(cold.counts.files_stored as usize, files);
+    let noop = phase("no-op sync (previous snapshot streamed)", files, || {
+        crate::sync::run(&store, "s", 3, &kind).unwrap()
+    });
+    assert!(!noop.changed);
+    assert_eq!(noop.counts.files_stored, 0, "only the cold sync stored");
+    let id = store.read_refs("s").unwrap().current.unwrap();
+    let previous = phase("load previous manifest whole (a dry run)", files, || {
         Manifest::load(&store, &id).unwrap()
     });
-    let entries = phase("no-op rescan", files, || {
-        scan(&store, &root, &[], Some(&previous), &mut report).unwrap()
+    let entries = phase("no-op scan into memory (a dry run)", files, || {
+        scan(
+            &store,
+            &root,
+            &[],
+            Some(&previous),
+            &mut SyncReport::default(),
+        )
+        .unwrap()
     });
     assert_eq!(entries.len(), files);
-    assert_eq!(
-        report.counts.files_stored as usize, files,
-        "only the cold scan stored"
-    );
     drop((entries, previous));
     let started = Instant::now();
     let find = std::process::Command::new("find")
