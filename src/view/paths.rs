@@ -61,6 +61,11 @@ impl PathIndexBuilder {
         true
     }
 
+    /// The last path added, `None` before the first.
+    pub fn last(&self) -> Option<&[u8]> {
+        (self.index.len > 0).then_some(self.last.as_slice())
+    }
+
     pub fn finish(mut self) -> PathIndex {
         self.index.bytes.shrink_to_fit();
         self.index.blocks.shrink_to_fit();
@@ -203,6 +208,7 @@ impl PathIndex {
             index: self,
             next: 0,
             path: Vec::new(),
+            value: 0,
             valid: false,
         };
         cursor.advance();
@@ -250,6 +256,7 @@ pub struct Cursor<'a> {
     index: &'a PathIndex,
     next: usize,
     path: Vec<u8>,
+    value: u32,
     valid: bool,
 }
 
@@ -259,12 +266,18 @@ impl Cursor<'_> {
         self.valid.then_some(self.path.as_slice())
     }
 
+    /// The path the cursor is on and its value, `None` past the last one.
+    pub fn current(&self) -> Option<(&[u8], u32)> {
+        self.valid.then_some((self.path.as_slice(), self.value))
+    }
+
     pub fn advance(&mut self) {
         self.valid = self.next < self.index.bytes.len();
         if self.valid {
             let e = self.index.entry(self.next);
             self.path.truncate(e.shared);
             self.path.extend_from_slice(e.suffix);
+            self.value = e.value;
             self.next = e.next;
         }
     }

@@ -83,14 +83,14 @@ fn random_source(rng: &mut StdRng, number: usize, epoch: u8) -> SourceSnapshots 
     }
 }
 
-fn random_sources(rng: &mut StdRng) -> Vec<SourceSnapshots> {
+pub(super) fn random_sources(rng: &mut StdRng) -> Vec<SourceSnapshots> {
     (0..rng.gen_range(1..=3))
         .map(|n| random_source(rng, n, 0))
         .collect()
 }
 
 /// Every path the reference knows, and some it does not.
-fn queries(reference: &Reference, rng: &mut StdRng) -> Vec<String> {
+pub(super) fn queries(reference: &Reference, rng: &mut StdRng) -> Vec<String> {
     let mut keys: Vec<String> = reference.files.keys().cloned().collect();
     keys.extend(reference.dirs.keys().cloned());
     for _ in 0..50 {
@@ -101,7 +101,7 @@ fn queries(reference: &Reference, rng: &mut StdRng) -> Vec<String> {
     keys
 }
 
-fn assert_same(view: &View, reference: &Reference, keys: &[String]) {
+pub(super) fn assert_same(view: &View, reference: &Reference, keys: &[String]) {
     for key in keys {
         let expected = if reference.dirs.contains_key(key) {
             Some(Node::Dir)
