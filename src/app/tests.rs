@@ -105,3 +105,25 @@ fn a_manifest_damaged_at_its_end_fails_the_build_and_the_old_view_stays() {
     assert!(error.contains("damaged"), "{error}");
     assert_eq!(served(&app), before, "the previous view stays published");
 }
+
+/// The status page's "held alone" bytes, counted from the view's files, equal those counted
+/// from the manifests.
+#[test]
+fn unique_bytes_from_the_view_equal_those_from_the_manifests() {
+    let dir = tempfile::tempdir().unwrap();
+    synced(dir.path(), 60, 3);
+    let app = App::open(config(dir.path())).unwrap();
+    app.serve_view().unwrap();
+    app.track_unique();
+    let from_view = app.unique.lock().unwrap().clone();
+    let mut from_manifests = |id: &crate::store::ObjectId, each: &mut dyn FnMut(_, u64)| {
+        for entry in crate::manifest::StoredEntries::open(&app.store, id)? {
+            let entry = entry?;
+            each(entry.object, entry.size);
+        }
+        Ok::<_, crate::manifest::ManifestError>(())
+    };
+    let expected = crate::store::gc::unique_streamed(&app.store, &mut from_manifests).unwrap();
+    assert_eq!(from_view, expected);
+    assert!(expected.source("t") > 0);
+}

@@ -131,10 +131,16 @@ impl App {
         heap::release_free();
     }
 
-    /// Recomputes [`gc::Unique`], streaming each manifest; on an error the previous numbers
-    /// stay, and the status page shows them.
+    /// Recomputes [`gc::Unique`] from the files of each snapshot as the view holds them (no
+    /// manifest decoded), streaming the manifest of a snapshot the view lacks (refs that moved
+    /// since it was built); on an error the previous numbers stay, and the status page shows
+    /// them.
     fn refresh_unique(&self) {
+        let view = self.view.load();
         let mut each_file = |id: &ObjectId, each: &mut dyn FnMut(ObjectId, u64)| {
+            if view.each_file_of(id, &mut *each) {
+                return Ok(());
+            }
             for entry in StoredEntries::open(&self.store, id)? {
                 let entry = entry?;
                 each(entry.object, entry.size);

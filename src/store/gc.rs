@@ -1,7 +1,7 @@
 //! Mark and sweep: every object reachable from a ref (and from views still in use) stays.
 //!
 //! Memory is bounded by the live objects, 32 bytes each: the mark streams each manifest and
-//! keeps one sorted list without repeats (see [`LiveObjects`]); the sweep walks the objects
+//! keeps one sorted list without repeats (see [`ObjectSet`]); the sweep walks the objects
 //! directory and searches that list.
 
 use std::collections::HashMap;
@@ -19,17 +19,17 @@ pub struct GcReport {
 
 /// A set of objects as one sorted array without repeats: 32 bytes per object (a hash set
 /// costs about twice that), searched by bisection. Objects are added in batches: an object
-/// the set already has costs nothing, a new one is appended, and [`LiveObjects::settle`]
+/// the set already has costs nothing, a new one is appended, and [`ObjectSet::settle`]
 /// sorts the batch in. Snapshots of a source share most objects, so a batch (one manifest)
 /// adds few and the array stays close to the distinct objects.
 #[derive(Debug, Default)]
-pub struct LiveObjects {
+pub struct ObjectSet {
     objects: Vec<ObjectId>,
     /// `objects[..sorted]` is sorted without repeats; the rest is the batch being added.
     sorted: usize,
 }
 
-impl LiveObjects {
+impl ObjectSet {
     /// Adds `object` to the batch unless the set has it already.
     pub fn add(&mut self, object: ObjectId) {
         if self.objects[..self.sorted].binary_search(&object).is_err() {
@@ -44,6 +44,16 @@ impl LiveObjects {
             self.objects.dedup();
             self.sorted = self.objects.len();
         }
+    }
+
+    /// Forgets the batch not yet settled (a snapshot that could not be read to its end).
+    pub fn discard_batch(&mut self) {
+        self.objects.truncate(self.sorted);
+    }
+
+    /// The settled objects, sorted.
+    pub fn as_slice(&self) -> &[ObjectId] {
+        &self.objects[..self.sorted]
     }
 
     /// Whether `object` is in the set (added and settled).
@@ -64,8 +74,8 @@ impl LiveObjects {
 /// by `snapshots`, one entry at a time), and the objects a source holds for its next sync
 /// (`refs/<source>/held`). Fails rather than return a partial set: a sweep after a partial
 /// mark would delete live data.
-pub fn mark<R: SnapshotReader>(store: &Store, snapshots: &R) -> Result<LiveObjects, R::Error> {
-    let mut live = LiveObjects::default();
+pub fn mark<R: SnapshotReader>(store: &Store, snapshots: &R) -> Result<ObjectSet, R::Error> {
+    let mut live = ObjectSet::default();
     for source in store.sources_with_refs()? {
         let refs = store.read_refs(&source)?;
         store
@@ -91,7 +101,7 @@ pub fn mark<R: SnapshotReader>(store: &Store, snapshots: &R) -> Result<LiveObjec
 /// objects that no ref names yet; other processes are kept out by the data-dir lock.
 pub fn sweep(
     store: &Store,
-    live: &LiveObjects,
+    live: &ObjectSet,
     _alone: &GcGuard<'_>,
 ) -> Result<GcReport, StoreError> {
     let mut report = GcReport::default();

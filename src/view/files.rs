@@ -85,6 +85,11 @@ impl FileTable {
         }
     }
 
+    /// The object and size of row `row`.
+    pub fn object_and_size(&self, row: u32) -> (ObjectId, u64) {
+        (self.objects[row as usize], self.sizes[row as usize])
+    }
+
     pub fn mtime(&self, row: u32) -> i64 {
         self.mtimes[row as usize]
     }

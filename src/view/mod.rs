@@ -294,6 +294,22 @@ impl View {
         self.parts.iter().map(|p| p.heap_bytes()).sum()
     }
 
+    /// Calls `each` with the object and size of every file of the snapshot whose manifest is
+    /// `id`, read from the view (no manifest read); `false`, calling nothing, if the view does
+    /// not hold that snapshot.
+    pub fn each_file_of(&self, id: &ObjectId, mut each: impl FnMut(ObjectId, u64)) -> bool {
+        for part in &self.parts {
+            if let Some(snapshot) = part.snapshot(id) {
+                for row in snapshot.paths.values() {
+                    let (object, size) = part.files.object_and_size(row);
+                    each(object, size);
+                }
+                return true;
+            }
+        }
+        false
+    }
+
     /// Every object this view can serve (with repeats).
     pub fn objects(&self) -> impl Iterator<Item = ObjectId> + '_ {
         self.parts.iter().flat_map(|part| part.files.objects())

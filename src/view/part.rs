@@ -133,6 +133,12 @@ impl SourcePart {
         }
     }
 
+    /// The index of retained snapshot `id`, if this part has it.
+    pub fn snapshot(&self, id: &ObjectId) -> Option<&SnapshotIndex> {
+        let at = self.key.retained.iter().position(|r| r == id)?;
+        self.retained.get(at)
+    }
+
     /// Heap bytes held (files and indices).
     pub fn heap_bytes(&self) -> usize {
         self.files.heap_bytes()

@@ -216,7 +216,6 @@ impl PathIndex {
     }
 
     /// Every value, in path order.
-    #[cfg(test)]
     pub fn values(&self) -> impl Iterator<Item = u32> + '_ {
         let mut at = 0;
         std::iter::from_fn(move || {
