@@ -89,7 +89,17 @@ impl SourcePart {
                 id.short(SNAPSHOT_ID_CHARS)
             );
             let before = retained.last().map(|s| &s.paths);
-            let index = index_snapshot(&source.id, id, open, url, &mut files, before)?;
+            let kept = previous.and_then(|p| Some((p, p.snapshot(id)?)));
+            let index = match kept {
+                // Read before, from a manifest checked then: its entries come from the
+                // previous part, not from decoding (and hashing) the manifest again.
+                Some((part, kept)) => {
+                    let entries = Box::new(part.entries_of(kept).map(Ok));
+                    let indexed = index_sorted(entries, &url, &mut files, before)?;
+                    indexed.expect("a path index is in path order")
+                }
+                None => index_snapshot(&source.id, id, open, url, &mut files, before)?,
+            };
             retained.push(index);
         }
         let own_current = match (key.current, &source.current) {
@@ -137,6 +147,26 @@ impl SourcePart {
     pub fn snapshot(&self, id: &ObjectId) -> Option<&SnapshotIndex> {
         let at = self.key.retained.iter().position(|r| r == id)?;
         self.retained.get(at)
+    }
+
+    /// The entries of one of this part's snapshots, rebuilt from its index and files.
+    fn entries_of<'p>(&'p self, snapshot: &'p SnapshotIndex) -> impl Iterator<Item = Entry> + 'p {
+        let mut cursor = snapshot.paths.cursor();
+        std::iter::from_fn(move || {
+            let (path, row) = cursor.current()?;
+            let file = self.files.get(row);
+            let entry = Entry {
+                path: String::from_utf8_lossy(path).into_owned(),
+                object: file.object,
+                size: file.size,
+                mtime: file.mtime,
+                stamp: file.stamp,
+                origin: None,
+                immutable: file.immutable,
+            };
+            cursor.advance();
+            Some(entry)
+        })
     }
 
     /// Heap bytes held (files and indices).

@@ -16,7 +16,7 @@ use crate::store::Stamp;
 const SEGMENTS: [&str; 7] = ["a", "a-b", "b", "p.deb", "by-hash", "x.dsc", "c"];
 const MOUNTS: [&str; 5] = ["", "/m", "/m/a", "/n", "/.snapshots"];
 
-fn random_path(rng: &mut StdRng) -> String {
+pub(super) fn random_path(rng: &mut StdRng) -> String {
     let depth = rng.gen_range(1..=4);
     (0..depth)
         .map(|_| SEGMENTS[rng.gen_range(0..SEGMENTS.len())])
@@ -24,7 +24,7 @@ fn random_path(rng: &mut StdRng) -> String {
         .join("/")
 }
 
-fn random_entry(rng: &mut StdRng, path: String) -> Entry {
+pub(super) fn random_entry(rng: &mut StdRng, path: String) -> Entry {
     Entry {
         path,
         object: ObjectId([rng.gen_range(0..4); 32]),

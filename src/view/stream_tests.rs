@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
-use super::random_tests::{assert_same, queries, random_sources};
+use super::random_tests::{assert_same, queries, random_entry, random_path, random_sources};
 use super::reference::Reference;
 use super::*;
 
@@ -83,4 +83,48 @@ fn a_snapshot_failing_at_its_end_fails_the_build() {
     };
     let built = View::build_streamed(&plans, &mut open, &View::default());
     assert!(matches!(built, Err(ManifestError::Damaged { id, .. }) if id == damaged));
+}
+
+/// A new snapshot of a source: the snapshots it keeps are indexed from the previous part (no
+/// manifest of theirs is opened), and the view equals the one of the manifests.
+#[test]
+fn snapshots_kept_from_the_previous_view_are_not_read_again() {
+    let mut rng = StdRng::seed_from_u64(16);
+    for round in 0..200u8 {
+        let mut sources = random_sources(&mut rng);
+        let before = View::build(&sources);
+        let kept: Vec<ObjectId> = sources[0].retained.iter().map(|(id, _)| *id).collect();
+        let source = &mut sources[0];
+        let mut entries: Vec<Entry> = source
+            .retained
+            .last()
+            .map(|(_, m)| m.entries.clone())
+            .unwrap_or_default();
+        for _ in 0..3 {
+            let path = random_path(&mut rng);
+            entries.push(random_entry(&mut rng, path));
+        }
+        let newest = Arc::new(Manifest::new(&source.id, 2, entries));
+        if !source.retained.is_empty() && rng.gen_bool(0.5) {
+            source.retained.remove(0);
+        }
+        source
+            .retained
+            .push((ObjectId([0xd0 ^ round; 32]), newest.clone()));
+        source.current = Some(newest);
+        let plans: Vec<SourcePlan> = sources.iter().map(SourceSnapshots::plan).collect();
+        let mut open = |source: &str, id: &ObjectId| -> Result<Entries<'_>, ManifestError> {
+            assert!(
+                source != sources[0].id || !kept.contains(id),
+                "{id} read again"
+            );
+            let snapshots = sources.iter().find(|s| s.id == source).unwrap();
+            let plan = snapshots.plan();
+            let entries = snapshots.manifest(&plan, id).entries.clone();
+            Ok(Box::new(entries.into_iter().map(Ok)))
+        };
+        let after = View::build_streamed(&plans, &mut open, &before).unwrap();
+        let reference = Reference::build(&sources);
+        assert_same(&after, &reference, &queries(&reference, &mut rng));
+    }
 }
