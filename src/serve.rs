@@ -33,6 +33,7 @@ async fn serve(config: Config, initial_sync: bool) -> anyhow::Result<()> {
         let access = Access::load(&config)?;
         let mut app = App::open(config)?;
         app.access = access;
+        app.serve_view()?;
         // The status page shows what each source holds alone: kept up to date from here on.
         app.track_unique();
         Ok(app)

@@ -451,6 +451,7 @@ fn open_app(site: &Site) -> Arc<mirrorbox::app::App> {
     let access = mirrorbox::http::access::Access::load(&config).unwrap();
     let mut app = mirrorbox::app::App::open(config).unwrap();
     app.access = access;
+    app.serve_view().unwrap();
     Arc::new(app)
 }
 

@@ -12,15 +12,17 @@ use crate::config::Config;
 use crate::http::access::Access;
 use crate::http::metrics::Metrics;
 use crate::http::objects::ObjectCache;
-use crate::manifest::{Manifest, ManifestError, Manifests};
+use crate::manifest::Manifests;
 use crate::store::gc::{self, GcReport};
 use crate::store::refs::{RunRecord, SourceRefs};
-use crate::store::{DataLock, GcGate, GcGuard, ObjectId, Store};
+use crate::store::{DataLock, GcGate, GcGuard, Store};
 use crate::sync::{self, SyncReport};
 use crate::time::unix_now;
-use crate::view::{SourceSnapshots, View, ViewHandle};
+use crate::view::{View, ViewHandle};
 
+mod heap;
 mod status;
+mod view;
 use status::private_folders;
 
 pub use crate::http::LiveStatus;
@@ -51,7 +53,9 @@ pub struct App {
     private_folders: Vec<String>,
     /// A failed sync left objects that nothing names; the next GC chance collects them.
     garbage_pending: AtomicBool,
-    manifests: Mutex<HashMap<ObjectId, Arc<Manifest>>>,
+    /// Whether this process serves the view ([`App::serve_view`]): until then no view is
+    /// built, so a CLI command (sync, gc, pin...) never pays memory for one.
+    serving: AtomicBool,
     /// Syncs store objects no ref names yet; GC must not run meanwhile. Syncs share it, GC
     /// takes it alone.
     gate: GcGate,
@@ -69,7 +73,8 @@ pub struct App {
 }
 
 impl App {
-    /// Takes the data-dir lock, opens the store, clears interrupted writes and builds the view.
+    /// Takes the data-dir lock, opens the store and clears interrupted writes. Builds no view:
+    /// only a process that serves needs one, and says so with [`App::serve_view`].
     pub fn open(config: Config) -> anyhow::Result<App> {
         let lock = DataLock::acquire(&config.data_dir)?;
         let store = Store::open(&config.data_dir, &config.store)?;
@@ -110,7 +115,7 @@ impl App {
             published: Mutex::default(),
             private_folders: private_folders(&config),
             garbage_pending: AtomicBool::new(false),
-            manifests: Mutex::default(),
+            serving: AtomicBool::new(false),
             gate: GcGate::new(),
             source_locks,
             view_builds: Mutex::new(()),
@@ -119,109 +124,7 @@ impl App {
             _lock: lock,
             config,
         };
-        app.refresh_view()?;
         Ok(app)
-    }
-
-    pub fn manifest(&self, id: &ObjectId) -> Result<Arc<Manifest>, ManifestError> {
-        if let Some(m) = self.manifests.lock().expect("not poisoned").get(id) {
-            return Ok(m.clone());
-        }
-        let manifest = Arc::new(Manifest::load(&self.store, id)?);
-        self.manifests
-            .lock()
-            .expect("not poisoned")
-            .insert(*id, manifest.clone());
-        Ok(manifest)
-    }
-
-    /// A manifest of `source`, with the caching flags of snapshots made before entries
-    /// carried them filled in by the source kind's rule.
-    fn source_manifest(
-        &self,
-        source: &crate::config::SourceConfig,
-        id: &ObjectId,
-    ) -> Result<Arc<Manifest>, ManifestError> {
-        let manifest = self.manifest(id)?;
-        if manifest.immutability_recorded {
-            return Ok(manifest);
-        }
-        let mut upgraded = Manifest::clone(&manifest);
-        for entry in &mut upgraded.entries {
-            entry.immutable = source.kind.is_immutable(&entry.path);
-        }
-        upgraded.immutability_recorded = true;
-        let upgraded = Arc::new(upgraded);
-        self.manifests
-            .lock()
-            .expect("not poisoned")
-            .insert(*id, upgraded.clone());
-        Ok(upgraded)
-    }
-
-    /// Builds the view from every configured source's refs.
-    pub fn build_view(&self) -> Result<View, ManifestError> {
-        let mut sources = Vec::new();
-        let mut wanted = Vec::new();
-        let mut published = HashMap::new();
-        for source in &self.config.sources {
-            let refs = self.store.read_refs(&source.id)?;
-            let current = refs
-                .current
-                .map(|id| self.source_manifest(source, &id))
-                .transpose()?;
-            published.insert(
-                source.id.clone(),
-                Published {
-                    current_created: current.as_ref().map(|m| m.created),
-                    refs: refs.clone(),
-                },
-            );
-            let mut retained = Vec::new();
-            for id in refs.snapshots.iter().chain(refs.current.iter()) {
-                if retained.iter().any(|(r, _)| r == id) {
-                    continue;
-                }
-                retained.push((*id, self.source_manifest(source, id)?));
-            }
-            wanted.extend(retained.iter().map(|(id, _)| *id));
-            sources.push(SourceSnapshots {
-                id: source.id.clone(),
-                mount: source.mount.clone(),
-                current,
-                retained,
-                fill_in: source.kind.fills_in(),
-            });
-        }
-        // Forget manifests no longer named.
-        self.manifests
-            .lock()
-            .expect("not poisoned")
-            .retain(|id, _| wanted.contains(id));
-        *self.published.lock().expect("not poisoned") = published;
-        // Sources whose snapshots did not change keep their part of the view as it is.
-        Ok(View::build_after(&sources, &self.view.load()))
-    }
-
-    pub fn refresh_view(&self) -> Result<(), ManifestError> {
-        let _one_at_a_time = self.view_builds.lock().expect("not poisoned");
-        let started = Instant::now();
-        let view = self.build_view()?;
-        let entries = view.len();
-        for conflict in &view.conflicts {
-            tracing::warn!(path = %conflict, "two sources publish different content at this path; the first in the config wins");
-        }
-        self.view.publish(view);
-        self.objects.clear();
-        if self.unique_wanted.load(Ordering::Relaxed) {
-            self.refresh_unique();
-        }
-        tracing::debug!(
-            entries,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "view published"
-        );
-        Ok(())
     }
 
     pub fn live_status(&self, source: &str) -> LiveStatus {
@@ -306,32 +209,6 @@ impl App {
             Ok(_) => self.refresh_view()?,
         }
         Ok(short)
-    }
-
-    /// From now on, keeps the bytes each source and snapshot holds alone up to date (for the
-    /// status page), starting now.
-    pub fn track_unique(&self) {
-        self.unique_wanted.store(true, Ordering::Relaxed);
-        self.refresh_unique();
-    }
-
-    /// Recomputes [`gc::Unique`] from the manifests (cached ones mostly); on an error the
-    /// previous numbers stay, and the status page shows them.
-    fn refresh_unique(&self) {
-        let mut files_of = |id: &ObjectId| {
-            let manifest = self.manifest(id)?;
-            Ok::<_, ManifestError>(
-                manifest
-                    .entries
-                    .iter()
-                    .map(|e| (e.object, e.size))
-                    .collect(),
-            )
-        };
-        match gc::unique(&self.store, &mut files_of) {
-            Ok(unique) => *self.unique.lock().expect("not poisoned") = unique,
-            Err(e) => tracing::warn!(error = %e, "cannot count the bytes each source holds alone"),
-        }
     }
 
     /// Syncs one source, publishes, records the run and collects garbage. Blocking.
@@ -452,8 +329,12 @@ impl App {
     fn gc_alone(&self, alone: &GcGuard<'_>) -> anyhow::Result<GcReport> {
         self.garbage_pending.store(false, Ordering::Relaxed);
         let mut live = gc::mark(&self.store, &Manifests)?;
-        live.extend(self.view.live_objects());
-        let report = gc::sweep(&self.store, &live, alone)?;
+        self.view.each_live_object(|object| live.add(object));
+        live.settle();
+        let report = gc::sweep(&self.store, &live, alone);
+        drop(live);
+        heap::release_free();
+        let report = report?;
         if report.removed > 0 {
             self.objects.clear();
             tracing::info!(
@@ -495,3 +376,6 @@ struct Published {
     refs: SourceRefs,
     current_created: Option<i64>,
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,6 +1,10 @@
 //! Mark and sweep: every object reachable from a ref (and from views still in use) stays.
+//!
+//! Memory is bounded by the live objects, 32 bytes each: the mark streams each manifest and
+//! keeps one sorted list without repeats (see [`ObjectSet`]); the sweep walks the objects
+//! directory and searches that list.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs;
 
 use super::layout::for_each_object;
@@ -13,28 +17,83 @@ pub struct GcReport {
     pub bytes_freed: u64,
 }
 
+/// A set of objects as one sorted array without repeats: 32 bytes per object (a hash set
+/// costs about twice that), searched by bisection. Objects are added in batches: an object
+/// the set already has costs nothing, a new one is appended, and [`ObjectSet::settle`]
+/// sorts the batch in. Snapshots of a source share most objects, so a batch (one manifest)
+/// adds few and the array stays close to the distinct objects.
+#[derive(Debug, Default)]
+pub struct ObjectSet {
+    objects: Vec<ObjectId>,
+    /// `objects[..sorted]` is sorted without repeats; the rest is the batch being added.
+    sorted: usize,
+}
+
+impl ObjectSet {
+    /// Adds `object` to the batch unless the set has it already.
+    pub fn add(&mut self, object: ObjectId) {
+        if self.objects[..self.sorted].binary_search(&object).is_err() {
+            self.objects.push(object);
+        }
+    }
+
+    /// Sorts the batch in (and drops its repeats).
+    pub fn settle(&mut self) {
+        if self.objects.len() > self.sorted {
+            self.objects.sort_unstable();
+            self.objects.dedup();
+            self.sorted = self.objects.len();
+        }
+    }
+
+    /// Forgets the batch not yet settled (a snapshot that could not be read to its end).
+    pub fn discard_batch(&mut self) {
+        self.objects.truncate(self.sorted);
+    }
+
+    /// The settled objects, sorted.
+    pub fn as_slice(&self) -> &[ObjectId] {
+        &self.objects[..self.sorted]
+    }
+
+    /// Whether `object` is in the set (added and settled).
+    pub fn contains(&self, object: &ObjectId) -> bool {
+        self.objects[..self.sorted].binary_search(object).is_ok()
+    }
+
+    pub fn len(&self) -> usize {
+        self.sorted
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sorted == 0
+    }
+}
+
 /// Collects the objects every ref of every source names: manifests and what they list (read
-/// by `snapshots`), and the objects a source holds for its next sync (`refs/<source>/held`).
-/// Fails rather than return a partial set: a sweep after a partial mark would delete live data.
-pub fn mark<R: SnapshotReader>(
-    store: &Store,
-    snapshots: &R,
-) -> Result<HashSet<ObjectId>, R::Error> {
-    let mut live = HashSet::new();
+/// by `snapshots`, one entry at a time), and the objects a source holds for its next sync
+/// (`refs/<source>/held`). Fails rather than return a partial set: a sweep after a partial
+/// mark would delete live data.
+pub fn mark<R: SnapshotReader>(store: &Store, snapshots: &R) -> Result<ObjectSet, R::Error> {
+    let mut live = ObjectSet::default();
     for source in store.sources_with_refs()? {
         let refs = store.read_refs(&source)?;
-        live.extend(store.read_held(&source));
+        store
+            .read_held(&source)
+            .into_iter()
+            .for_each(|o| live.add(o));
         let mut manifests: Vec<ObjectId> = refs.snapshots.clone();
         manifests.extend(refs.current);
         for id in manifests {
-            if !live.insert(id) {
+            live.settle();
+            if live.contains(&id) {
                 continue;
             }
-            snapshots.for_each_file(store, &id, &mut |_, object| {
-                live.insert(*object);
-            })?;
+            live.add(id);
+            snapshots.for_each_file(store, &id, &mut |_, object| live.add(*object))?;
         }
     }
+    live.settle();
     Ok(live)
 }
 
@@ -42,7 +101,7 @@ pub fn mark<R: SnapshotReader>(
 /// objects that no ref names yet; other processes are kept out by the data-dir lock.
 pub fn sweep(
     store: &Store,
-    live: &HashSet<ObjectId>,
+    live: &ObjectSet,
     _alone: &GcGuard<'_>,
 ) -> Result<GcReport, StoreError> {
     let mut report = GcReport::default();
@@ -111,6 +170,24 @@ pub fn unique<E: From<StoreError>>(
     store: &Store,
     files_of: &mut dyn FnMut(&ObjectId) -> Result<SnapshotFiles, E>,
 ) -> Result<Unique, E> {
+    unique_streamed(store, &mut |id, each| {
+        for (object, size) in files_of(id)? {
+            each(object, size);
+        }
+        Ok(())
+    })
+}
+
+/// Calls the second argument with the (object, size) of every file of a snapshot.
+pub type EachFile<'a, E> =
+    dyn FnMut(&ObjectId, &mut dyn FnMut(ObjectId, u64)) -> Result<(), E> + 'a;
+
+/// [`unique`] with the files of each snapshot handed over one at a time (streamed from its
+/// manifest), so no snapshot's file list is held.
+pub fn unique_streamed<E: From<StoreError>>(
+    store: &Store,
+    each_file: &mut EachFile<'_, E>,
+) -> Result<Unique, E> {
     let size_on_disk = |id: &ObjectId| fs::metadata(store.object_path(id)).map_or(0, |m| m.len());
     let mut holders: HashMap<ObjectId, (Holder, u64)> = HashMap::new();
     let mut note = |object: ObjectId, size: u64, holder: Holder| {
@@ -133,9 +210,7 @@ pub fn unique<E: From<StoreError>>(
             let holder = Holder::Snapshot(number, snapshots.len());
             snapshots.push((number, id));
             note(id, size_on_disk(&id), holder);
-            for (object, size) in files_of(&id)? {
-                note(object, size, holder);
-            }
+            each_file(&id, &mut |object, size| note(object, size, holder))?;
         }
         for object in store.read_held(source) {
             note(
@@ -238,6 +313,47 @@ mod tests {
         assert!(store.contains(&kept));
         assert!(store.contains(&id));
         assert!(!store.contains(&garbage));
+    }
+
+    /// Three snapshots that share most objects: the mark holds each object once (32 bytes
+    /// each), not once per snapshot naming it.
+    #[test]
+    fn the_mark_holds_each_live_object_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path(), IngestMode::Copy);
+        let object = |n: u32| {
+            let mut id = [0u8; 32];
+            id[..4].copy_from_slice(&n.to_be_bytes());
+            ObjectId(id)
+        };
+        let snapshot = |generation: u32| -> Vec<(String, ObjectId)> {
+            (0..1000u32)
+                .map(|n| {
+                    let changed = if n % 10 == 0 { generation * 1000 } else { 0 };
+                    (format!("f{n}"), object(n + changed))
+                })
+                .collect()
+        };
+        let ids: Vec<ObjectId> = (0..3u8)
+            .map(|n| store.put_bytes(&[b's', n]).unwrap())
+            .collect();
+        let listed = Listed(
+            ids.iter()
+                .zip(0..)
+                .map(|(id, g)| (*id, snapshot(g)))
+                .collect(),
+        );
+        let refs = SourceRefs {
+            current: Some(ids[2]),
+            snapshots: ids.clone(),
+            pinned: None,
+        };
+        store.write_refs("s", &refs).unwrap();
+        let live = mark(&store, &listed).unwrap();
+        // 1000 objects, 100 more per later snapshot, and the three manifests.
+        assert_eq!(live.len(), 1000 + 100 + 100 + 3);
+        assert!(live.contains(&object(2010)) && live.contains(&ids[1]));
+        assert!(!live.contains(&object(5000)));
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use super::gc::ObjectSet;
 use super::{hash_file, GcGuard, ObjectId, SnapshotReader, Store, StoreError};
 
 #[derive(Debug, Default)]
@@ -39,8 +40,9 @@ pub fn verify<R: SnapshotReader>(
     };
     let mut report = VerifyReport::default();
     // Every object to hash, kept sorted and without repeats after each snapshot: 32 bytes
-    // per distinct object, however many snapshots share it.
-    let mut objects: Vec<ObjectId> = Vec::new();
+    // per distinct object, however many snapshots share it (an object an earlier snapshot
+    // named is not even added again).
+    let mut objects = ObjectSet::default();
     for source in &sources {
         let refs = match store.read_refs(source) {
             Ok(refs) => refs,
@@ -58,11 +60,10 @@ pub fn verify<R: SnapshotReader>(
             }
         }
         for id in manifests {
-            let listed_before = objects.len();
             let mut absent = Vec::new();
             let listed = snapshots.for_each_file(store, &id, &mut |path, object| {
                 if store.contains(object) {
-                    objects.push(*object);
+                    objects.add(*object);
                 } else {
                     absent.push(format!(
                         "source {source}: snapshot {} names {path} ({}), which is not stored",
@@ -73,13 +74,12 @@ pub fn verify<R: SnapshotReader>(
             });
             match listed {
                 Ok(()) => {
-                    objects.push(id);
+                    objects.add(id);
                     report.missing.extend(absent);
-                    objects.sort_unstable();
-                    objects.dedup();
+                    objects.settle();
                 }
                 Err(e) => {
-                    objects.truncate(listed_before);
+                    objects.discard_batch();
                     report
                         .missing
                         .push(format!("source {source}: snapshot {}: {e}", id.short(16)));
@@ -91,6 +91,7 @@ pub fn verify<R: SnapshotReader>(
     let bytes = AtomicU64::new(0);
     let damaged = Mutex::new(Vec::new());
     let failures = Mutex::new(Vec::new());
+    let objects = objects.as_slice();
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     std::thread::scope(|scope| {
         for _ in 0..workers {

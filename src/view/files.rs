@@ -41,6 +41,25 @@ impl FileTable {
         row as u32
     }
 
+    /// Rows held.
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// Takes back the rows from `len` on (added for a snapshot that is then indexed again).
+    pub fn truncate(&mut self, len: usize) {
+        self.objects.truncate(len);
+        self.sizes.truncate(len);
+        self.mtimes.truncate(len);
+        self.immutable.truncate(len.div_ceil(64));
+        if let Some(last) = self.immutable.last_mut() {
+            if !len.is_multiple_of(64) {
+                *last &= (1u64 << (len % 64)) - 1;
+            }
+        }
+        self.stamps.retain(|(row, _)| (*row as usize) < len);
+    }
+
     /// Whether row `row` holds exactly what `entry` describes (and can be shared).
     pub fn same(&self, row: u32, entry: &Entry) -> bool {
         let file = self.get(row);
@@ -64,6 +83,11 @@ impl FileTable {
                 .map(|i| self.stamps[i].1),
             immutable: self.immutable[at / 64] & (1 << (at % 64)) != 0,
         }
+    }
+
+    /// The object and size of row `row`.
+    pub fn object_and_size(&self, row: u32) -> (ObjectId, u64) {
+        (self.objects[row as usize], self.sizes[row as usize])
     }
 
     pub fn mtime(&self, row: u32) -> i64 {

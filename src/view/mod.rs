@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use arc_swap::ArcSwap;
 
-use crate::manifest::Manifest;
+use crate::manifest::{Entry, Manifest, ManifestError};
 use crate::page_cache::PageCache;
 use crate::store::ObjectId;
 
@@ -80,7 +80,32 @@ pub enum Node {
     Dir,
 }
 
-/// One source's contribution to a view.
+/// What one source's part of a view is made of: its refs (manifest ids). A part is reused as
+/// it is when these are the same as the previous view's; otherwise it is built from the
+/// manifests' entries, streamed.
+#[derive(Debug, Clone)]
+pub struct SourcePlan {
+    pub id: String,
+    pub mount: String,
+    /// Retained snapshots' manifest ids, oldest first, without repeats.
+    pub retained: Vec<ObjectId>,
+    /// The current snapshot's manifest id: one of `retained` (a part built for any other is
+    /// never reused).
+    pub current: Option<ObjectId>,
+    /// See [`SourceSnapshots::fill_in`].
+    pub fill_in: bool,
+}
+
+/// A snapshot's entries one at a time, in path order for every manifest this program writes;
+/// the last item is an error if the manifest is damaged.
+pub type Entries<'a> = Box<dyn Iterator<Item = Result<Entry, ManifestError>> + 'a>;
+
+/// Opens the entries of a source's snapshot (source id, manifest id). Called once per
+/// snapshot a build reads, twice for one stored out of path order.
+pub type OpenSnapshot<'a> = dyn FnMut(&str, &ObjectId) -> Result<Entries<'a>, ManifestError> + 'a;
+
+/// One source's contribution to a view, its manifests in memory (tests, and callers that
+/// have a manifest at hand rather than in the store).
 pub struct SourceSnapshots {
     pub id: String,
     pub mount: String,
@@ -90,6 +115,45 @@ pub struct SourceSnapshots {
     /// Serve immutable files of retained snapshots (by-hash indices, packages) at the current
     /// paths too, so a client that read an older index can still download what it names.
     pub fill_in: bool,
+}
+
+impl SourceSnapshots {
+    /// The refs of these snapshots: the current one is the retained one it is (the same `Arc`
+    /// or equal), else one of its own under an id no retained snapshot has.
+    fn plan(&self) -> SourcePlan {
+        let retained: Vec<ObjectId> = self.retained.iter().map(|(id, _)| *id).collect();
+        let current = self.current.as_ref().map(|current| {
+            self.retained
+                .iter()
+                .find(|(_, m)| Arc::ptr_eq(m, current))
+                .or_else(|| self.retained.iter().find(|(_, m)| **m == **current))
+                .map_or_else(|| own_id(&retained), |(id, _)| *id)
+        });
+        SourcePlan {
+            id: self.id.clone(),
+            mount: self.mount.clone(),
+            retained,
+            current,
+            fill_in: self.fill_in,
+        }
+    }
+
+    /// The manifest `plan` names `id`.
+    fn manifest(&self, plan: &SourcePlan, id: &ObjectId) -> &Arc<Manifest> {
+        match self.retained.iter().find(|(r, _)| r == id) {
+            Some((_, manifest)) => manifest,
+            None if plan.current == Some(*id) => self.current.as_ref().expect("a current one"),
+            None => panic!("no snapshot {id} in source {}", self.id),
+        }
+    }
+}
+
+/// An id none of `taken` is, for a current snapshot held in memory only.
+fn own_id(taken: &[ObjectId]) -> ObjectId {
+    (0..=u8::MAX)
+        .map(|byte| ObjectId([byte; 32]))
+        .find(|id| !taken.contains(id))
+        .expect("fewer than 256 retained snapshots")
 }
 
 /// Files whose name pins their content: safe to serve from an older snapshot when the current
@@ -123,22 +187,45 @@ pub struct View {
 }
 
 impl View {
-    /// Builds a view. Sources are laid out in order; a path that two sources both publish goes
-    /// to the first one (and is recorded in `conflicts` if the content differs).
+    /// Builds a view from manifests in memory. Sources are laid out in order; a path that two
+    /// sources both publish goes to the first one (and is recorded in `conflicts` if the
+    /// content differs).
     pub fn build(sources: &[SourceSnapshots]) -> View {
         View::build_after(sources, &View::default())
     }
 
-    /// Builds a view, reusing the parts of `previous` whose source still has the same
-    /// snapshots: publishing one source rebuilds only that source's part.
+    /// [`View::build_streamed`] from manifests in memory.
     pub fn build_after(sources: &[SourceSnapshots], previous: &View) -> View {
-        let parts: Vec<Arc<SourcePart>> = sources
+        let plans: Vec<SourcePlan> = sources.iter().map(SourceSnapshots::plan).collect();
+        let mut open = |source: &str, id: &ObjectId| -> Result<Entries<'_>, ManifestError> {
+            let (snapshots, plan) = sources
+                .iter()
+                .zip(&plans)
+                .find(|(s, _)| s.id == source)
+                .expect("a source of this build");
+            let manifest = snapshots.manifest(plan, id).clone();
+            let entries =
+                (0..manifest.entries.len()).map(move |at| Ok(manifest.entries[at].clone()));
+            Ok(Box::new(entries))
+        };
+        View::build_streamed(&plans, &mut open, previous).expect("manifests in memory read whole")
+    }
+
+    /// Builds a view, reusing the parts of `previous` whose source still has the same
+    /// snapshots (by id): publishing one source rebuilds only that source's part, from its
+    /// manifests as `open` streams them. Fails if one cannot be read to its end.
+    pub fn build_streamed(
+        sources: &[SourcePlan],
+        open: &mut OpenSnapshot<'_>,
+        previous: &View,
+    ) -> Result<View, ManifestError> {
+        let parts = sources
             .iter()
             .map(|source| {
                 let before = previous.parts.iter().find(|p| p.id() == source.id);
-                SourcePart::build(source, before)
+                SourcePart::build(source, open, before)
             })
-            .collect();
+            .collect::<Result<Vec<Arc<SourcePart>>, ManifestError>>()?;
         let mut view = View {
             parts,
             ..View::default()
@@ -147,7 +234,7 @@ impl View {
         let conflicts = conflicts::find(&view.parts, &layers);
         drop(layers);
         view.conflicts = conflicts;
-        view
+        Ok(view)
     }
 
     fn layers(&self) -> impl Iterator<Item = Layer<'_>> + '_ {
@@ -207,6 +294,22 @@ impl View {
         self.parts.iter().map(|p| p.heap_bytes()).sum()
     }
 
+    /// Calls `each` with the object and size of every file of the snapshot whose manifest is
+    /// `id`, read from the view (no manifest read); `false`, calling nothing, if the view does
+    /// not hold that snapshot.
+    pub fn each_file_of(&self, id: &ObjectId, mut each: impl FnMut(ObjectId, u64)) -> bool {
+        for part in &self.parts {
+            if let Some(snapshot) = part.snapshot(id) {
+                for row in snapshot.paths.values() {
+                    let (object, size) = part.files.object_and_size(row);
+                    each(object, size);
+                }
+                return true;
+            }
+        }
+        false
+    }
+
     /// Every object this view can serve (with repeats).
     pub fn objects(&self) -> impl Iterator<Item = ObjectId> + '_ {
         self.parts.iter().flat_map(|part| part.files.objects())
@@ -246,20 +349,19 @@ impl ViewHandle {
         retired.push(Arc::downgrade(&old));
     }
 
-    /// Objects of the current view and of every replaced view some request still holds.
-    /// Read from the parts' file tables; a part shared by several views is read once.
-    pub fn live_objects(&self) -> HashSet<ObjectId> {
+    /// Calls `each` with the objects of the current view and of every replaced view some
+    /// request still holds (with repeats). Read from the parts' file tables; a part shared by
+    /// several views is read once. Nothing when no view was ever built (a CLI process).
+    pub fn each_live_object(&self, mut each: impl FnMut(ObjectId)) {
         let mut views = vec![self.load()];
         let retired = self.retired.lock().expect("not poisoned");
         views.extend(retired.iter().filter_map(Weak::upgrade));
         let mut seen: HashSet<*const SourcePart> = HashSet::new();
-        let mut live = HashSet::new();
         for part in views.iter().flat_map(|view| view.parts.iter()) {
             if seen.insert(Arc::as_ptr(part)) {
-                live.extend(part.files.objects());
+                part.files.objects().for_each(&mut each);
             }
         }
-        live
     }
 }
 
@@ -271,5 +373,7 @@ mod random_tests;
 mod reference;
 #[cfg(test)]
 mod scale_tests;
+#[cfg(test)]
+mod stream_tests;
 #[cfg(test)]
 mod tests;

@@ -16,7 +16,7 @@ use crate::store::Stamp;
 const SEGMENTS: [&str; 7] = ["a", "a-b", "b", "p.deb", "by-hash", "x.dsc", "c"];
 const MOUNTS: [&str; 5] = ["", "/m", "/m/a", "/n", "/.snapshots"];
 
-fn random_path(rng: &mut StdRng) -> String {
+pub(super) fn random_path(rng: &mut StdRng) -> String {
     let depth = rng.gen_range(1..=4);
     (0..depth)
         .map(|_| SEGMENTS[rng.gen_range(0..SEGMENTS.len())])
@@ -24,7 +24,7 @@ fn random_path(rng: &mut StdRng) -> String {
         .join("/")
 }
 
-fn random_entry(rng: &mut StdRng, path: String) -> Entry {
+pub(super) fn random_entry(rng: &mut StdRng, path: String) -> Entry {
     Entry {
         path,
         object: ObjectId([rng.gen_range(0..4); 32]),
@@ -83,14 +83,14 @@ fn random_source(rng: &mut StdRng, number: usize, epoch: u8) -> SourceSnapshots 
     }
 }
 
-fn random_sources(rng: &mut StdRng) -> Vec<SourceSnapshots> {
+pub(super) fn random_sources(rng: &mut StdRng) -> Vec<SourceSnapshots> {
     (0..rng.gen_range(1..=3))
         .map(|n| random_source(rng, n, 0))
         .collect()
 }
 
 /// Every path the reference knows, and some it does not.
-fn queries(reference: &Reference, rng: &mut StdRng) -> Vec<String> {
+pub(super) fn queries(reference: &Reference, rng: &mut StdRng) -> Vec<String> {
     let mut keys: Vec<String> = reference.files.keys().cloned().collect();
     keys.extend(reference.dirs.keys().cloned());
     for _ in 0..50 {
@@ -101,7 +101,7 @@ fn queries(reference: &Reference, rng: &mut StdRng) -> Vec<String> {
     keys
 }
 
-fn assert_same(view: &View, reference: &Reference, keys: &[String]) {
+pub(super) fn assert_same(view: &View, reference: &Reference, keys: &[String]) {
     for key in keys {
         let expected = if reference.dirs.contains_key(key) {
             Some(Node::Dir)

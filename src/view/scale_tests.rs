@@ -88,15 +88,17 @@ fn memory_per_entry_at_scale() {
     let view = View::build(&sources);
     let built = started.elapsed();
     let after = rss_bytes().unwrap_or(0);
-    let lookups = Instant::now();
-    let mut found = 0;
-    for entry in sources[0]
+    let keys: Vec<String> = sources[0]
         .current
         .iter()
         .flat_map(|m| &m.entries)
         .step_by(97)
-    {
-        found += usize::from(view.get(&format!("/debian/{}", entry.path)).is_some());
+        .map(|entry| format!("/debian/{}", entry.path))
+        .collect();
+    let lookups = Instant::now();
+    let mut found = 0;
+    for key in &keys {
+        found += usize::from(view.get(key).is_some());
     }
     let per_lookup = lookups.elapsed() / found.max(1) as u32;
     let listing = Instant::now();
