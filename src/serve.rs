@@ -34,12 +34,15 @@ async fn serve(config: Config, initial_sync: bool) -> anyhow::Result<()> {
         let mut app = App::open(config)?;
         app.access = access;
         app.serve_view()?;
-        // The status page shows what each source holds alone: kept up to date from here on.
-        app.track_unique();
         Ok(app)
     });
     let app = Arc::new(app.await??);
     let listeners = Listeners::bind(&app.config.server, cert.clone()).await?;
+    // The status page shows what each source holds alone, kept up to date from here on. The
+    // first count is a pass over every retained snapshot's files: requests need not wait
+    // for it (at a million paths it takes longer than the view).
+    let counting = app.clone();
+    tokio::task::spawn_blocking(move || counting.track_unique());
     let (stop, stopped) = watch::channel(false);
     let scheduler = Scheduler::new(app.clone());
     crate::admin::start(scheduler.clone(), &app.config.data_dir)?;

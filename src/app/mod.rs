@@ -69,6 +69,9 @@ pub struct App {
     /// Whether anyone reads [`Self::unique`] (the server's status page): a CLI command that
     /// only syncs or pins should not pay a pass over every manifest for it.
     unique_wanted: AtomicBool,
+    /// [`Self::unique`] holds a first count: until then the status page shows none rather
+    /// than zeros (the server answers before that count is done, see `serve`).
+    unique_ready: AtomicBool,
     _lock: DataLock,
 }
 
@@ -121,6 +124,7 @@ impl App {
             view_builds: Mutex::new(()),
             unique: Mutex::default(),
             unique_wanted: AtomicBool::new(false),
+            unique_ready: AtomicBool::new(false),
             _lock: lock,
             config,
         };

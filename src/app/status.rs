@@ -62,7 +62,7 @@ impl StatusSource for App {
                     refs: published.refs,
                     current_created: published.current_created,
                     unique_bytes: self
-                        .unique_wanted
+                        .unique_ready
                         .load(Ordering::Relaxed)
                         .then(|| self.unique.lock().expect("not poisoned").source(&source.id)),
                 }

@@ -126,8 +126,11 @@ impl App {
     /// From now on, keeps the bytes each source and snapshot holds alone up to date (for the
     /// status page), starting now.
     pub fn track_unique(&self) {
+        // Not beside a view build: its count, from a newer view, must be the last word.
+        let _one_at_a_time = self.view_builds.lock().expect("not poisoned");
         self.unique_wanted.store(true, Ordering::Relaxed);
         self.refresh_unique();
+        self.unique_ready.store(true, Ordering::Relaxed);
         heap::release_free();
     }
 
