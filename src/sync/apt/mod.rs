@@ -17,6 +17,9 @@
 //! indices; an unserved Contents/i18n/dep11/cnf index is a warning, repeated by every sync
 //! but retried only when the upstream or the selection changes; an unserved Packages/Sources
 //! is an error), `pool` (the package files) and `urls` (every upstream URL, percent-encoded).
+//!
+//! The current snapshot is streamed once for what the InRelease request needs and loaded whole
+//! only when the sync plans (`current`): a no-op sync of a 100,000-package suite holds no entry.
 
 mod current;
 pub mod index;
