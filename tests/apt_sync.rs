@@ -106,6 +106,40 @@ fn a_no_op_sync_makes_one_conditional_request() {
     );
 }
 
+/// A no-op sync reads the current snapshot only as a stream, but to its end: damage anywhere
+/// in it (here its last byte, after every entry) fails the sync with an error naming it, before
+/// the upstream is asked anything, and nothing is published.
+#[test]
+fn a_no_op_sync_over_a_damaged_current_snapshot_fails_naming_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let repo = AptRepo::new(Layout::Debian);
+    repo.suite("bookworm", "main", &packages(), false, None);
+    let upstream = Upstream::serve(repo.root());
+    let site = apt_site(&upstream, &repo.key(), "bookworm", "");
+    let (ok, text) = sync(&site);
+    assert!(ok, "{text}");
+    let refs = site.data().join("refs/deb");
+    let current = std::fs::read_to_string(refs.join("current")).unwrap();
+    let current = current.trim();
+    let object = site
+        .data()
+        .join("objects/sha256")
+        .join(&current[..2])
+        .join(current);
+    let mut bytes = std::fs::read(&object).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::set_permissions(&object, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&object, bytes).unwrap();
+    upstream.reset_counters();
+    let (ok, text) = sync(&site);
+    assert!(!ok, "{text}");
+    assert!(text.contains(&current[..12]), "{text}");
+    assert_eq!(upstream.log(), vec![]);
+    let after = std::fs::read_to_string(refs.join("current")).unwrap();
+    assert_eq!(after.trim(), current);
+}
+
 /// Breaks the upstream in one way, checks the sync fails with `expect` in its message and the
 /// previous snapshot stays current.
 fn failing_sync(break_it: impl FnOnce(&AptRepo, &Upstream), expect: &str) {

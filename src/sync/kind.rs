@@ -47,7 +47,8 @@ pub trait Kind: std::fmt::Debug + Send + Sync {
     /// Makes the entries of a new snapshot into `run.out`, telling it what differs from the
     /// previous snapshot. By default: the previous snapshot loaded whole, [`Kind::sync`], and
     /// its entries compared in order; a kind whose snapshots can be too big to hold twice
-    /// (`dir`) streams instead.
+    /// (`dir`) streams instead, and a kind that can tell the previous snapshot stands as it is
+    /// (`apt` on "not modified") says so with [`NewEntries::keep_previous`] without loading it.
     fn sync_into(&self, run: StreamRun<'_, '_>) -> Result<(), SyncError> {
         let previous = match run.previous {
             Some(id) => Some(Manifest::load(run.store, &id)?),

@@ -10,7 +10,7 @@ use super::kind::Kind;
 use super::spill::{Check, Spill};
 use super::SyncError;
 use crate::manifest::binary::{Compression, Header, ManifestWriter};
-use crate::manifest::{Entry, Manifest, Selection};
+use crate::manifest::{Entry, Manifest, Selection, StoredEntries};
 use crate::store::{ObjectId, Store, StoreError};
 
 /// The entries of the snapshot being made.
@@ -23,6 +23,16 @@ pub struct NewEntries<'a> {
     same: bool,
     previous_selection: Option<Selection>,
     trusted: bool,
+    /// The kind said the previous snapshot stands as it is ([`NewEntries::keep_previous`]):
+    /// its id, files and bytes. No entry was handed over.
+    kept: Option<Kept>,
+}
+
+/// The previous snapshot, kept whole without its entries being handed over.
+struct Kept {
+    id: ObjectId,
+    files: u64,
+    bytes: u64,
 }
 
 impl<'a> NewEntries<'a> {
@@ -35,7 +45,29 @@ impl<'a> NewEntries<'a> {
             same: previous,
             previous_selection: None,
             trusted: false,
+            kept: None,
         }
+    }
+
+    /// The snapshot is the previous one, `previous` (holding `files` files of `bytes` bytes in
+    /// all, as counted from it), with its entries unchanged: none is handed over, so nothing is
+    /// held or spilled. Publishing then keeps the current snapshot, or (with a new selection)
+    /// copies its entries from the store into a new manifest. Replaces any entry pushed so far.
+    pub fn keep_previous(
+        &mut self,
+        previous: ObjectId,
+        selection: Option<Selection>,
+        files: u64,
+        bytes: u64,
+    ) -> Result<(), SyncError> {
+        self.clear(true)?;
+        self.previous_selection = selection;
+        self.kept = Some(Kept {
+            id: previous,
+            files,
+            bytes,
+        });
+        Ok(())
     }
 
     /// Adds the next entry (paths strictly increasing); its `immutable` flag is the kind's.
@@ -67,6 +99,7 @@ impl<'a> NewEntries<'a> {
         self.bytes = 0;
         self.same = previous;
         self.trusted = false;
+        self.kept = None;
         Ok(())
     }
 
@@ -94,7 +127,7 @@ impl<'a> NewEntries<'a> {
     }
 
     pub fn len(&self) -> u64 {
-        self.spill.len()
+        self.spill.len() + self.kept.as_ref().map_or(0, |k| k.files)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -102,7 +135,7 @@ impl<'a> NewEntries<'a> {
     }
 
     pub fn total_bytes(&self) -> u64 {
-        self.bytes
+        self.bytes + self.kept.as_ref().map_or(0, |k| k.bytes)
     }
 
     fn spill_error(&self, source: std::io::Error) -> SyncError {
@@ -148,6 +181,9 @@ pub fn save(store: &Store, new: NewEntries<'_>, mut header: Header) -> Result<Ob
             source,
         })
     };
+    if let Some(kept) = &new.kept {
+        return save_kept(store, new.kind, kept, header);
+    }
     let entries = new.spill.read_back().map_err(read_failed)?;
     let mut out =
         ManifestWriter::new(store.writer()?, &header, Compression::Zstd).map_err(write_failed)?;
@@ -163,6 +199,41 @@ pub fn save(store: &Store, new: NewEntries<'_>, mut header: Header) -> Result<Ob
         };
         // Every object must be stored before the snapshot can name it.
         if look && !store.contains(&entry.object) {
+            return Err(SyncError::Store(StoreError {
+                action: "publish (object missing)",
+                path: store.object_path(&entry.object),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            }));
+        }
+        out.push(&entry).map_err(write_failed)?;
+    }
+    Ok(out.finish().map_err(write_failed)?.finish()?.id)
+}
+
+/// The kept previous snapshot's entries under a new header (a selection recorded anew): read
+/// back from the store as a stream, each object checked like an entry of unknown state. The
+/// new manifest is finished only after the old one has been read to its end and matched its id,
+/// so damage to it leaves no new object behind.
+fn save_kept(
+    store: &Store,
+    kind: &dyn Kind,
+    kept: &Kept,
+    mut header: Header,
+) -> Result<ObjectId, SyncError> {
+    let write_failed = |source| {
+        SyncError::Store(StoreError {
+            action: "write manifest into",
+            path: store.root().join("tmp"),
+            source,
+        })
+    };
+    header.entries = kept.files;
+    let mut out =
+        ManifestWriter::new(store.writer()?, &header, Compression::Zstd).map_err(write_failed)?;
+    for entry in StoredEntries::open(store, &kept.id)? {
+        let mut entry = entry?;
+        entry.immutable = kind.is_immutable(&entry.path);
+        if !store.contains(&entry.object) {
             return Err(SyncError::Store(StoreError {
                 action: "publish (object missing)",
                 path: store.object_path(&entry.object),
@@ -198,4 +269,64 @@ pub fn quarantined(store: &Store) -> Option<HashSet<ObjectId>> {
         }
     }
     Some(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{IngestMode, StoreOptions};
+    use crate::sync::dir::DirOptions;
+
+    fn selection(description: &str) -> Option<Selection> {
+        Some(Selection {
+            description: description.into(),
+            left_out: Vec::new(),
+            unserved: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn a_kept_snapshot_counts_its_files_and_is_copied_only_for_a_new_selection() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreOptions {
+            fsync: false,
+            ingest: IngestMode::Copy,
+        };
+        let store = Store::open(dir.path(), &options).unwrap();
+        let entries = ["a.txt", "b/c.txt"]
+            .iter()
+            .map(|path| {
+                let object = store.put_bytes(path.as_bytes()).unwrap();
+                Entry {
+                    size: path.len() as u64,
+                    ..Entry::plain(path, object)
+                }
+            })
+            .collect();
+        let mut previous = Manifest::new("s", 1, entries);
+        previous.selection = selection("old");
+        let id = previous.save(&store).unwrap();
+        let kind = DirOptions {
+            path: dir.path().to_path_buf(),
+            follow_symlinks_into: Vec::new(),
+        };
+        let kept = || {
+            let mut new = NewEntries::new(&store, &kind, true);
+            new.keep_previous(id, previous.selection.clone(), 2, 12)
+                .unwrap();
+            new
+        };
+        let new = kept();
+        assert_eq!((new.len(), new.total_bytes()), (2, 12));
+        assert!(unchanged(&new, &selection("old")));
+        assert!(!unchanged(&new, &selection("new")));
+        let header = Header {
+            selection: selection("new"),
+            ..previous.header()
+        };
+        let copied = save(&store, kept(), header).unwrap();
+        let copied = Manifest::load(&store, &copied).unwrap();
+        assert!(copied.same_content(&previous));
+        assert_eq!(copied.selection, selection("new"));
+    }
 }

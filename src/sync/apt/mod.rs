@@ -17,7 +17,11 @@
 //! indices; an unserved Contents/i18n/dep11/cnf index is a warning, repeated by every sync
 //! but retried only when the upstream or the selection changes; an unserved Packages/Sources
 //! is an error), `pool` (the package files) and `urls` (every upstream URL, percent-encoded).
+//!
+//! The current snapshot is streamed once for what the InRelease request needs and loaded whole
+//! only when the sync plans (`current`): a no-op sync of a 100,000-package suite holds no entry.
 
+mod current;
 pub mod index;
 mod indices;
 mod installer;
@@ -35,11 +39,13 @@ mod validators;
 use std::sync::Arc;
 
 use super::fetch::{FetchError, Fetcher};
+use super::kind::StreamRun;
 use super::previous::{with_progress, Previous};
 use super::{SyncError, SyncReport};
 use crate::manifest::{Entry, Manifest, Selection};
 use crate::store::{ObjectId, Store};
 use crate::time::unix_now;
+use current::Current;
 use keyring::Keyring;
 pub use options::{AptOptions, APT_INDEX_KINDS};
 use release::{Listed, Release};
@@ -61,7 +67,8 @@ impl From<FetchError> for SyncError {
     }
 }
 
-/// Runs an apt sync (blocking: it drives its own async work).
+/// Runs an apt sync with the previous snapshot loaded whole (blocking: it drives its own
+/// async work).
 pub fn sync(
     store: &Store,
     source: &str,
@@ -69,14 +76,47 @@ pub fn sync(
     previous: Option<&Manifest>,
     report: &mut SyncReport,
 ) -> Result<Vec<Entry>, SyncError> {
-    super::block_on(Mirror::new(store, source, config, previous)?.run(report))
+    let mirror = Mirror::new(store, source, config, Current::given(previous))?;
+    match super::block_on(mirror.run(report))? {
+        Outcome::Planned(entries) => Ok(entries),
+        Outcome::Unchanged => Ok(previous.map(|m| m.entries.clone()).unwrap_or_default()),
+    }
+}
+
+/// Runs an apt sync into `run.out`. The previous snapshot is streamed once (see `current`) and
+/// loaded whole only when the sync plans; when the upstream did not change, it stands as it
+/// is and no entry is handed over.
+pub fn sync_into(config: &AptOptions, run: StreamRun<'_, '_>) -> Result<(), SyncError> {
+    let current = match run.previous {
+        Some(id) => Current::stored(run.store, id, &config.repository.dist_dir())?,
+        None => Current::given(None),
+    };
+    let mirror = Mirror::new(run.store, run.source, config, current)?;
+    match super::block_on(mirror.run(run.report))? {
+        Outcome::Planned(entries) => run.out.push_all(entries, mirror.current.whole()?),
+        Outcome::Unchanged => match mirror.current.kept() {
+            Some(kept) => run
+                .out
+                .keep_previous(kept.id, kept.selection, kept.files, kept.bytes),
+            None => run.out.push_all(Vec::new(), None),
+        },
+    }
+}
+
+/// How a sync ended.
+enum Outcome {
+    /// The entries of a new plan (maybe equal to the previous snapshot's).
+    Planned(Vec<Entry>),
+    /// The previous snapshot stands as it is.
+    Unchanged,
 }
 
 struct Mirror<'a> {
     store: &'a Store,
     source: &'a str,
     config: &'a AptOptions,
-    previous: Previous<'a>,
+    /// The snapshot this sync starts from.
+    current: Current<'a>,
     keyring: Keyring,
     fetcher: Arc<Fetcher>,
     /// `dists/<suite>/` or the flat directory, with a trailing slash (or empty).
@@ -95,7 +135,7 @@ impl<'a> Mirror<'a> {
         store: &'a Store,
         source: &'a str,
         config: &'a AptOptions,
-        previous: Option<&'a Manifest>,
+        current: Current<'a>,
     ) -> Result<Mirror<'a>, SyncError> {
         let keyring = Keyring::load(&config.keys)
             .map_err(|e| apt_error(e.to_string()))?
@@ -104,14 +144,14 @@ impl<'a> Mirror<'a> {
             store,
             source,
             config,
-            previous: Previous::new(previous),
+            current,
             keyring,
             fetcher: Arc::new(Fetcher::new(config.fetch.clone())?),
             dist: config.repository.dist_dir(),
         })
     }
 
-    async fn run(self, report: &mut SyncReport) -> Result<Vec<Entry>, SyncError> {
+    async fn run(&self, report: &mut SyncReport) -> Result<Outcome, SyncError> {
         let mut restarts = 0;
         let result = loop {
             let attempt = with_progress(self.source, &self.fetcher, self.attempt(report)).await;
@@ -133,14 +173,17 @@ impl<'a> Mirror<'a> {
     }
 
     /// One pass from InRelease to the last package.
-    async fn attempt(&self, report: &mut SyncReport) -> Result<Vec<Entry>, SyncError> {
+    async fn attempt(&self, report: &mut SyncReport) -> Result<Outcome, SyncError> {
         // 1. The signed Release.
         let inrelease_path = format!("{}InRelease", self.dist);
         let inrelease_url = self.url(&inrelease_path);
-        let previous_inrelease = self.previous.get(inrelease_path.as_str()).map(|e| e.object);
+        let previous_inrelease = self
+            .current
+            .release_file(inrelease_path.as_str())
+            .map(|e| e.object);
         let conditional = self.validators(&inrelease_url, previous_inrelease);
         // The InRelease alone does not tell whether the configuration changed since.
-        let replan = replan::reason(self.previous.manifest(), &self.description());
+        let replan = replan::reason(self.current.summary(), &self.description());
         let mut planned: Vec<Planned> = Vec::new();
         let inrelease = self
             .fetcher
@@ -259,6 +302,8 @@ impl<'a> Mirror<'a> {
 
         // Dates: kept per path while the content stays, else now.
         let now = unix_now();
+        // Only now is the previous snapshot needed whole (loaded once, also for a restart).
+        let previous = Previous::new(self.current.whole()?);
         // Pool paths are unique already (`pool_files`): only the few others need a set.
         let mut seen = std::collections::HashSet::with_capacity(pool_start);
         let first: Vec<bool> = (planned.iter().enumerate())
@@ -271,7 +316,7 @@ impl<'a> Mirror<'a> {
         let mut entries = Vec::with_capacity(planned.len());
         for (p, first) in planned.into_iter().zip(first) {
             if first {
-                entries.push(self.previous.entry(p.path, p.object, p.size, now, now));
+                entries.push(previous.entry(p.path, p.object, p.size, now, now));
             }
         }
         // Reported only now: a restarted attempt must not repeat them.
@@ -282,7 +327,7 @@ impl<'a> Mirror<'a> {
             left_out,
             unserved,
         });
-        Ok(entries)
+        Ok(Outcome::Planned(entries))
     }
 
     /// What chose this sync's files: the configuration and the keys and policy that judged
@@ -295,13 +340,13 @@ impl<'a> Mirror<'a> {
     /// current configuration and keys, complete. Its Release is still checked against the
     /// clock (an upstream frozen on a stale Release answers "not modified" for ever), and
     /// the indices it never got are reported again: the problem stays visible until fixed.
-    fn unchanged(&self, report: &mut SyncReport) -> Result<Vec<Entry>, SyncError> {
+    fn unchanged(&self, report: &mut SyncReport) -> Result<Outcome, SyncError> {
         if let Some(release) = self.previous_release() {
             self.check_expiry(&release)?;
         }
         let unserved = self
-            .previous
-            .manifest()
+            .current
+            .summary()
             .and_then(|m| m.selection.as_ref())
             .map(|s| s.unserved.clone())
             .unwrap_or_default();
@@ -311,11 +356,7 @@ impl<'a> Mirror<'a> {
             left_out: Vec::new(),
             unserved,
         });
-        Ok(self
-            .previous
-            .manifest()
-            .map(|m| m.entries.clone())
-            .unwrap_or_default())
+        Ok(Outcome::Unchanged)
     }
 
     /// The current snapshot's InRelease, from the store, verified again (the keys may have
@@ -326,8 +367,8 @@ impl<'a> Mirror<'a> {
         planned: &mut Vec<Planned>,
     ) -> Result<String, SyncError> {
         let entry = self
-            .previous
-            .get(path)
+            .current
+            .release_file(path)
             .ok_or_else(|| apt_error(format!("{path}: not in the current snapshot")))?;
         let bytes = self.store.read(&entry.object)?;
         let text = String::from_utf8(bytes)
@@ -385,9 +426,11 @@ impl<'a> Mirror<'a> {
     /// The Release of the current snapshot, if there is one.
     fn previous_release(&self) -> Option<Release> {
         let inrelease = self
-            .previous
-            .get(format!("{}InRelease", self.dist).as_str());
-        let release = self.previous.get(format!("{}Release", self.dist).as_str());
+            .current
+            .release_file(format!("{}InRelease", self.dist).as_str());
+        let release = self
+            .current
+            .release_file(format!("{}Release", self.dist).as_str());
         if let Some(entry) = inrelease {
             let text = String::from_utf8(self.store.read(&entry.object).ok()?).ok()?;
             return Release::parse(&keyring::verified_earlier(&text)?).ok();

@@ -13,7 +13,9 @@ use super::{keyring, sync};
 use crate::manifest::Entry;
 use crate::sync::fetch::FetchKeys;
 use crate::sync::fetch::FetchOptions;
-use crate::sync::kind::{ClientContext, ClientUse, Finding, Kind, KindOptions, Run, Severity};
+use crate::sync::kind::{
+    ClientContext, ClientUse, Finding, Kind, KindOptions, Run, Severity, StreamRun,
+};
 use crate::sync::SyncError;
 
 /// Index kinds an apt source can carry besides Packages and Sources.
@@ -184,6 +186,11 @@ impl KindOptions for AptOptions {
 impl Kind for AptOptions {
     fn sync(&self, run: Run<'_>) -> Result<Vec<Entry>, SyncError> {
         sync(run.store, run.source, self, run.previous, run.report)
+    }
+
+    /// Streams the previous snapshot instead of loading it: a no-op sync hands no entry over.
+    fn sync_into(&self, run: StreamRun<'_, '_>) -> Result<(), SyncError> {
+        super::sync_into(self, run)
     }
 
     /// Package files and the pool are named by version, by-hash indices by their hash.
