@@ -164,7 +164,8 @@ impl Store {
         }
         let store = Store {
             root: data_dir.to_path_buf(),
-            placer: place::Objects::open(&objects).map_err(err("open directory", &objects))?,
+            placer: place::Objects::open(&objects, &tmp)
+                .map_err(err("open directory", &objects))?,
             objects,
             tmp,
             quarantine: data_dir.join("quarantine"),

@@ -1,8 +1,9 @@
 //! Placing bytes under an object's final name, `objects/sha256/ab/abcdef…`, with as few system
 //! calls as a small file allows: the hot path of a cold sync of many small files.
 //!
-//! The bytes go to an unnamed file in the object's own fan-out folder (`O_TMPFILE`), which is
-//! given its name by `linkat` once every byte is written. A reader, a concurrent writer or a
+//! The bytes go to an unnamed file (`O_TMPFILE`) in `tmp/`, which is given its name in the
+//! object's fan-out folder by `linkat` once every byte is written (a link needs no rename, and
+//! works across folders of one filesystem). A reader, a concurrent writer or a
 //! crash sees no object or the whole of it, never a part (a power loss is another matter: see
 //! `durable`), and a crash leaves nothing to clean, since an unnamed file goes with the last
 //! descriptor of it. Two writers of the same bytes race for the name: `linkat` refuses the
@@ -13,9 +14,14 @@
 //! filesystem has no `O_TMPFILE`, [`Objects::place`] says so once and for all, and the store
 //! writes a temp file in `tmp/` and renames it into place instead (see `write`).
 //!
+//! The unnamed files are made in `tmp/`, one folder, rather than in the 256 fan-out folders: a
+//! filesystem allocates a new file's inode near its folder's, and ext4 (without a journal)
+//! searches past every inode freed in the last minutes, so one folder keeps that search where
+//! the store's earlier writes already paid for it instead of spreading it.
+//!
 //! The fan-out folders are created on first use and remembered (a bit each), so placing an
-//! object costs no `mkdir`, and names are resolved from the open objects folder, so no path is
-//! built or walked from the root.
+//! object costs no `mkdir`, and names are resolved from the open folders, so no path is built
+//! or walked from the root.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -34,10 +40,11 @@ const LINK_BY_PROC: u8 = 2;
 /// No `O_TMPFILE`, or no way to link one: objects go through `tmp/` and a rename.
 const LINK_UNSUPPORTED: u8 = 3;
 
-/// The store's objects folder, open, and what is known about its fan-out folders.
+/// The store's objects folder and `tmp/`, open, and what is known about the fan-out folders.
 #[derive(Debug)]
 pub(super) struct Objects {
     dir: OwnedFd,
+    tmp: OwnedFd,
     /// One bit per fan-out folder known to exist.
     folders: [AtomicU64; FAN_OUT / 64],
     link: AtomicU8,
@@ -55,15 +62,18 @@ pub(super) enum Placed {
 }
 
 impl Objects {
-    /// Opens the objects folder (`objects/sha256`, which exists).
-    pub(super) fn open(path: &Path) -> io::Result<Objects> {
-        let dir = rustix::fs::open(
-            path,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
+    /// Opens the objects folder (`objects/sha256`) and `tmp`, which exist.
+    pub(super) fn open(objects: &Path, tmp: &Path) -> io::Result<Objects> {
+        let open = |path| {
+            rustix::fs::open(
+                path,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+        };
         Ok(Objects {
-            dir,
+            dir: open(objects)?,
+            tmp: open(tmp)?,
             folders: Default::default(),
             link: AtomicU8::new(LINK_UNKNOWN),
         })
@@ -98,23 +108,14 @@ impl Objects {
         self.folders[word].fetch_and(!bit, Ordering::Relaxed);
     }
 
-    /// Writes `bytes` to an unnamed file in the object's fan-out folder and names it: see the
-    /// module's doc. The caller has checked that the object is not there yet.
+    /// Writes `bytes` to an unnamed file and names it: see the module's doc. The caller has
+    /// checked that the object is not there yet.
     pub(super) fn place(&self, name: &ObjectName, fan: u8, bytes: &[u8]) -> io::Result<Placed> {
         if self.link.load(Ordering::Relaxed) == LINK_UNSUPPORTED {
             return Ok(Placed::Unsupported);
         }
         self.ensure_folder(name, fan)?;
-        let file = match self.unnamed_file(name) {
-            Err(Errno::NOENT) => {
-                // The folder went away behind our back (removed by hand): make it again.
-                self.forget_folder(fan);
-                self.ensure_folder(name, fan)?;
-                self.unnamed_file(name)
-            }
-            other => other,
-        };
-        let file = match file {
+        let file = match self.unnamed_file() {
             Ok(file) => file,
             // Old kernels and filesystems without O_TMPFILE answer in one of these ways.
             Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL | Errno::NOSYS) => {
@@ -124,13 +125,21 @@ impl Objects {
             Err(e) => return Err(e.into()),
         };
         write_all(&file, bytes)?;
-        self.link(&file, name)
+        match self.link(&file, name) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // The fan-out folder went away behind our back (removed by hand): again.
+                self.forget_folder(fan);
+                self.ensure_folder(name, fan)?;
+                self.link(&file, name)
+            }
+            other => other,
+        }
     }
 
-    fn unnamed_file(&self, name: &ObjectName) -> Result<OwnedFd, Errno> {
+    fn unnamed_file(&self) -> Result<OwnedFd, Errno> {
         rustix::fs::openat(
-            &self.dir,
-            name.folder(),
+            &self.tmp,
+            ".",
             OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC,
             Mode::from_raw_mode(0o666),
         )
@@ -217,6 +226,12 @@ mod tests {
     use super::*;
     use crate::store::ObjectId;
 
+    /// Objects in `dir` itself, temp files in `dir/tmp`.
+    fn open(dir: &Path) -> Objects {
+        std::fs::create_dir(dir.join("tmp")).unwrap();
+        Objects::open(dir, &dir.join("tmp")).unwrap()
+    }
+
     fn name(byte: u8) -> (ObjectName, u8) {
         let id = ObjectId([byte; 32]);
         (ObjectName::of(&id), byte)
@@ -225,7 +240,7 @@ mod tests {
     #[test]
     fn an_object_appears_whole_and_a_second_writer_is_told() {
         let dir = tempfile::tempdir().unwrap();
-        let objects = Objects::open(dir.path()).unwrap();
+        let objects = open(dir.path());
         let (name, fan) = name(0xab);
         assert!(objects.stat(&name).unwrap().is_none());
         let placed = objects.place(&name, fan, b"bytes").unwrap();
@@ -243,14 +258,18 @@ mod tests {
             Placed::Taken,
             "the name is taken: nothing replaced"
         );
-        // Only the object is in the folder: unnamed files leave nothing behind.
+        // Only the object is in its folder: unnamed files leave nothing behind.
         assert_eq!(std::fs::read_dir(dir.path().join("ab")).unwrap().count(), 1);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
     }
 
     #[test]
     fn an_unnamed_file_is_linked_through_proc_too() {
         let dir = tempfile::tempdir().unwrap();
-        let objects = Objects::open(dir.path()).unwrap();
+        let objects = open(dir.path());
         // As without CAP_DAC_READ_SEARCH, once learnt.
         objects.link.store(LINK_BY_PROC, Ordering::Relaxed);
         let (name, fan) = name(0x3c);
@@ -271,7 +290,7 @@ mod tests {
     #[test]
     fn a_fan_out_folder_removed_behind_its_back_is_made_again() {
         let dir = tempfile::tempdir().unwrap();
-        let objects = Objects::open(dir.path()).unwrap();
+        let objects = open(dir.path());
         let (first, fan) = name(0x01);
         if objects.place(&first, fan, b"one").unwrap() == Placed::Unsupported {
             return;
