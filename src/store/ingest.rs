@@ -132,7 +132,7 @@ impl Store {
                 with_chunk_buffer(|buffer| {
                     let bytes = local::read_small(&file, &before, source, buffer)?;
                     let id = ObjectId(Sha256::digest(bytes).into());
-                    Ok::<_, StoreError>((id, self.place_bytes(&id, bytes)?))
+                    Ok::<_, StoreError>((id, self.place_bytes(&id, bytes, true)?))
                 })?
             } else {
                 self.copy_streaming(&file, &before, source)?

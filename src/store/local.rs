@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rustix::fs::{FileType, Mode, OFlags};
 use rustix::io::Errno;
@@ -18,11 +19,27 @@ pub(super) struct Seen {
     pub mtime_ns: i64,
 }
 
+/// `O_NOATIME` was refused once (a file of another owner, without `CAP_FOWNER`): not tried again.
+static NOATIME_REFUSED: AtomicBool = AtomicBool::new(false);
+
 /// Opens `source` for reading: a regular file, not a symlink. `O_NONBLOCK`, so a file swapped
-/// for a FIFO since the walk saw it is refused instead of waiting for a writer.
+/// for a FIFO since the walk saw it is refused instead of waiting for a writer. `O_NOATIME`
+/// where allowed: a mirror reading a tree is no use of its files, and the access time's update
+/// costs a write of the inode per file.
 pub(super) fn open(source: &Path) -> Result<(File, Seen), StoreError> {
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY;
-    let file = match rustix::fs::open(source, flags | OFlags::CLOEXEC, Mode::empty()) {
+    let flags = flags | OFlags::CLOEXEC;
+    let opened = match NOATIME_REFUSED.load(Ordering::Relaxed) {
+        false => match rustix::fs::open(source, flags | OFlags::NOATIME, Mode::empty()) {
+            Err(Errno::PERM) => {
+                NOATIME_REFUSED.store(true, Ordering::Relaxed);
+                rustix::fs::open(source, flags, Mode::empty())
+            }
+            other => other,
+        },
+        true => rustix::fs::open(source, flags, Mode::empty()),
+    };
+    let file = match opened {
         Ok(fd) => File::from(fd),
         // A symlink now, where the walk saw a file.
         Err(Errno::LOOP) => return Err(changed_while_reading(source)),

@@ -38,7 +38,7 @@ impl Store {
     /// Stores a byte slice (manifests, generated files).
     pub fn put_bytes(&self, bytes: &[u8]) -> Result<ObjectId, StoreError> {
         let id = ObjectId(Sha256::digest(bytes).into());
-        self.place_bytes(&id, bytes)?;
+        self.place_bytes(&id, bytes, false)?;
         Ok(id)
     }
 
@@ -46,8 +46,15 @@ impl Store {
     /// its final name where the system allows (see `place`), else through a temp file in
     /// `tmp/`. An object there already but of another size is what a power loss left of an
     /// object never flushed: it is quarantined and ours takes its place. Nothing is fsynced
-    /// here (see `durable`).
-    pub(super) fn place_bytes(&self, id: &ObjectId, bytes: &[u8]) -> Result<Placement, StoreError> {
+    /// here (see `durable`). `likely_new`: the caller expects no such object (a file of a
+    /// cold sync), so the bytes are written first and the name tried: a taken name is the
+    /// existence check, and the lookup beforehand is saved where it would find nothing.
+    pub(super) fn place_bytes(
+        &self,
+        id: &ObjectId,
+        bytes: &[u8],
+        likely_new: bool,
+    ) -> Result<Placement, StoreError> {
         if self.is_scratch() {
             // The objects beneath count as held: the general way knows them.
             return self.place_through_tmp(id, bytes);
@@ -55,19 +62,20 @@ impl Store {
         let name = ObjectName::of(id);
         let fan = layout::fan_out(id);
         let path = || self.object_path(id);
+        let mut look_first = !likely_new;
         // Again after a torn object was moved out of the way or a racing writer won the name.
         for _ in 0..3 {
-            if let Some(existing) = self
-                .placer
-                .stat(&name)
-                .map_err(|e| err("stat", &path())(e))?
-            {
-                if existing.st_size as u64 == bytes.len() as u64 {
-                    self.note_unsynced(id);
-                    return Ok(Placement::Existing);
+            if look_first {
+                let existing = self.placer.stat(&name);
+                if let Some(existing) = existing.map_err(|e| err("stat", &path())(e))? {
+                    if existing.st_size as u64 == bytes.len() as u64 {
+                        self.note_unsynced(id);
+                        return Ok(Placement::Existing);
+                    }
+                    self.quarantine_torn(id)?;
                 }
-                self.quarantine_torn(id)?;
             }
+            look_first = true;
             let pending = self.begin_unsynced()?;
             let placed = self
                 .placer
