@@ -198,7 +198,8 @@ fn tree_files(site: &Site) -> Vec<(String, String)> {
 fn kill_9_during_cold_syncs_of_many_small_files() {
     // Copy ingest with fsync: objects placed under their final names, made durable in one
     // batch before the ref moves. Each round adds new files, so every sync has work to do.
-    const BATCH: usize = 3_000;
+    const BATCH: usize = 1_500;
+    const ROUNDS: usize = 6;
     let site = Site::with(false, "");
     let config = std::fs::read_to_string(&site.config)
         .unwrap()
@@ -207,7 +208,7 @@ fn kill_9_during_cold_syncs_of_many_small_files() {
 
     let mut seed = 0x2545f4914f6cdd1du64;
     let mut interrupted = 0;
-    for round in 0..8 {
+    for round in 0..ROUNDS {
         write_small_files(&site, round * BATCH, BATCH);
         let mut child = Command::new(BIN)
             .args(["sync", "--config"])
@@ -253,5 +254,5 @@ fn kill_9_during_cold_syncs_of_many_small_files() {
         !site.data().join("unsynced").exists(),
         "the batch was flushed and its marker removed"
     );
-    eprintln!("{interrupted} of 8 cold syncs killed mid-way");
+    eprintln!("{interrupted} of {ROUNDS} cold syncs killed mid-way");
 }
