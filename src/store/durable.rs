@@ -38,23 +38,83 @@ const FSYNC_THREADS: usize = 8;
 /// Objects made visible but not yet known durable.
 #[derive(Debug, Default)]
 pub(super) struct Unsynced {
-    ids: Mutex<Vec<ObjectId>>,
-    /// The marker is on disk (durably).
-    marked: Mutex<bool>,
+    batch: Mutex<Batch>,
     /// Held for a whole flush, so a second flusher waits until the first one's batch (which
     /// may hold its objects) is durable, instead of finding the list empty and going on.
     flushing: Mutex<()>,
 }
 
+/// What the next flush has to make durable.
+#[derive(Debug, Default)]
+struct Batch {
+    /// The objects noted, while there are fewer than [`SYNCFS_FROM`]: past that one `syncfs`
+    /// flushes them all, so their ids are not kept (a cold sync of a million files would
+    /// hold 32 MB of them for nothing).
+    ids: Vec<ObjectId>,
+    /// How many objects were noted, `ids` or not.
+    count: usize,
+    /// The marker is on disk (durably).
+    marked: bool,
+    /// Objects between [`Store::begin_unsynced`] and their naming: covered by the marker,
+    /// which must stay until they are noted and flushed too.
+    writing: usize,
+}
+
+impl Batch {
+    fn note(&mut self, id: ObjectId) {
+        self.count += 1;
+        if self.count < SYNCFS_FROM {
+            self.ids.push(id);
+        } else if !self.ids.is_empty() {
+            self.ids = Vec::new();
+        }
+    }
+
+    /// Puts back what a failed flush took.
+    fn restore(&mut self, ids: Vec<ObjectId>, count: usize) {
+        self.count += count;
+        if self.count < SYNCFS_FROM {
+            self.ids.extend(ids);
+        } else {
+            self.ids = Vec::new();
+        }
+    }
+}
+
 impl Unsynced {
     /// Notes that object `id` is in `objects/` and may not be durable yet.
     pub(super) fn note(&self, id: ObjectId) {
-        self.ids.lock().expect("not poisoned").push(id);
+        self.batch.lock().expect("not poisoned").note(id);
     }
 
     /// How many objects wait for the next flush.
     pub(super) fn len(&self) -> usize {
-        self.ids.lock().expect("not poisoned").len()
+        self.batch.lock().expect("not poisoned").count
+    }
+}
+
+/// An object about to be named in `objects/` without an fsync (see [`Store::begin_unsynced`]):
+/// [`PendingObject::placed`] notes it for the next flush; dropped unused, it was not placed.
+pub(super) struct PendingObject<'a> {
+    unsynced: Option<&'a Unsynced>,
+}
+
+impl PendingObject<'_> {
+    /// The object is in place: noted for the next [`Store::make_durable`].
+    pub(super) fn placed(mut self, id: ObjectId) {
+        if let Some(unsynced) = self.unsynced.take() {
+            let mut batch = unsynced.batch.lock().expect("not poisoned");
+            batch.note(id);
+            batch.writing -= 1;
+        }
+    }
+}
+
+impl Drop for PendingObject<'_> {
+    fn drop(&mut self) {
+        if let Some(unsynced) = self.unsynced.take() {
+            unsynced.batch.lock().expect("not poisoned").writing -= 1;
+        }
     }
 }
 
@@ -67,47 +127,56 @@ impl Store {
             return Ok(());
         }
         let _alone = self.unsynced.flushing.lock().expect("not poisoned");
-        let ids = std::mem::take(&mut *self.unsynced.ids.lock().expect("not poisoned"));
-        if ids.is_empty() {
+        let (ids, count) = {
+            let mut batch = self.unsynced.batch.lock().expect("not poisoned");
+            (
+                std::mem::take(&mut batch.ids),
+                std::mem::take(&mut batch.count),
+            )
+        };
+        if count == 0 {
             return Ok(());
         }
-        let flushed = if ids.len() >= SYNCFS_FROM {
+        let flushed = if count >= SYNCFS_FROM {
             sync_filesystem(&self.objects)
         } else {
             sync_each(&self.objects, &ids)
         };
-        let mut waiting = self.unsynced.ids.lock().expect("not poisoned");
+        let mut batch = self.unsynced.batch.lock().expect("not poisoned");
         if flushed.is_err() {
-            waiting.extend_from_slice(&ids);
+            batch.restore(ids, count);
             return flushed;
         }
-        // Only when no object waits: one noted meanwhile is covered by the marker still. If
-        // the removal is lost, the next start re-hashes recent objects for nothing.
-        let mut marked = self.unsynced.marked.lock().expect("not poisoned");
-        if waiting.is_empty() && *marked {
+        // Only when no object waits or is being written: those are covered by the marker
+        // still. If the removal is lost, the next start re-hashes recent objects for nothing.
+        if batch.count == 0 && batch.writing == 0 && batch.marked {
             let marker = self.root.join(MARKER);
             fs::remove_file(&marker).map_err(err("remove", &marker))?;
-            *marked = false;
+            batch.marked = false;
         }
         Ok(())
     }
 
-    /// Called before an object is renamed into `objects/` without an fsync: the first of a
-    /// batch writes the marker, durably, so a crash from now on is found at the next start.
-    pub(super) fn mark_unsynced(&self) -> Result<(), StoreError> {
+    /// Called before an object is named in `objects/` without an fsync: the first of a batch
+    /// writes the marker, durably, so a crash from now on is found at the next start. The
+    /// marker stays until the object is noted ([`PendingObject::placed`]) and flushed.
+    pub(super) fn begin_unsynced(&self) -> Result<PendingObject<'_>, StoreError> {
         if !self.fsync {
-            return Ok(());
+            return Ok(PendingObject { unsynced: None });
         }
-        let mut marked = self.unsynced.marked.lock().expect("not poisoned");
-        if !*marked {
+        let mut batch = self.unsynced.batch.lock().expect("not poisoned");
+        if !batch.marked {
             let marker = self.root.join(MARKER);
             File::create(&marker)
                 .and_then(|file| file.sync_all())
                 .map_err(err("write", &marker))?;
             sync_dir(&self.root)?;
-            *marked = true;
+            batch.marked = true;
         }
-        Ok(())
+        batch.writing += 1;
+        Ok(PendingObject {
+            unsynced: Some(&self.unsynced),
+        })
     }
 
     /// After a crash during a batch (the marker is there): re-hashes every object whose
@@ -140,6 +209,11 @@ impl Store {
                 tracing::warn!(object = %id, quarantined = %to.display(), "torn by a crash before it was flushed");
                 quarantined += 1;
             }
+        }
+        // The sound ones may still be in the page cache only (the process died, the machine
+        // did not): flushed before the marker goes, as no later flush knows of them.
+        if self.fsync {
+            sync_filesystem(&self.objects)?;
         }
         fs::remove_file(&marker).map_err(err("remove", &marker))?;
         Ok(quarantined)

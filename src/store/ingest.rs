@@ -6,7 +6,10 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use super::{err, hash_file, IngestMethod, IngestMode, ObjectId, Stamp, Store, StoreError};
+use sha2::{Digest, Sha256};
+
+use super::write::{with_chunk_buffer, Placement};
+use super::{err, hash_file, local, IngestMethod, IngestMode, ObjectId, Stamp, Store, StoreError};
 use super::{Stored, CHUNK};
 
 impl Store {
@@ -25,21 +28,22 @@ impl Store {
         if self.is_scratch() {
             return self.ingest_planned(source);
         }
+        if self.ingest == IngestMode::Copy {
+            return self.ingest_by_copy(source);
+        }
         // Not followed: a file swapped for a symlink since it was resolved is refused, so
         // no link ever lands in the store.
         let before = fs::symlink_metadata(source).map_err(err("stat", source))?;
         if !before.is_file() {
             return Err(changed_while_reading(source));
         }
-        if self.ingest == IngestMode::Auto {
-            if let Some(stored) = self.ingest_by_reflink(source, &before)? {
-                return Ok(stored);
-            }
-            if let Some(stored) = self.ingest_by_hard_link(source, &before)? {
-                return Ok(stored);
-            }
+        if let Some(stored) = self.ingest_by_reflink(source, &before)? {
+            return Ok(stored);
         }
-        self.ingest_by_copy(source, &before)
+        if let Some(stored) = self.ingest_by_hard_link(source, &before)? {
+            return Ok(stored);
+        }
+        self.ingest_by_copy(source)
     }
 
     /// Clone, then hash the clone: the clone cannot change under us, so its hash is exact.
@@ -115,34 +119,69 @@ impl Store {
         }))
     }
 
-    fn ingest_by_copy(&self, source: &Path, before: &fs::Metadata) -> Result<Stored, StoreError> {
-        let mut input = File::open(source).map_err(err("open", source))?;
-        let mut writer = self.writer()?;
-        let mut buffer = vec![0u8; CHUNK];
-        loop {
-            let n = input.read(&mut buffer).map_err(err("read", source))?;
-            if n == 0 {
-                break;
+    /// Copies the file's bytes into a new object. A file of up to one chunk (most files of a
+    /// package pool) is read whole into a reused buffer and placed under its final name at
+    /// once (see `place`); a larger one streams through a temp file. The file is opened once,
+    /// not through a symlink, and refused if its size or mtime moved while it was read.
+    fn ingest_by_copy(&self, source: &Path) -> Result<Stored, StoreError> {
+        // Twice at most: an existing object found damaged is quarantined and stored afresh.
+        for _ in 0..2 {
+            let (file, before) = local::open(source)?;
+            let size = before.size;
+            let (id, placement) = if size <= CHUNK as u64 {
+                with_chunk_buffer(|buffer| {
+                    let bytes = local::read_small(&file, &before, source, buffer)?;
+                    let id = ObjectId(Sha256::digest(bytes).into());
+                    Ok::<_, StoreError>((id, self.place_bytes(&id, bytes, true)?))
+                })?
+            } else {
+                self.copy_streaming(&file, &before, source)?
+            };
+            if placement == Placement::Created {
+                return Ok(Stored::written(id, size, true));
             }
-            let path = writer.path.clone();
-            writer
-                .write_all(&buffer[..n])
-                .map_err(err("write", &path))?;
+            if let Some(existing) = self.reuse_existing(id, size)? {
+                return Ok(existing);
+            }
         }
-        let after = fs::metadata(source).map_err(err("stat", source))?;
-        if !same_content_stamp(before, &after) || writer.size() != before.len() {
+        Err(StoreError {
+            action: "ingest",
+            path: source.to_path_buf(),
+            source: io::Error::other("the object of these bytes was damaged again and again"),
+        })
+    }
+
+    /// A large file through an [`super::ObjectWriter`], chunk by chunk.
+    fn copy_streaming(
+        &self,
+        file: &File,
+        before: &local::Seen,
+        source: &Path,
+    ) -> Result<(ObjectId, Placement), StoreError> {
+        let mut writer = self.writer()?;
+        let mut input = file;
+        with_chunk_buffer(|buffer| -> Result<(), StoreError> {
+            loop {
+                let n = input.read(buffer).map_err(err("read", source))?;
+                if n == 0 {
+                    return Ok(());
+                }
+                let path = writer.path.clone();
+                writer
+                    .write_all(&buffer[..n])
+                    .map_err(err("write", &path))?;
+            }
+        })?;
+        if local::seen(file, source)? != *before || writer.size() != before.size {
             writer.abort();
             return Err(changed_while_reading(source));
         }
         let stored = writer.finish()?;
-        if stored.method != IngestMethod::Existing {
-            return Ok(stored);
-        }
-        match self.reuse_existing(stored.id, stored.size)? {
-            Some(existing) => Ok(existing),
-            // The old object was damaged and is quarantined now: store our good copy.
-            None => self.ingest_by_copy(source, before),
-        }
+        let placement = match stored.method {
+            IngestMethod::Existing => Placement::Existing,
+            _ => Placement::Created,
+        };
+        Ok((stored.id, placement))
     }
 
     /// An object we are about to name again, if it is there and sound. If it shares its inode
@@ -186,7 +225,7 @@ impl Store {
     }
 }
 
-fn changed_while_reading(path: &Path) -> StoreError {
+pub(super) fn changed_while_reading(path: &Path) -> StoreError {
     StoreError {
         action: "ingest",
         path: path.to_path_buf(),
@@ -238,6 +277,54 @@ mod tests {
             let again = store.ingest_file(&input).unwrap();
             assert_eq!(again.id, stored.id);
             assert_eq!(again.method, IngestMethod::Existing);
+        }
+    }
+
+    /// Several threads ingest the same files and files of their own at once, as a parallel
+    /// walk does: every object is right, each written once, and nothing is left over.
+    #[test]
+    fn concurrent_ingest_of_the_same_and_different_files() {
+        for unnamed_files in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let tree = dir.path().join("tree");
+            fs::create_dir(&tree).unwrap();
+            let content = |name: &str| format!("the bytes of {name}\n").repeat(1 + name.len() % 9);
+            let shared: Vec<String> = (0..100).map(|i| format!("shared-{i}")).collect();
+            for name in &shared {
+                fs::write(tree.join(name), content(name)).unwrap();
+            }
+            // One large file (streamed, not read whole), shared too.
+            fs::write(tree.join("large"), vec![9u8; CHUNK * 2 + 17]).unwrap();
+            let data = dir.path().join("data");
+            let store = store(&data, IngestMode::Copy);
+            if !unnamed_files {
+                store.placer.without_unnamed_files();
+            }
+            std::thread::scope(|scope| {
+                for t in 0..4 {
+                    let (store, tree, shared) = (&store, &tree, &shared);
+                    scope.spawn(move || {
+                        for (i, name) in shared.iter().enumerate() {
+                            let own = format!("own-{t}-{i}");
+                            fs::write(tree.join(&own), content(&own)).unwrap();
+                            for name in [name, &own] {
+                                let stored = store.ingest_resolved(&tree.join(name)).unwrap();
+                                let bytes = content(name);
+                                assert_eq!(stored.size, bytes.len() as u64);
+                                assert_eq!(stored.id, ObjectId(Sha256::digest(&bytes).into()));
+                            }
+                        }
+                        let large = store.ingest_resolved(&tree.join("large")).unwrap();
+                        assert_eq!(large.size, (CHUNK * 2 + 17) as u64);
+                    });
+                }
+            });
+            let objects = super::super::write::tests::assert_only_sound_objects(&data);
+            assert_eq!(objects, 100 + 4 * 100 + 1);
+            if unnamed_files {
+                // Racing writers of one object: one wins, the others take its object.
+                assert_eq!(store.objects_created(), objects as u64);
+            }
         }
     }
 

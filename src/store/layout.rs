@@ -21,6 +21,38 @@ pub fn object_path(objects_dir: &Path, id: &ObjectId) -> PathBuf {
     path
 }
 
+/// How many fan-out folders there are: one per value of an id's first byte.
+pub(crate) const FAN_OUT: usize = 256;
+
+/// The fan-out folder of object `id` (its first byte, the first two hex digits).
+pub(crate) fn fan_out(id: &ObjectId) -> u8 {
+    id.0[0]
+}
+
+/// The name of object `id` relative to the objects directory, `ab/abcdef…`, built on the
+/// stack: the hot path of ingest names one object per file and allocates nothing for it.
+pub(crate) struct ObjectName([u8; 67]);
+
+impl ObjectName {
+    pub(crate) fn of(id: &ObjectId) -> ObjectName {
+        let mut name = [0u8; 67];
+        hex::encode_to_slice(id.0, &mut name[3..]).expect("64 hex digits fit");
+        name.copy_within(3..5, 0);
+        name[2] = b'/';
+        ObjectName(name)
+    }
+
+    /// `ab/abcdef…`.
+    pub(crate) fn relative(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("hex digits and a slash")
+    }
+
+    /// `ab`: the fan-out folder.
+    pub(crate) fn folder(&self) -> &str {
+        &self.relative()[..2]
+    }
+}
+
 /// One object file met while walking the objects directory.
 pub(crate) struct ObjectFile {
     pub id: ObjectId,
@@ -69,5 +101,13 @@ mod tests {
             Path::new("d/objects/sha256/2c")
                 .join("2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824")
         );
+        let name = ObjectName::of(&id);
+        assert_eq!(
+            Path::new("d/objects/sha256").join(name.relative()),
+            object_path(Path::new("d/objects/sha256"), &id)
+        );
+        assert_eq!(name.folder(), "2c");
+        assert_eq!(&name.relative()[3..], id.to_hex());
+        assert_eq!(fan_out(&id), 0x2c);
     }
 }

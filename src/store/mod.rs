@@ -26,9 +26,11 @@ mod gate;
 pub mod gc;
 mod ingest;
 pub mod layout;
+mod local;
 mod lock;
 mod object;
 mod partial;
+mod place;
 pub mod refs;
 mod scratch;
 mod snapshots;
@@ -132,6 +134,8 @@ impl Stored {
 pub struct Store {
     root: PathBuf,
     objects: PathBuf,
+    /// `objects` open, and its fan-out folders known to exist (see `place`).
+    placer: place::Objects,
     tmp: PathBuf,
     quarantine: PathBuf,
     refs: PathBuf,
@@ -153,12 +157,19 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the store in `data_dir`. The caller holds the `DataLock`.
     pub fn open(data_dir: &Path, config: &StoreOptions) -> Result<Store, StoreError> {
+        let objects = data_dir.join("objects").join("sha256");
+        let (tmp, refs) = (data_dir.join("tmp"), data_dir.join("refs"));
+        for dir in [&objects, &tmp, &refs] {
+            fs::create_dir_all(dir).map_err(err("create directory", dir))?;
+        }
         let store = Store {
             root: data_dir.to_path_buf(),
-            objects: data_dir.join("objects").join("sha256"),
-            tmp: data_dir.join("tmp"),
+            placer: place::Objects::open(&objects, &tmp)
+                .map_err(err("open directory", &objects))?,
+            objects,
+            tmp,
             quarantine: data_dir.join("quarantine"),
-            refs: data_dir.join("refs"),
+            refs,
             fsync: config.fsync,
             ingest: config.ingest,
             tmp_counter: AtomicU64::new(0),
@@ -167,9 +178,6 @@ impl Store {
             downloads: Default::default(),
             beneath: None,
         };
-        for dir in [&store.objects, &store.tmp, &store.refs] {
-            fs::create_dir_all(dir).map_err(err("create directory", dir))?;
-        }
         Ok(store)
     }
 

@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::{err, ObjectId, Store, StoreError, Stored, CHUNK};
+use super::write::with_chunk_buffer;
+use super::{err, ObjectId, Store, StoreError, Stored};
 
 /// Downloads under way in this process, by object (see [`Store::claim_download`]).
 pub(super) type Downloads =
@@ -50,15 +51,14 @@ impl Store {
             .map_err(err("open", &path))?;
         let mut hasher = Sha256::new();
         let mut size = 0u64;
-        let mut buffer = vec![0u8; CHUNK];
-        loop {
-            let n = file.read(&mut buffer).map_err(err("read", &path))?;
+        with_chunk_buffer(|buffer| loop {
+            let n = file.read(buffer).map_err(err("read", &path))?;
             if n == 0 {
-                break;
+                return Ok(());
             }
             hasher.update(&buffer[..n]);
             size += n as u64;
-        }
+        })?;
         Ok(PartialWriter {
             store: self,
             file,
@@ -142,15 +142,15 @@ impl PartialWriter<'_> {
 
     /// Checks the hash and moves the object into place. On a mismatch the partial file is
     /// removed (so the next attempt starts clean) and the actual hash is returned as the error.
+    /// No fsync of its own: the object is made durable with the rest of its sync before a ref
+    /// names it, and the `unsynced` marker covers it meanwhile (see `durable`).
     pub fn finish(self) -> Result<Result<Stored, ObjectId>, StoreError> {
         let actual = ObjectId(self.hasher.clone().finalize().into());
         if actual != self.expected {
             let _ = fs::remove_file(&self.path);
             return Ok(Err(actual));
         }
-        if self.store.fsync {
-            self.file.sync_all().map_err(err("fsync", &self.path))?;
-        }
+        drop(self.file);
         let created = self.store.commit(&self.path, &actual)?;
         Ok(Ok(Stored::written(actual, self.size, created)))
     }
