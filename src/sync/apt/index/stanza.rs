@@ -16,6 +16,7 @@
 use std::io::{self, Write};
 
 use super::{Filter, PoolFile};
+use crate::store::ObjectId;
 
 /// The longest line accepted, in bytes. Real stanza lines are short (a long Description
 /// line is a few KiB); a hostile index could otherwise send one endless line and make the
@@ -147,9 +148,7 @@ impl StanzaParser {
             b"Filename" => trimmed(value, &mut stanza.filename),
             b"Size" => trimmed(value, stanza.size.get_or_insert_with(String::new)),
             b"SHA256" => {
-                let sha256 = stanza.sha256.get_or_insert_with(String::new);
-                trimmed(value, sha256);
-                sha256.make_ascii_lowercase();
+                trimmed(value, stanza.sha256.get_or_insert_with(String::new));
             }
             b"Directory" => trimmed(value, &mut stanza.directory),
             b"Checksums-Sha256" => {
@@ -236,8 +235,8 @@ fn binary_file(stanza: &Stanza, files: &mut Vec<PoolFile>) -> Result<(), String>
             .parse()
             .map_err(|_| format!("package {package} (line {at}): Size `{text}` is not a number"))?,
     };
-    check_sha256(sha256, package, at)?;
-    push(files, &stanza.filename, size, sha256.clone(), package)
+    let sha256 = check_sha256(sha256, package, at)?;
+    push(files, &stanza.filename, size, sha256, package)
 }
 
 /// The files of a Sources stanza: its `Checksums-Sha256` lines, under `Directory`.
@@ -266,8 +265,7 @@ fn source_files(stanza: &Stanza, files: &mut Vec<PoolFile>) -> Result<(), String
             return Err(bad());
         };
         let size = size.parse().map_err(|_| bad())?;
-        let hash = hash.to_ascii_lowercase();
-        check_sha256(&hash, package, at)?;
+        let hash = check_sha256(hash, package, at)?;
         push(
             files,
             &format!("{}/{name}", stanza.directory),
@@ -284,7 +282,7 @@ fn push(
     files: &mut Vec<PoolFile>,
     path: &str,
     size: u64,
-    sha256: String,
+    sha256: ObjectId,
     package: &str,
 ) -> Result<(), String> {
     let path = path.trim_start_matches("./");
@@ -312,13 +310,15 @@ fn missing_sha256(what: &str, field: &str, weak: &[&str]) -> String {
     }
 }
 
-fn check_sha256(hash: &str, package: &str, at: usize) -> Result<(), String> {
-    if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(())
-    } else {
-        Err(format!(
-            "package {package} (line {at}): `{hash}` is not a SHA256"
-        ))
+/// `hash` decoded (either case), or why it is no SHA256.
+fn check_sha256(hash: &str, package: &str, at: usize) -> Result<ObjectId, String> {
+    let mut id = ObjectId([0; 32]);
+    match hex::decode_to_slice(hash, &mut id.0) {
+        Ok(()) => Ok(id),
+        Err(_) => Err(format!(
+            "package {package} (line {at}): `{}` is not a SHA256",
+            hash.to_ascii_lowercase()
+        )),
     }
 }
 
