@@ -310,12 +310,42 @@ fn missing_sha256(what: &str, field: &str, weak: &[&str]) -> String {
     }
 }
 
-/// `hash` decoded (either case), or why it is no SHA256.
+/// The value of each hex digit (either case); 0xff for any other byte.
+const HEX_DIGITS: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// `hash` decoded (either case), or why it is no SHA256. By table, with no branch per digit:
+/// every file an index names has one.
 fn check_sha256(hash: &str, package: &str, at: usize) -> Result<ObjectId, String> {
+    let digits = hash.as_bytes();
     let mut id = ObjectId([0; 32]);
-    match hex::decode_to_slice(hash, &mut id.0) {
-        Ok(()) => Ok(id),
-        Err(_) => Err(format!(
+    let mut bad = digits.len() != 64;
+    if !bad {
+        for (byte, pair) in id.0.iter_mut().zip(digits.chunks_exact(2)) {
+            let (high, low) = (
+                HEX_DIGITS[usize::from(pair[0])],
+                HEX_DIGITS[usize::from(pair[1])],
+            );
+            bad |= (high | low) > 0xf;
+            *byte = (high << 4) | low;
+        }
+    }
+    match bad {
+        false => Ok(id),
+        true => Err(format!(
             "package {package} (line {at}): `{}` is not a SHA256",
             hash.to_ascii_lowercase()
         )),
