@@ -72,9 +72,13 @@ impl Stanza {
 /// The weak hash fields, named in the message that refuses a stanza having only those.
 const WEAK_FIELDS: [&str; 5] = ["MD5sum", "SHA1", "Files", "Checksums-Sha1", "Checksums-Md5"];
 
-/// `bytes` as text, as the index means it: invalid UTF-8 reads as U+FFFD.
+/// `bytes` as text, as the index means it: invalid UTF-8 reads as U+FFFD. Checked first as
+/// it nearly always is, valid (the plain check is the quicker one on short ASCII values).
 fn text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
-    String::from_utf8_lossy(bytes)
+    match std::str::from_utf8(bytes) {
+        Ok(valid) => std::borrow::Cow::Borrowed(valid),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
 }
 
 /// Whether `line` (without its line end) is blank: nothing but white space, Unicode's
