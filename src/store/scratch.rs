@@ -65,20 +65,10 @@ impl Beneath {
             .map_err(err("open", above))?
             .ok_or_else(|| err("open", above)(std::io::ErrorKind::NotFound.into()))?;
         let below_fd = open_dir(&below).map_err(err("open", &below))?;
-        let mut prefixes = [false; 256];
-        if below_fd.is_some() {
-            for entry in fs::read_dir(&below).map_err(err("read", &below))? {
-                let entry = entry.map_err(err("read", &below))?;
-                let name = entry.file_name();
-                let prefix = name
-                    .to_str()
-                    .filter(|n| n.len() == 2)
-                    .and_then(|n| u8::from_str_radix(n, 16).ok());
-                if let Some(prefix) = prefix {
-                    prefixes[usize::from(prefix)] = true;
-                }
-            }
-        }
+        let prefixes = match below_fd {
+            Some(_) => prefix_folders(&below)?,
+            None => [false; 256],
+        };
         Ok(Beneath {
             above: above_fd,
             below_path: below,
@@ -112,6 +102,53 @@ impl Beneath {
         } else {
             own
         }
+    }
+}
+
+/// Which two-digit prefix folders objects folder `dir` has.
+fn prefix_folders(dir: &Path) -> Result<[bool; 256], StoreError> {
+    let mut prefixes = [false; 256];
+    for entry in fs::read_dir(dir).map_err(err("read", dir))? {
+        let entry = entry.map_err(err("read", dir))?;
+        let name = entry.file_name();
+        let prefix = name
+            .to_str()
+            .filter(|n| n.len() == 2)
+            .and_then(|n| u8::from_str_radix(n, 16).ok());
+        if let Some(prefix) = prefix {
+            prefixes[usize::from(prefix)] = true;
+        }
+    }
+    Ok(prefixes)
+}
+
+/// A scratch store once the sync against it is done: nothing writes it any more, so the
+/// prefix folders it has are read once and a look for an object under any other (nearly
+/// every file a plan counts: the scratch holds only indices) needs no call at all.
+pub struct Settled<'a> {
+    store: &'a Store,
+    above: [bool; 256],
+}
+
+impl Settled<'_> {
+    /// [`Store::held_above`], for the settled scratch.
+    pub fn held_above(&self, id: &ObjectId) -> bool {
+        self.above[usize::from(id.0[0])] && self.store.held_above(id)
+    }
+
+    /// [`Store::held_beneath`].
+    pub fn held_beneath(&self, id: &ObjectId) -> bool {
+        self.store.held_beneath(id)
+    }
+}
+
+impl Scratch {
+    /// The scratch as it is now, for counting what it holds; call once nothing writes it.
+    pub fn settled(&self) -> Result<Settled<'_>, StoreError> {
+        Ok(Settled {
+            store: &self.store,
+            above: prefix_folders(self.store.objects_dir())?,
+        })
     }
 }
 
@@ -344,5 +381,34 @@ mod tests {
         let mine = scratch.put_bytes(b"fetched into the scratch").unwrap();
         assert!(scratch.held_above(&mine) && !scratch.held_beneath(&mine));
         assert!(scratch.contains(&mine) && !real.contains(&mine));
+    }
+
+    /// A settled scratch finds exactly what it and the store beneath hold.
+    #[test]
+    fn a_settled_scratch_finds_what_it_holds() {
+        let real_dir = tempfile::tempdir().unwrap();
+        let real = store(real_dir.path(), IngestMode::Copy);
+        let below = real.put_bytes(b"below").unwrap();
+        let options = StoreOptions {
+            fsync: false,
+            ingest: IngestMode::Copy,
+        };
+        let scratch = Store::scratch_over(real_dir.path(), &["s"], &options).unwrap();
+        let above: Vec<ObjectId> = (0..16u32)
+            .map(|i| scratch.put_bytes(format!("index {i}").as_bytes()).unwrap())
+            .collect();
+        let settled = scratch.settled().unwrap();
+        for id in &above {
+            assert!(settled.held_above(id) && !settled.held_beneath(id), "{id}");
+        }
+        assert!(settled.held_beneath(&below) && !settled.held_above(&below));
+        let mut same_prefix = ObjectId([0x5a; 32]);
+        same_prefix.0[0] = above[0].0[0];
+        for id in [ObjectId([0x5a; 32]), same_prefix] {
+            assert!(
+                !settled.held_above(&id) && !settled.held_beneath(&id),
+                "{id}"
+            );
+        }
     }
 }

@@ -66,13 +66,14 @@ pub fn plan(
     };
     let mut seen: HashSet<ObjectId, BuildHasherDefault<IdHasher>> =
         HashSet::with_capacity_and_hasher(entries.len(), Default::default());
+    let held = scratch.settled()?;
     for entry in &entries {
         if !seen.insert(entry.object) {
             continue;
         }
-        let (files, bytes) = if scratch.held_beneath(&entry.object) {
+        let (files, bytes) = if held.held_beneath(&entry.object) {
             (&mut plan.reused_files, &mut plan.reused_bytes)
-        } else if scratch.held_above(&entry.object) {
+        } else if held.held_above(&entry.object) {
             (&mut plan.metadata_files, &mut plan.metadata_bytes)
         } else {
             (&mut plan.new_files, &mut plan.new_bytes)
