@@ -151,7 +151,7 @@ pub struct Store {
     downloads: partial::Downloads,
     /// A scratch store's real store, read only: objects found there count as held (see
     /// `scratch`). `None` for a real store.
-    beneath: Option<PathBuf>,
+    beneath: Option<scratch::Beneath>,
 }
 
 impl Store {
@@ -229,16 +229,17 @@ impl Store {
     pub fn object_path(&self, id: &ObjectId) -> PathBuf {
         let own = layout::object_path(&self.objects, id);
         match &self.beneath {
-            Some(beneath) if !own.is_file() => scratch::beneath_or(beneath, id, own),
-            _ => own,
+            Some(beneath) => beneath.path_of(id, own),
+            None => own,
         }
     }
 
     pub fn contains(&self, id: &ObjectId) -> bool {
-        // One look per store (a dry run asks this of every file an index names).
-        layout::object_path(&self.objects, id).is_file()
-            || (self.beneath.as_ref())
-                .is_some_and(|beneath| layout::object_path(beneath, id).is_file())
+        match &self.beneath {
+            // A dry run asks this of every file an index names: see `scratch::Beneath`.
+            Some(beneath) => beneath.holds(id),
+            None => layout::object_path(&self.objects, id).is_file(),
+        }
     }
 
     /// A fresh name in `tmp/`, unique within this process (the lock makes it unique overall).

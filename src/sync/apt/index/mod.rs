@@ -14,6 +14,7 @@ use std::io::{self, Read};
 pub use decompress::decompressed;
 
 use crate::glob::PatternSet;
+use crate::store::ObjectId;
 use stanza::StanzaParser;
 
 /// A file an index names, relative to the repository root.
@@ -21,7 +22,8 @@ use stanza::StanzaParser;
 pub struct PoolFile {
     pub path: String,
     pub size: u64,
-    pub sha256: String,
+    /// Decoded once, by the parser: a dry run and a sync look it up as it is.
+    pub sha256: ObjectId,
     pub package: String,
 }
 

@@ -9,6 +9,7 @@
 use std::io::{self, Write};
 
 use super::{Filter, PoolFile};
+use crate::store::ObjectId;
 
 /// The longest line accepted, in bytes. Real stanza lines are short (a long Description
 /// line is a few KiB); a hostile index could otherwise send one endless line and make the
@@ -149,8 +150,8 @@ impl StanzaParser {
                 format!("package {package} (line {at}): Size `{text}` is not a number")
             })?,
         };
-        check_sha256(sha256, package, at)?;
-        self.push(stanza.filename.clone(), size, sha256.clone(), package)
+        let sha256 = check_sha256(sha256, package, at)?;
+        self.push(stanza.filename.clone(), size, sha256, package)
     }
 
     /// The files of a Sources stanza: its `Checksums-Sha256` lines, under `Directory`.
@@ -177,8 +178,7 @@ impl StanzaParser {
                 return Err(bad());
             };
             let size = size.parse().map_err(|_| bad())?;
-            let hash = hash.to_ascii_lowercase();
-            check_sha256(&hash, package, at)?;
+            let hash = check_sha256(&hash.to_ascii_lowercase(), package, at)?;
             self.push(format!("{}/{name}", stanza.directory), size, hash, package)?;
         }
         Ok(())
@@ -188,7 +188,7 @@ impl StanzaParser {
         &mut self,
         path: String,
         size: u64,
-        sha256: String,
+        sha256: ObjectId,
         package: &str,
     ) -> Result<(), String> {
         let path = path.trim_start_matches("./").to_string();
@@ -229,9 +229,9 @@ fn missing_sha256(what: &str, field: &str, weak: &[String]) -> String {
     }
 }
 
-fn check_sha256(hash: &str, package: &str, at: usize) -> Result<(), String> {
+fn check_sha256(hash: &str, package: &str, at: usize) -> Result<ObjectId, String> {
     if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(())
+        Ok(hash.parse().expect("64 hex digits"))
     } else {
         Err(format!(
             "package {package} (line {at}): `{hash}` is not a SHA256"

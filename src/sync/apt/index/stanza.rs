@@ -16,6 +16,7 @@
 use std::io::{self, Write};
 
 use super::{Filter, PoolFile};
+use crate::store::ObjectId;
 
 /// The longest line accepted, in bytes. Real stanza lines are short (a long Description
 /// line is a few KiB); a hostile index could otherwise send one endless line and make the
@@ -71,9 +72,13 @@ impl Stanza {
 /// The weak hash fields, named in the message that refuses a stanza having only those.
 const WEAK_FIELDS: [&str; 5] = ["MD5sum", "SHA1", "Files", "Checksums-Sha1", "Checksums-Md5"];
 
-/// `bytes` as text, as the index means it: invalid UTF-8 reads as U+FFFD.
+/// `bytes` as text, as the index means it: invalid UTF-8 reads as U+FFFD. Checked first as
+/// it nearly always is, valid (the plain check is the quicker one on short ASCII values).
 fn text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
-    String::from_utf8_lossy(bytes)
+    match std::str::from_utf8(bytes) {
+        Ok(valid) => std::borrow::Cow::Borrowed(valid),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
 }
 
 /// Whether `line` (without its line end) is blank: nothing but white space, Unicode's
@@ -147,9 +152,7 @@ impl StanzaParser {
             b"Filename" => trimmed(value, &mut stanza.filename),
             b"Size" => trimmed(value, stanza.size.get_or_insert_with(String::new)),
             b"SHA256" => {
-                let sha256 = stanza.sha256.get_or_insert_with(String::new);
-                trimmed(value, sha256);
-                sha256.make_ascii_lowercase();
+                trimmed(value, stanza.sha256.get_or_insert_with(String::new));
             }
             b"Directory" => trimmed(value, &mut stanza.directory),
             b"Checksums-Sha256" => {
@@ -236,8 +239,8 @@ fn binary_file(stanza: &Stanza, files: &mut Vec<PoolFile>) -> Result<(), String>
             .parse()
             .map_err(|_| format!("package {package} (line {at}): Size `{text}` is not a number"))?,
     };
-    check_sha256(sha256, package, at)?;
-    push(files, &stanza.filename, size, sha256.clone(), package)
+    let sha256 = check_sha256(sha256, package, at)?;
+    push(files, &stanza.filename, size, sha256, package)
 }
 
 /// The files of a Sources stanza: its `Checksums-Sha256` lines, under `Directory`.
@@ -266,8 +269,7 @@ fn source_files(stanza: &Stanza, files: &mut Vec<PoolFile>) -> Result<(), String
             return Err(bad());
         };
         let size = size.parse().map_err(|_| bad())?;
-        let hash = hash.to_ascii_lowercase();
-        check_sha256(&hash, package, at)?;
+        let hash = check_sha256(hash, package, at)?;
         push(
             files,
             &format!("{}/{name}", stanza.directory),
@@ -284,7 +286,7 @@ fn push(
     files: &mut Vec<PoolFile>,
     path: &str,
     size: u64,
-    sha256: String,
+    sha256: ObjectId,
     package: &str,
 ) -> Result<(), String> {
     let path = path.trim_start_matches("./");
@@ -312,13 +314,45 @@ fn missing_sha256(what: &str, field: &str, weak: &[&str]) -> String {
     }
 }
 
-fn check_sha256(hash: &str, package: &str, at: usize) -> Result<(), String> {
-    if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(())
-    } else {
-        Err(format!(
-            "package {package} (line {at}): `{hash}` is not a SHA256"
-        ))
+/// The value of each hex digit (either case); 0xff for any other byte.
+const HEX_DIGITS: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// `hash` decoded (either case), or why it is no SHA256. By table, with no branch per digit:
+/// every file an index names has one.
+fn check_sha256(hash: &str, package: &str, at: usize) -> Result<ObjectId, String> {
+    let digits = hash.as_bytes();
+    let mut id = ObjectId([0; 32]);
+    let mut bad = digits.len() != 64;
+    if !bad {
+        for (byte, pair) in id.0.iter_mut().zip(digits.chunks_exact(2)) {
+            let (high, low) = (
+                HEX_DIGITS[usize::from(pair[0])],
+                HEX_DIGITS[usize::from(pair[1])],
+            );
+            bad |= (high | low) > 0xf;
+            *byte = (high << 4) | low;
+        }
+    }
+    match bad {
+        false => Ok(id),
+        true => Err(format!(
+            "package {package} (line {at}): `{}` is not a SHA256",
+            hash.to_ascii_lowercase()
+        )),
     }
 }
 

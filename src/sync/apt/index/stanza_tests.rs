@@ -185,7 +185,7 @@ fn crlf_indices_name_the_same_files_as_lf_ones() {
     assert_eq!(crlf, lf);
     assert_eq!(lf[1].path, "pool/main/p/pkg1/pkg1_1_amd64.deb");
     assert_eq!(lf[1].size, 101);
-    assert_eq!(lf[1].sha256, format!("{:064x}", 1));
+    assert_eq!(lf[1].sha256.to_hex(), format!("{:064x}", 1));
 }
 
 #[test]
@@ -271,5 +271,40 @@ fn lines_split_across_writes_are_joined() {
     let files = feed(chunks).unwrap();
     assert_eq!(files.len(), 1);
     assert_eq!(files[0].path, "pool/a.deb");
-    assert_eq!(files[0].sha256, sha);
+    assert_eq!(files[0].sha256.to_hex(), sha);
+}
+
+/// The table decoder takes hex digits of either case and refuses anything else, wherever
+/// the bad byte is and whatever the length.
+#[test]
+fn sha256_digits_decode_by_table_in_either_case() {
+    let lower: String = (0..32).map(|i| format!("{:02x}", i * 7 + 3)).collect();
+    let expected: ObjectId = lower.parse().unwrap();
+    assert_eq!(check_sha256(&lower, "p", 1), Ok(expected));
+    assert_eq!(
+        check_sha256(&lower.to_ascii_uppercase(), "p", 1),
+        Ok(expected)
+    );
+    let all: String = "0123456789abcdefABCDEF".chars().cycle().take(64).collect();
+    assert_eq!(
+        check_sha256(&all, "p", 1).unwrap(),
+        all.to_ascii_lowercase().parse().unwrap()
+    );
+    for at in [0, 1, 31, 62, 63] {
+        for bad in ['g', 'G', ' ', '/', ':', '@', '`'] {
+            let mut text = lower.clone().into_bytes();
+            text[at] = bad as u8;
+            let text = String::from_utf8(text).unwrap();
+            let error = check_sha256(&text, "p", 9).unwrap_err();
+            assert!(error.contains("is not a SHA256"), "{error}");
+        }
+    }
+    for text in [
+        &lower[..62],
+        &format!("{lower}0"),
+        "",
+        "é".repeat(32).as_str(),
+    ] {
+        assert!(check_sha256(text, "p", 1).is_err(), "{text}");
+    }
 }
