@@ -15,11 +15,7 @@ use crate::manifest::varint;
 use crate::manifest::{Entry, Origin};
 use crate::store::{ObjectId, Stamp, Store};
 
-const IMMUTABLE: u8 = 1;
-const ORIGIN: u8 = 2;
-const STAMP: u8 = 4;
-const STAMP_CTIME: u8 = 8;
-const STAMP_INODE: u8 = 16;
+use crate::manifest::binary::{entry_flags, IMMUTABLE, ORIGIN, STAMP, STAMP_CTIME, STAMP_INODE};
 /// Two bits for the entry's [`Check`].
 const CHECK_SHIFT: u8 = 5;
 
@@ -110,23 +106,7 @@ impl Spill {
             ));
         }
         let out = &mut self.buffer;
-        let mut flags = check.bits() << CHECK_SHIFT;
-        if entry.immutable {
-            flags |= IMMUTABLE;
-        }
-        if entry.origin.is_some() {
-            flags |= ORIGIN;
-        }
-        if let Some(stamp) = &entry.stamp {
-            flags |= STAMP;
-            if stamp.ctime_ns.is_some() {
-                flags |= STAMP_CTIME;
-            }
-            if stamp.inode.is_some() {
-                flags |= STAMP_INODE;
-            }
-        }
-        out.push(flags);
+        out.push(check.bits() << CHECK_SHIFT | entry_flags(entry));
         let shared = path
             .iter()
             .zip(&self.last)

@@ -52,11 +52,33 @@ pub const MAGIC: &[u8; 6] = b"mbxman";
 /// The version of the binary layout above (not of the manifest's fields: see `FORMAT`).
 pub const VERSION: u8 = 1;
 
-const IMMUTABLE: u8 = 1;
-const ORIGIN: u8 = 2;
-const STAMP: u8 = 4;
-const STAMP_CTIME: u8 = 8;
-const STAMP_INODE: u8 = 16;
+pub(crate) const IMMUTABLE: u8 = 1;
+pub(crate) const ORIGIN: u8 = 2;
+pub(crate) const STAMP: u8 = 4;
+pub(crate) const STAMP_CTIME: u8 = 8;
+pub(crate) const STAMP_INODE: u8 = 16;
+
+/// The flag byte of an entry: which optional fields follow. Shared with the sync's spill file
+/// (`sync::spill`), which stores entries the same way for a while.
+pub(crate) fn entry_flags(entry: &super::Entry) -> u8 {
+    let mut flags = 0;
+    if entry.immutable {
+        flags |= IMMUTABLE;
+    }
+    if entry.origin.is_some() {
+        flags |= ORIGIN;
+    }
+    if let Some(stamp) = &entry.stamp {
+        flags |= STAMP;
+        if stamp.ctime_ns.is_some() {
+            flags |= STAMP_CTIME;
+        }
+        if stamp.inode.is_some() {
+            flags |= STAMP_INODE;
+        }
+    }
+    flags
+}
 const KNOWN_FLAGS: u8 = IMMUTABLE | ORIGIN | STAMP | STAMP_CTIME | STAMP_INODE;
 const END: u8 = 0x80;
 

@@ -5,8 +5,8 @@ use std::io::{self, BufWriter, Write};
 
 use super::super::{varint, Entry};
 use super::{
-    Compression, Header, Previous, END, HEADER_IMMUTABILITY, HEADER_SELECTION, IMMUTABLE, MAGIC,
-    MAX_PATH, MAX_SELECTION, MAX_SOURCE, NS, ORIGIN, STAMP, STAMP_CTIME, STAMP_INODE, VERSION,
+    entry_flags, Compression, Header, Previous, END, HEADER_IMMUTABILITY, HEADER_SELECTION, MAGIC,
+    MAX_PATH, MAX_SELECTION, MAX_SOURCE, NS, VERSION,
 };
 
 /// zstd's fastest level. On 200,000 Debian-like entries it gives 45.4 B per entry against
@@ -120,23 +120,7 @@ fn too_long(what: &str) -> io::Error {
 
 /// One entry, every number against `previous` (see the module comment of `binary`).
 fn encode(entry: &Entry, previous: &mut Previous, out: &mut Vec<u8>) {
-    let mut flags = 0;
-    if entry.immutable {
-        flags |= IMMUTABLE;
-    }
-    if entry.origin.is_some() {
-        flags |= ORIGIN;
-    }
-    if let Some(stamp) = &entry.stamp {
-        flags |= STAMP;
-        if stamp.ctime_ns.is_some() {
-            flags |= STAMP_CTIME;
-        }
-        if stamp.inode.is_some() {
-            flags |= STAMP_INODE;
-        }
-    }
-    out.push(flags);
+    out.push(entry_flags(entry));
 
     let path = entry.path.as_bytes();
     let shared = path
