@@ -7,45 +7,16 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-
 use common::aptrepo::{AptRepo, Layout as RepoLayout, Pkg};
+use common::heap::peak_of;
 use common::upstream::Upstream;
 use mirrorbox::manifest::{Entry, Manifest};
 use mirrorbox::store::refs::SourceRefs;
 use mirrorbox::store::{IngestMode, ObjectId, Store, StoreOptions};
 use mirrorbox::sync::SourceKind;
 
-struct Counting;
-
-static IN_USE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is passed on to the system allocator unchanged; only counters change.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let now = IN_USE.fetch_add(layout.size(), Relaxed) + layout.size();
-        PEAK.fetch_max(now, Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        IN_USE.fetch_sub(layout.size(), Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// The heap `work` took at its peak, above what was in use before.
-fn peak_of<T>(work: impl FnOnce() -> T) -> (usize, T) {
-    let before = IN_USE.load(Relaxed);
-    PEAK.store(before, Relaxed);
-    let out = work();
-    (PEAK.load(Relaxed) - before, out)
-}
+static ALLOCATOR: common::heap::Counting = common::heap::Counting;
 
 /// Makes the current snapshot of `source` the `synced` one plus `extra` pool entries (objects
 /// that need not exist: a no-op sync does not look at them), with the same selection.

@@ -3,42 +3,17 @@
 //! file of each other. The heap is counted exactly by this binary's allocator, and this file
 //! holds one test, so nothing else allocates meanwhile.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+mod common;
+
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use common::heap::peak_of;
 
 use mirrorbox::store::{IngestMode, Store, StoreOptions};
 use mirrorbox::sync::dir::DirOptions;
 
-struct Counting;
-
-static IN_USE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is passed on to the system allocator unchanged; only counters change.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let now = IN_USE.fetch_add(layout.size(), Relaxed) + layout.size();
-        PEAK.fetch_max(now, Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        IN_USE.fetch_sub(layout.size(), Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// The heap `work` took at its peak, above what was in use before.
-fn peak_of(work: impl FnOnce()) -> usize {
-    let before = IN_USE.load(Relaxed);
-    PEAK.store(before, Relaxed);
-    work();
-    PEAK.load(Relaxed) - before
-}
+static ALLOCATOR: common::heap::Counting = common::heap::Counting;
 
 fn write_files(root: &Path, files: usize, version: u32) {
     for i in 0..files {
@@ -68,10 +43,10 @@ fn peaks(files: usize) -> [usize; 3] {
         assert_eq!(report.counts.files, files as u64);
         report.changed
     };
-    let cold = peak_of(|| assert!(sync()));
+    let cold = peak_of(|| assert!(sync())).0;
     write_files(&root, files / 10, 1);
-    let changed = peak_of(|| assert!(sync()));
-    let no_op = peak_of(|| assert!(!sync()));
+    let changed = peak_of(|| assert!(sync())).0;
+    let no_op = peak_of(|| assert!(!sync())).0;
     [cold, changed, no_op]
 }
 

@@ -5,6 +5,7 @@
 pub mod aptclient;
 pub mod aptrepo;
 pub mod gpg;
+pub mod heap;
 pub mod probe;
 pub mod upstream;
 
