@@ -293,24 +293,21 @@ fn aria2c_fetches_an_rdiff_through_the_torrent_like_a_laptop() {
     assert!(again.contains("stored 0 new files"), "{first}\n{again}");
     assert!(get(&server, &torrent_path) == torrent);
 
+    // A laptop trusts only its root CA: another one gets nothing.
+    let stranger = tempfile::tempdir().unwrap();
+    let other_ca = stranger.path().join("other-ca.pem");
+    let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+    std::fs::write(&other_ca, other.cert.pem()).unwrap();
+    let refused = aria2c(
+        &other_ca,
+        stranger.path(),
+        &format!("{urlbase}{torrent_path}"),
+    );
+    assert!(!refused.status.success(), "aria2c trusted another CA");
+    assert!(!stranger.path().join(RDIFF).exists());
+
     let work = tempfile::tempdir().unwrap();
-    let out = Command::new("timeout")
-        .arg("120")
-        .arg("aria2c")
-        .arg(format!("--ca-certificate={}", ca.display()))
-        .args([
-            "--follow-torrent=mem",
-            "--seed-time=0",
-            "--bt-enable-lpd=false",
-            "--enable-dht=false",
-            "--check-integrity=true",
-            "--summary-interval=0",
-            "--console-log-level=warn",
-        ])
-        .arg(format!("--dir={}", work.path().display()))
-        .arg(format!("{urlbase}{torrent_path}"))
-        .output()
-        .expect("aria2c (Debian package aria2)");
+    let out = aria2c(&ca, work.path(), &format!("{urlbase}{torrent_path}"));
     assert!(out.status.success(), "aria2c: {out:?}");
     let fetched = work.path().join(RDIFF);
     assert!(std::fs::read(&fetched).unwrap() == published);
@@ -325,6 +322,29 @@ fn aria2c_fetches_an_rdiff_through_the_torrent_like_a_laptop() {
         .expect("rdiff (Debian package rdiff)");
     assert!(patch.status.success(), "rdiff patch: {patch:?}");
     assert!(std::fs::read(&rebuilt).unwrap() == std::fs::read(images.path().join(NEW)).unwrap());
+}
+
+/// aria2c as a Puavo laptop runs it on a torrent URL, kept local (no DHT, no LPD) and made
+/// to exit once the file is complete.
+fn aria2c(ca: &Path, dir: &Path, url: &str) -> std::process::Output {
+    Command::new("timeout")
+        .arg("120")
+        .arg("aria2c")
+        .arg(format!("--ca-certificate={}", ca.display()))
+        .args([
+            "--follow-torrent=mem",
+            "--seed-time=0",
+            "--bt-enable-lpd=false",
+            "--enable-dht=false",
+            "--check-integrity=true",
+            "--summary-interval=0",
+            "--console-log-level=warn",
+            "--max-tries=2",
+        ])
+        .arg(format!("--dir={}", dir.display()))
+        .arg(url)
+        .output()
+        .expect("aria2c (Debian package aria2)")
 }
 
 /// Copies a served repository (CKSUMS, the meta file and every file CKSUMS lists) into `dir`.
