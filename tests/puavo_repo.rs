@@ -399,7 +399,7 @@ assert info[b'name'].decode() == sys.argv[2].rsplit('/', 1)[1], 'name'
 size = info[b'piece length']
 pieces = b''.join(hashlib.sha1(payload[i:i+size]).digest() for i in range(0, len(payload), size))
 assert info[b'pieces'] == pieces, 'pieces'
-assert torrent[b'url-list'] == [sys.argv[3].encode()], torrent[b'url-list']
+assert torrent[b'url-list'] == sys.argv[3].encode(), torrent[b'url-list']
 "#;
 
 #[test]
@@ -749,13 +749,13 @@ fn mirror_mode_copies_verifies_and_rewrites() {
         )
     };
     let sources = [
-        mirror("same", "/same", "keep_images = 10"),
+        mirror("same", "/same", "keep_images = 10\ntorrents = false"),
         mirror(
             "rewritten",
             "/rewritten",
             "keep_images = 10\nrewrite_urls = true\nurlbase = \"http://bootserver.example/images\"",
         ),
-        mirror("newest", "/newest", "keep_images = 2"),
+        mirror("newest", "/newest", "keep_images = 2\ntorrents = false"),
     ]
     .join("\n");
     let site = Site::with(false, &sources);
@@ -833,7 +833,7 @@ fn mirror_mode_copies_verifies_and_rewrites() {
     std::fs::write(upstream_dir.path().join(&rdiff_path), &bad).unwrap();
     let fresh = PathBuf::from(&rdiff_path);
     let name = fresh.file_name().unwrap().to_str().unwrap();
-    let fresh_site = Site::with(false, &mirror("fresh", "/fresh", ""));
+    let fresh_site = Site::with(false, &mirror("fresh", "/fresh", "torrents = false"));
     let fresh_server = fresh_site.start_without_sync();
     let output = sync_partly(&fresh_site, "fresh");
     assert!(

@@ -1,21 +1,29 @@
 //! Single-file BitTorrent metainfo for rdiffs (BEP 3), with the rdiff's own URL as web seed
 //! (BEP 19), so a laptop that tries the torrent first can always fall back to this server.
 //!
-//! The file is deterministic (no creation date): the same delta, URL and trackers give the
-//! same bytes, so a rebuild does not store a new object.
+//! The info dictionary is byte for byte what a Puavo bootserver's `mktorrent -w <url> <file>`
+//! (mktorrent 1.1) writes for the same file: keys `length`, `name`, `piece length` (always
+//! 256 KiB) and `pieces`, no `private` flag. Only the info dictionary counts for the infohash,
+//! so laptops seeding an rdiff fetched from a bootserver and from this server find each other
+//! as peers of one swarm. The rest follows mktorrent too: one web seed is written as a
+//! `url-list` string; `announce` (and `announce-list`, one tier per tracker, when there are
+//! several) only when trackers are given.
+//!
+//! The file is deterministic (no creation date, unlike mktorrent): the same delta, URL and
+//! trackers give the same bytes, so a rebuild does not store a new object.
 
 use std::io::{self, Read};
 
 use sha1::{Digest, Sha1};
 
-/// Piece size for a file: 256 KiB, doubled until there are at most ~2000 pieces (as
-/// mktorrent and transmission-create choose), at most 16 MiB.
-pub fn piece_length(size: u64) -> u64 {
-    let mut piece = 256 * 1024u64;
-    while size / piece > 2000 && piece < 16 * 1024 * 1024 {
-        piece *= 2;
-    }
-    piece
+/// mktorrent 1.1's piece size without `-l`: 2^18 bytes.
+pub const PIECE_LENGTH: u64 = 256 * 1024;
+
+/// Piece size for a file of `size` bytes: always [`PIECE_LENGTH`], whatever the size, as
+/// mktorrent 1.1 chooses (its automatic sizing came later); a different piece size would
+/// give a different infohash than the bootservers' torrents of the same rdiff.
+pub fn piece_length(_size: u64) -> u64 {
+    PIECE_LENGTH
 }
 
 /// What goes into a torrent besides the data.
@@ -24,7 +32,8 @@ pub struct TorrentInfo<'a> {
     pub name: &'a str,
     /// The rdiff's URL, used as web seed.
     pub web_seed: &'a str,
-    /// Tracker announce URLs; the first is `announce`, all are in `announce-list`.
+    /// Tracker announce URLs; the first is `announce`; when there are several, each is a
+    /// tier of `announce-list` (as `mktorrent -a <first> -a <second>` writes them).
     pub trackers: &'a [String],
 }
 
@@ -63,14 +72,16 @@ pub fn build(mut data: impl Read, size: u64, info: &TorrentInfo) -> io::Result<V
     if let Some(first) = info.trackers.first() {
         string(&mut out, b"announce");
         string(&mut out, first.as_bytes());
-        string(&mut out, b"announce-list");
-        out.push(b'l');
-        for tracker in info.trackers {
+        if info.trackers.len() > 1 {
+            string(&mut out, b"announce-list");
             out.push(b'l');
-            string(&mut out, tracker.as_bytes());
+            for tracker in info.trackers {
+                out.push(b'l');
+                string(&mut out, tracker.as_bytes());
+                out.push(b'e');
+            }
             out.push(b'e');
         }
-        out.push(b'e');
     }
     string(&mut out, b"created by");
     string(&mut out, b"mirrorbox");
@@ -86,9 +97,7 @@ pub fn build(mut data: impl Read, size: u64, info: &TorrentInfo) -> io::Result<V
     string(&mut out, &pieces);
     out.push(b'e');
     string(&mut out, b"url-list");
-    out.push(b'l');
     string(&mut out, info.web_seed.as_bytes());
-    out.push(b'e');
     out.push(b'e');
     Ok(out)
 }
@@ -109,40 +118,44 @@ fn integer(out: &mut Vec<u8>, value: u64) {
 mod tests {
     use super::*;
 
+    fn info<'a>(trackers: &'a [String]) -> TorrentInfo<'a> {
+        TorrentInfo {
+            name: "a.rdiff",
+            web_seed: "http://h/rdiffs/a.rdiff",
+            trackers,
+        }
+    }
+
     #[test]
     fn small_torrent_layout() {
-        let data = b"hello";
-        let torrent = build(
-            &data[..],
-            5,
-            &TorrentInfo {
-                name: "a.rdiff",
-                web_seed: "http://h/rdiffs/a.rdiff",
-                trackers: &[],
-            },
-        )
-        .unwrap();
+        let torrent = build(&b"hello"[..], 5, &info(&[])).unwrap();
         let mut expected = b"d10:created by9:mirrorbox4:infod6:lengthi5e4:name7:a.rdiff12:piece lengthi262144e6:pieces20:".to_vec();
         expected.extend_from_slice(&Sha1::digest(b"hello"));
-        expected.extend_from_slice(b"e8:url-listl23:http://h/rdiffs/a.rdiffee");
+        expected.extend_from_slice(b"e8:url-list23:http://h/rdiffs/a.rdiffe");
         assert_eq!(torrent, expected);
     }
 
     #[test]
-    fn size_mismatch_is_an_error() {
-        let info = TorrentInfo {
-            name: "a",
-            web_seed: "u",
-            trackers: &[],
-        };
-        assert!(build(&b"abc"[..], 4, &info).is_err());
+    fn one_tracker_is_announce_only_several_are_tiers() {
+        let one = ["http://t/a".to_string()];
+        let torrent = build(&b""[..], 0, &info(&one)).unwrap();
+        assert!(torrent.starts_with(b"d8:announce10:http://t/a10:created by"));
+        let two = ["http://t/a".to_string(), "udp://u:1/a".to_string()];
+        let torrent = build(&b""[..], 0, &info(&two)).unwrap();
+        assert!(torrent.starts_with(
+            b"d8:announce10:http://t/a13:announce-listll10:http://t/ael11:udp://u:1/aee10:created by"
+        ));
     }
 
     #[test]
-    fn piece_sizes_grow_with_the_file() {
-        assert_eq!(piece_length(0), 256 * 1024);
-        assert_eq!(piece_length(100 << 20), 256 * 1024);
-        assert_eq!(piece_length(2 << 30), 2 << 20);
-        assert_eq!(piece_length(1 << 40), 16 << 20);
+    fn size_mismatch_is_an_error() {
+        assert!(build(&b"abc"[..], 4, &info(&[])).is_err());
+    }
+
+    #[test]
+    fn pieces_stay_256_kib_for_any_size() {
+        for size in [0, 100 << 20, 2 << 30, 1 << 40] {
+            assert_eq!(piece_length(size), 256 * 1024);
+        }
     }
 }

@@ -503,7 +503,7 @@ pub fn torrent_object(
     let web_seed = format!("{urlbase}/rdiffs/{name}");
     let trackers_text = trackers.join("\n");
     let key = CacheKey::new(&[
-        b"torrent-1",
+        b"torrent-2",
         &delta.0,
         web_seed.as_bytes(),
         trackers_text.as_bytes(),

@@ -17,7 +17,8 @@ pub struct PuavoOptions {
     /// Base of the `urls` in meta files (images at `<urlbase>/<file>`, rdiffs at
     /// `<urlbase>/rdiffs/<file>`) and of torrent web seeds.
     pub urlbase: Option<String>,
-    /// Also publish `torrents/<rdiff>.torrent` (web seed = the rdiff's URL).
+    /// Also publish `torrents/<rdiff>.torrent` (web seed = the rdiff's URL). On unless
+    /// `torrents = false`: Puavo laptops fetch rdiffs through torrents by default.
     pub torrents: bool,
     /// Tracker announce URLs written into torrents (none: web seed and peer discovery only).
     pub torrent_trackers: Vec<String>,
@@ -93,14 +94,13 @@ impl PuavoOptions {
                 }
             })
             .transpose()?;
-        let torrents = raw.torrents.unwrap_or(false);
+        let torrents_set = raw.torrents;
+        let torrents = torrents_set.unwrap_or(true);
         let torrent_trackers = raw.torrent_trackers.clone().unwrap_or_default();
-        if torrents && urlbase.is_none() {
-            return Err("key `urlbase`: missing (torrents need it for their web seed URL)".into());
-        }
         if !torrents && !torrent_trackers.is_empty() {
             return Err(
-                "key `torrent_trackers`: set `torrents = true` too, or leave it out".into(),
+                "key `torrent_trackers`: `torrents = false` writes no torrents; drop one of the two"
+                    .into(),
             );
         }
         let mode = match (&raw.image_dir, &raw.upstream) {
@@ -113,6 +113,9 @@ impl PuavoOptions {
             (Some(_), None) => build_mode(raw, &urlbase, &fetch)?,
             (None, Some(_)) => mirror_mode(raw, &urlbase, fetch)?,
         };
+        if torrents && urlbase.is_none() {
+            return Err(torrents_need_urlbase(torrents_set.is_some()));
+        }
         Ok(PuavoOptions {
             mode,
             urlbase,
@@ -191,6 +194,15 @@ impl PuavoOptions {
                 upstream, series, ..
             } => vec![format!("mirrors {upstream}: series {}", series.join(" "))],
         }
+    }
+}
+
+/// Why `urlbase` is needed when torrents are on: their web seed is `<urlbase>/rdiffs/<rdiff>`.
+fn torrents_need_urlbase(asked_for: bool) -> String {
+    if asked_for {
+        "key `urlbase`: missing (torrents need it for their web seed URL)".into()
+    } else {
+        "key `urlbase`: missing: torrents are on by default (Puavo laptops fetch rdiffs through torrents/<rdiff>.torrent, whose web seed is <urlbase>/rdiffs/<rdiff>); set urlbase = \"https://<this host>\", or torrents = false".into()
     }
 }
 
