@@ -749,11 +749,11 @@ fn mirror_mode_copies_verifies_and_rewrites() {
         )
     };
     let sources = [
-        mirror("same", "/same", "keep_images = 10\ntorrents = false"),
+        mirror("same", "/same", "keep_images = 10\nkeep_rdiffs_per_image = 10\ntorrents = false"),
         mirror(
             "rewritten",
             "/rewritten",
-            "keep_images = 10\nrewrite_urls = true\nurlbase = \"http://bootserver.example/images\"",
+            "keep_images = 10\nkeep_rdiffs_per_image = 10\nrewrite_urls = true\nurlbase = \"http://bootserver.example/images\"",
         ),
         mirror("newest", "/newest", "keep_images = 2\ntorrents = false"),
     ]

@@ -48,6 +48,11 @@ pub fn main() -> i32 {
     }
 }
 
+/// Libraries whose own info lines (a squashfs reader's "Reading Inodes" for every image,
+/// HTTP/2 and TLS internals) would bury ours: they log at warnings unless named in
+/// `$MIRRORBOX_LOG`.
+const QUIET_LIBRARIES: &str = "h2=warn,hyper=warn,rustls=warn,backhand=warn";
+
 /// Logs go to stderr, at a level from `-v`/`-q` unless `$MIRRORBOX_LOG` says otherwise; the
 /// libraries' own chatter stays at warnings.
 fn init_logging(verbose: u8, quiet: u8) {
@@ -58,13 +63,28 @@ fn init_logging(verbose: u8, quiet: u8) {
         1 => "debug",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_env("MIRRORBOX_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(format!("{level},h2=warn,hyper=warn,rustls=warn")));
+    let explicit = std::env::var("MIRRORBOX_LOG").ok();
+    let filter = log_filter(level, explicit.as_deref());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+}
+
+/// The filter for `level`, or for an explicit `$MIRRORBOX_LOG` (falling back to `level` if
+/// it does not parse). [`QUIET_LIBRARIES`] come first, so a directive of `explicit` for the
+/// same target replaces theirs: `MIRRORBOX_LOG=debug` keeps the libraries quiet,
+/// `MIRRORBOX_LOG=info,backhand=info` shows that library's lines.
+fn log_filter(level: &str, explicit: Option<&str>) -> EnvFilter {
+    let fallback = || EnvFilter::new(format!("{level},{QUIET_LIBRARIES}"));
+    match explicit {
+        Some(directives) if !directives.trim().is_empty() => {
+            EnvFilter::try_new(format!("{QUIET_LIBRARIES},{directives}"))
+                .unwrap_or_else(|_| fallback())
+        }
+        _ => fallback(),
+    }
 }
 
 impl ConfigArg {
@@ -173,4 +193,47 @@ fn check_sources(config: &Config, sources: &[String]) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod log_tests {
+    use super::log_filter;
+    use tracing::Level;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    /// Whether `target` logs at `level` under the filter.
+    fn enabled(filter: tracing_subscriber::EnvFilter, target: &str, level: Level) -> bool {
+        let subscriber = tracing_subscriber::registry().with(filter);
+        tracing::subscriber::with_default(subscriber, || match (target, level) {
+            ("backhand", Level::INFO) => tracing::enabled!(target: "backhand", Level::INFO),
+            ("backhand", Level::WARN) => tracing::enabled!(target: "backhand", Level::WARN),
+            ("mirrorbox", Level::INFO) => tracing::enabled!(target: "mirrorbox", Level::INFO),
+            ("mirrorbox", Level::DEBUG) => tracing::enabled!(target: "mirrorbox", Level::DEBUG),
+            _ => unreachable!("add the case"),
+        })
+    }
+
+    #[test]
+    fn libraries_stay_quiet_unless_named() {
+        assert!(enabled(log_filter("info", None), "mirrorbox", Level::INFO));
+        assert!(!enabled(log_filter("info", None), "backhand", Level::INFO));
+        assert!(enabled(log_filter("info", None), "backhand", Level::WARN));
+        assert!(!enabled(log_filter("trace", None), "backhand", Level::INFO));
+        let debug = Some("debug");
+        assert!(enabled(
+            log_filter("info", debug),
+            "mirrorbox",
+            Level::DEBUG
+        ));
+        assert!(!enabled(log_filter("info", debug), "backhand", Level::INFO));
+        let named = Some("info,backhand=info");
+        assert!(enabled(log_filter("warn", named), "backhand", Level::INFO));
+        // Not a filter: the level from the flags.
+        let broken = Some("info,=[=");
+        assert!(!enabled(
+            log_filter("warn", broken),
+            "mirrorbox",
+            Level::INFO
+        ));
+    }
 }

@@ -60,10 +60,18 @@ impl Series {
         pairs
     }
 
-    /// Every image file this series needs (its list and extra sources).
+    /// Every image file this series needs: its list, and the `extra_rdiffs` sources of the
+    /// images in that list. Extras of an image that is not in the list are ignored, sources
+    /// and all, as puavo-os's make-rdiffs ignores them (it looks extras up only for the
+    /// images it builds); a missing source of a listed image is needed, so it fails the
+    /// series (see [`crate::sync::puavo::build`]).
     pub fn all_images(&self) -> Vec<String> {
         let mut all = self.images.clone();
-        for (_, sources) in &self.extra_rdiffs {
+        let built = self
+            .extra_rdiffs
+            .iter()
+            .filter(|(target, _)| self.images.contains(target));
+        for (_, sources) in built {
             for source in sources {
                 if !all.contains(source) {
                     all.push(source.clone());
@@ -273,6 +281,18 @@ mod tests {
         assert_eq!(
             pairs[0],
             ("a".into(), vec!["b".to_string(), "old".to_string()])
+        );
+        // Extras of an image not in the list: no pair, no image needed.
+        let mut unbuilt = series.clone();
+        unbuilt.extra_rdiffs = vec![("gone".into(), vec!["missing".into()])];
+        assert_eq!(unbuilt.rdiff_pairs().len(), 3);
+        assert_eq!(unbuilt.all_images(), series.images);
+        assert_eq!(
+            series.all_images(),
+            vec!["a", "b", "c", "d", "e", "old"]
+                .into_iter()
+                .map(String::from)
+                .collect::<Vec<_>>()
         );
         let one = Series {
             name: "s".into(),

@@ -90,9 +90,11 @@ pub fn check_image(path: &Path) -> Result<(), ImageError> {
 }
 
 /// The image's puavo-conf definitions: every `*.json` file of [`DEFINITIONS_DIR`] (name
-/// order) parsed as a JSON object, merged into one object (a key defined twice is an error,
-/// as in puavo-os). Errors are
-/// reasons for a warning; the caller publishes `{}` then.
+/// order) parsed as a JSON object, merged into one object, as puavo-os's make-rdiffs does
+/// when it mounts the image. As there, a key defined in two files is an error (within one
+/// file the last value wins, as with any JSON parser), an image without the folder has no
+/// definitions, and every error is a reason to publish nothing for the image's series: a
+/// meta file without the image's parameters would silently reset them on every laptop.
 pub fn puavo_conf(path: &Path) -> Result<Map<String, Value>, String> {
     let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
     let reader = BufReader::with_capacity(128 * 1024, file);
@@ -118,10 +120,12 @@ pub fn puavo_conf(path: &Path) -> Result<Map<String, Value>, String> {
         }
     }
     if !found_dir {
-        return Err(format!("the image has no {DEFINITIONS_DIR}"));
+        return Ok(Map::new());
     }
     files.sort_by(|a, b| a.0.cmp(&b.0));
     let mut merged = Map::new();
+    // Which file defined each key, to name both files of a duplicate.
+    let mut defined_in: std::collections::HashMap<String, String> = Default::default();
     for (name, file) in files {
         let mut bytes = Vec::new();
         filesystem
@@ -135,11 +139,12 @@ pub fn puavo_conf(path: &Path) -> Result<Map<String, Value>, String> {
             Value::Object(object) => {
                 // puavo-os refuses an image that defines a parameter twice; so do we.
                 for (key, definition) in object {
-                    if merged.contains_key(&key) {
+                    if let Some(first) = defined_in.get(&key) {
                         return Err(format!(
-                            "{DEFINITIONS_DIR}/{name} defines `{key}` again (duplicate definition)"
+                            "duplicate puavo-conf key `{key}`: defined in {DEFINITIONS_DIR}/{first} and again in {DEFINITIONS_DIR}/{name}"
                         ));
                     }
+                    defined_in.insert(key.clone(), name.clone());
                     merged.insert(key, definition);
                 }
             }

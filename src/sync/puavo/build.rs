@@ -280,7 +280,16 @@ impl Builder<'_> {
                     "`{file}` is not named <prefix>-YYYY-MM-DD-HHMMSS-<suffix>.img"
                 ))
             })?;
-            let entry = self.image(&file, tree, report)?;
+            // An `extra_rdiffs` source that cannot be stored fails the series, as it fails
+            // puavo-os's make-rdiffs run: publishing the target without the rdiff the
+            // admin asked for would send the laptops on that old image a full image
+            // download each, with nothing in the meta file to say why.
+            let entry = self.image(&file, tree, report).map_err(|e| match e {
+                BuildError::Series(why) if !series.images.contains(&file) => {
+                    fail(format!("extra_rdiffs source: {why}"))
+                }
+                other => other,
+            })?;
             images.push(Image {
                 file: file.clone(),
                 name,
@@ -322,11 +331,14 @@ impl Builder<'_> {
         let mut facts = Vec::new();
         for file in &series.images {
             let image = find(file);
-            let image_facts = self.cache.facts(&image.object, true)?;
-            if let Some(problem) = &image_facts.puavo_conf_problem {
-                let message = format!("{file}: puavo-conf not read ({problem}); meta lists {{}}");
-                tracing::warn!(source = self.source, "{message}");
-                report.problems.push(message);
+            let mut image_facts = self.cache.facts(&image.object, true)?;
+            if image_facts.puavo_conf_problem.is_some() {
+                // Read again rather than trust a remembered failure (an I/O error then, or
+                // a rule since relaxed); the answer now decides.
+                let conf = squashfs::puavo_conf(&self.store.object_path(&image.object))
+                    .map_err(|why| fail(format!("image `{file}`: puavo-conf: {why}")))?;
+                image_facts.puavo_conf = Some(conf);
+                image_facts.puavo_conf_problem = None;
             }
             facts.push((image, image_facts.file_facts(&image.object), image_facts));
         }

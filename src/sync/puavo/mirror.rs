@@ -1,7 +1,7 @@
 //! Mirror mode: follow series of another Puavo image repository, like a bootserver does, but
-//! publishing a repository of our own: `meta/<series>.json` first, then the newest
-//! `keep_images` images of each series and the rdiffs listed for them, each verified by size,
-//! SHA-256 and (when listed) SHA-512 and `cksum` before it can be published.
+//! publishing a repository of our own: `meta/<series>.json` first, then the images and rdiffs
+//! [`retention`](super::retention) keeps, each verified by size, SHA-256 and (when listed)
+//! SHA-512 and `cksum` before it can be published.
 //!
 //! Files are fetched from `<upstream>/<image>` and `<upstream>/rdiffs/<rdiff>`, the paths
 //! laptops use, not from the meta `urls` (which may name a CDN).
@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::build::{torrent_object, TorrentError};
 use super::cache::Cache;
 use super::options::{PuavoMode, PuavoOptions};
+use super::retention;
 use super::{SeriesOutcomes, SyncError, SyncReport, Tree};
 use crate::manifest::Entry;
 use crate::puavo::meta::{self, Listed, ListedImage};
@@ -38,13 +39,17 @@ async fn mirror(
     let PuavoMode::Mirror {
         upstream,
         series,
-        keep_images,
+        retention,
         rewrite_urls,
         fetch,
     } = &config.mode
     else {
         unreachable!("mirror::run is called for mirror mode only");
     };
+    // Before anything is fetched: without it, images in use would be dropped.
+    let in_use = retention.images_in_use().map_err(SyncError::Upstream)?;
+    // Images of every meta file read, and how many were read.
+    let listed = std::cell::RefCell::new((std::collections::HashSet::new(), 0));
     let fetcher = Fetcher::new(fetch.clone()).map_err(|e| SyncError::Upstream(e.to_string()))?;
     let cache = Cache::open(store)?;
     // Everything this run fetched (or found) for the series, published or not.
@@ -56,7 +61,14 @@ async fn mirror(
             let fetched = fetcher.small(&url, None).await.map_err(series_error)?;
             let listing = meta::parse(name, &fetched.bytes)
                 .map_err(|e| SeriesError::Series(format!("{url}: {e}")))?;
-            let kept = newest(&listing, *keep_images);
+            {
+                let mut listed = listed.borrow_mut();
+                listed
+                    .0
+                    .extend(listing.iter().map(|i| i.image.filename.clone()));
+                listed.1 += 1;
+            }
+            let kept = retention::select(&listing, retention, &in_use);
             let mut files =
                 download_series(store, &fetcher, &cache, upstream, &kept, tree, &held).await?;
             if config.torrents {
@@ -87,7 +99,7 @@ async fn mirror(
                     }
                 }
             }
-            let whole = kept.len() == listing.len();
+            let whole = retention::is_whole(&kept, &listing);
             let text = if whole && !*rewrite_urls {
                 // Nothing to change: the upstream's bytes, as they are.
                 fetched.bytes
@@ -110,6 +122,16 @@ async fn mirror(
         tracing::debug!(source, series = %name, ok = outcome.is_ok(), "series mirrored");
         outcomes.push((name.clone(), outcome));
     }
+    let (listed, read) = listed.into_inner();
+    if read == series.len() {
+        for name in retention::unlisted(&in_use, &listed) {
+            let message = format!(
+                "keep_images_in_use: `{name}` is in no followed series' meta file; nothing is kept for it"
+            );
+            tracing::warn!(source, "{message}");
+            report.problems.push(message);
+        }
+    }
     fetcher.finish(report);
     // Downloads of a series that failed stay until the next sync, which will want them.
     store.write_held(source, &held.borrow())?;
@@ -126,21 +148,6 @@ fn series_error(e: FetchError) -> SeriesError {
         FetchError::Store(e) => SeriesError::Store(SyncError::Store(e)),
         other => SeriesError::Series(other.to_string()),
     }
-}
-
-/// The newest `keep` images by version, in the meta file's order.
-fn newest(listing: &[ListedImage], keep: usize) -> Vec<ListedImage> {
-    let mut versions: Vec<&str> = listing.iter().map(|i| i.image.version.as_str()).collect();
-    versions.sort_unstable();
-    let cut = versions
-        .len()
-        .checked_sub(keep)
-        .and_then(|i| versions.get(i).copied());
-    listing
-        .iter()
-        .filter(|i| cut.is_none_or(|cut| i.image.version.as_str() >= cut))
-        .cloned()
-        .collect()
 }
 
 /// Downloads (or finds in the store) every image and rdiff of `kept`, all verified.
@@ -249,10 +256,7 @@ fn rewrite_meta(
         .and_then(|s| s.get_mut("images"))
         .and_then(Value::as_array_mut)
         .ok_or("no images array")?;
-    images.retain(|image| {
-        let name = image.get("filename").and_then(Value::as_str);
-        kept.iter().any(|k| Some(k.image.filename.as_str()) == name)
-    });
+    retention::trim_meta(images, kept);
     if let Some(urlbase) = urlbase {
         for image in images.iter_mut() {
             let file = image
@@ -275,35 +279,4 @@ fn rewrite_meta(
         }
     }
     serde_json::to_vec(&value).map_err(|e| e.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn image(version: &str) -> ListedImage {
-        ListedImage {
-            image: Listed {
-                filename: format!("p-{version}.img"),
-                size: 1,
-                cksum: "1".into(),
-                sha256: "0".repeat(64),
-                sha512: None,
-                urls: vec![],
-                version: version.into(),
-            },
-            diffs: vec![],
-        }
-    }
-
-    #[test]
-    fn keeps_the_newest_in_order() {
-        let listing = vec![image("3"), image("1"), image("2")];
-        let kept: Vec<String> = newest(&listing, 2)
-            .into_iter()
-            .map(|i| i.image.version)
-            .collect();
-        assert_eq!(kept, vec!["3", "2"]);
-        assert_eq!(newest(&listing, 5).len(), 3);
-    }
 }

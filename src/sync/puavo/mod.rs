@@ -10,6 +10,7 @@ pub mod build;
 pub mod cache;
 pub mod mirror;
 pub mod options;
+pub mod retention;
 
 use std::collections::HashMap;
 

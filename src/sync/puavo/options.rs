@@ -10,6 +10,8 @@ use crate::sync::fetch::FetchKeys;
 use crate::sync::fetch::FetchOptions;
 use crate::sync::kind::ClientUse;
 
+use super::retention::Retention;
+
 /// A Puavo source's validated options.
 #[derive(Debug, Clone)]
 pub struct PuavoOptions {
@@ -44,8 +46,8 @@ pub enum PuavoMode {
     Mirror {
         upstream: String,
         series: Vec<String>,
-        /// Newest images kept per series.
-        keep_images: usize,
+        /// What of each series is kept: the newest images, images in use, their rdiffs.
+        retention: Retention,
         /// Point meta `urls` at `urlbase` (this mirror) instead of the upstream.
         rewrite_urls: bool,
         fetch: FetchOptions,
@@ -65,6 +67,8 @@ struct PuavoKeys {
     upstream: Option<String>,
     series: Option<Vec<String>>,
     keep_images: Option<usize>,
+    keep_rdiffs_per_image: Option<usize>,
+    keep_images_in_use: Option<PathBuf>,
     rewrite_urls: Option<bool>,
     urlbase: Option<String>,
     torrents: Option<bool>,
@@ -191,8 +195,14 @@ impl PuavoOptions {
                 lines
             }
             PuavoMode::Mirror {
-                upstream, series, ..
-            } => vec![format!("mirrors {upstream}: series {}", series.join(" "))],
+                upstream,
+                series,
+                retention,
+                ..
+            } => vec![
+                format!("mirrors {upstream}: series {}", series.join(" ")),
+                retention.describe(),
+            ],
         }
     }
 }
@@ -215,6 +225,8 @@ fn build_mode(
     let mirroring = [
         ("series", raw.series.is_some()),
         ("keep_images", raw.keep_images.is_some()),
+        ("keep_rdiffs_per_image", raw.keep_rdiffs_per_image.is_some()),
+        ("keep_images_in_use", raw.keep_images_in_use.is_some()),
         ("rewrite_urls", raw.rewrite_urls.is_some()),
     ];
     let set = mirroring
@@ -295,6 +307,22 @@ fn mirror_mode(
     if keep_images == 0 {
         return Err("key `keep_images`: must be at least 1".into());
     }
+    let retention = Retention {
+        keep_images,
+        // 0 is allowed: full images only, for a server whose clients never patch.
+        keep_rdiffs_per_image: raw.keep_rdiffs_per_image.unwrap_or(2),
+        in_use_file: raw.keep_images_in_use,
+    };
+    if retention
+        .in_use_file
+        .as_ref()
+        .is_some_and(|p| p.as_os_str().is_empty())
+    {
+        return Err(
+            "key `keep_images_in_use`: empty path (a file listing the images in use, one a line)"
+                .into(),
+        );
+    }
     let rewrite_urls = raw.rewrite_urls.unwrap_or(false);
     if rewrite_urls && urlbase.is_none() {
         return Err("key `urlbase`: missing (`rewrite_urls` points meta urls at it)".into());
@@ -302,7 +330,7 @@ fn mirror_mode(
     Ok(PuavoMode::Mirror {
         upstream,
         series,
-        keep_images,
+        retention,
         rewrite_urls,
         fetch: fetch.into_options()?,
     })
