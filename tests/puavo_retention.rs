@@ -121,7 +121,7 @@ fn upstream_tree() -> tempfile::TempDir {
 
 fn mirror_source(id: &str, upstream: &Upstream, extra: &str) -> String {
     format!(
-        "[[source]]\nid = \"{id}\"\nkind = \"puavo\"\nmount = \"/{id}\"\nupstream = \"{}\"\nseries = [\"{BOOKWORM}\", \"{BULLSEYE}\"]\n{extra}\n",
+        "[[source]]\nid = \"{id}\"\nkind = \"puavo\"\nmount = \"/{id}\"\nupstream = \"{}\"\nseries = [\"{BOOKWORM}\", \"{BULLSEYE}\"]\ntorrents = false\n{extra}\n",
         upstream.url("/").trim_end_matches('/'),
     )
 }
