@@ -9,7 +9,7 @@
 //! is a pass or fail line on the status page, and a failure is a warning of `check-config`
 //! and `serve` until an `allow_…` key on the source says it is deliberate.
 
-use super::options::PuavoOptions;
+use super::options::{PuavoMode, PuavoOptions};
 use crate::sync::kind::{ClientCheck, Serving};
 
 /// The keys that acknowledge a layout Puavo clients do not expect, or tell how HTTPS is
@@ -30,14 +30,21 @@ pub const ALLOW_HTTP_URLBASE: &str = "allow_http_urlbase";
 pub const BEHIND_TLS_PROXY: &str = "behind_tls_proxy";
 
 /// Every check, in a fixed order: mounted at `/`, served over HTTPS, urlbase is https (if
-/// there is a urlbase), torrents on.
+/// clients are handed the urlbase), torrents on.
 pub fn checks(options: &PuavoOptions, at: &Serving<'_>) -> Vec<ClientCheck> {
     let keys = options.layout;
     let mut out = vec![
         mounted_at_root(at.mount, keys),
         served_over_https(at.https_listener, keys),
     ];
-    if let Some(urlbase) = &options.urlbase {
+    // A mirror that neither rewrites the meta files' urls nor makes torrents hands its
+    // urlbase to no client.
+    let urlbase_in_use = options.torrents
+        || match &options.mode {
+            PuavoMode::Build { .. } => true,
+            PuavoMode::Mirror { rewrite_urls, .. } => *rewrite_urls,
+        };
+    if let Some(urlbase) = options.urlbase.as_deref().filter(|_| urlbase_in_use) {
         out.push(urlbase_https(urlbase, keys));
     }
     out.push(torrents(options.torrents));
@@ -181,6 +188,35 @@ mod tests {
             Some(ALLOW_MOUNT_BELOW_ROOT)
         );
         assert!(acknowledged[0].text.contains("acknowledged"));
+    }
+
+    #[test]
+    fn an_unused_urlbase_is_not_checked() {
+        let mirror = |extra: &str| {
+            let text = format!(
+                "upstream = \"https://u\"\nseries = [\"s\"]\nurlbase = \"http://h\"\n{extra}"
+            );
+            PuavoOptions::parse(toml::from_str(&text).unwrap()).unwrap()
+        };
+        let served = Serving {
+            mount: "",
+            https_listener: true,
+        };
+        let names = |options: &PuavoOptions| -> Vec<&str> {
+            checks(options, &served).iter().map(|c| c.check).collect()
+        };
+        let all = [
+            "mounted_at_root",
+            "served_over_https",
+            "urlbase_https",
+            "torrents",
+        ];
+        assert_eq!(
+            names(&mirror("")),
+            ["mounted_at_root", "served_over_https", "torrents"]
+        );
+        assert_eq!(names(&mirror("rewrite_urls = true")), all);
+        assert_eq!(names(&mirror("torrents = true")), all);
     }
 
     #[test]
