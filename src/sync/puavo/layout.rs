@@ -58,7 +58,7 @@ fn mounted_at_root(mount: &str, keys: LayoutKeys) -> ClientCheck {
             .to_string()
     } else {
         format!(
-            "key `mount`: \"{mount}\" is not /: Puavo laptops fetch /<image>, /rdiffs/ and /torrents/ at the server root and cannot use this source (bootservers follow the meta files' urls and can); set mount = \"/\", or {ALLOW_MOUNT_BELOW_ROOT} = true for a bootserver-only mirror"
+            "key `mount`: \"{mount}\" is not /: Puavo laptops fetch /<image>, /rdiffs/ and /torrents/ at the server root and cannot use this source (bootservers follow the meta files' urls and can); set mount = \"/\" (and the urlbase's path to match), or {ALLOW_MOUNT_BELOW_ROOT} = true for a bootserver-only mirror"
         )
     };
     check(
