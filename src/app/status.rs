@@ -82,6 +82,10 @@ impl StatusSource for App {
                 view,
             };
             source.kind.client_use(&at, &mut usage);
+            usage.checks = source.kind.client_checks(&crate::sync::kind::Serving {
+                mount: &source.mount,
+                https_listener: !self.config.server.https.is_empty(),
+            });
         }
         usage
     }

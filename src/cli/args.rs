@@ -66,8 +66,15 @@ pub enum Command {
     },
     /// Remove objects no retained snapshot names.
     Gc(ConfigArg),
-    /// Validate the configuration and print what would be served where.
-    CheckConfig(ConfigArg),
+    /// Validate the configuration and print what would be served where. Exit status 1 if
+    /// anything is a PROBLEM (or, with --strict, a WARNING), 2 if serve would refuse it.
+    CheckConfig {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Count WARNING lines (clients that cannot use a source as configured) as problems.
+        #[arg(long)]
+        strict: bool,
+    },
     /// What changed between two snapshots of a source: added, removed and changed paths with
     /// sizes. A and B are snapshot ids (a prefix of at least 4 digits) or `current`.
     Diff {

@@ -4,9 +4,10 @@
 use crate::config::Config;
 use crate::store::{DataLock, LockError};
 
-/// Prints the configuration's plan; exit status 1 if anything is a PROBLEM. Errors that would
-/// stop `serve` end the command with an `Err` (exit status 2), as they would end `serve`.
-pub(crate) fn run(config: Config) -> anyhow::Result<i32> {
+/// Prints the configuration's plan; exit status 1 if anything is a PROBLEM (or, `strict`, a
+/// WARNING). Errors that would stop `serve` end the command with an `Err` (exit status 2), as
+/// they would end `serve`.
+pub(crate) fn run(config: Config, strict: bool) -> anyhow::Result<i32> {
     println!("config: {}", config.file.display());
     println!("data_dir: {}", config.data_dir.display());
     for addr in &config.server.http {
@@ -59,6 +60,24 @@ pub(crate) fn run(config: Config) -> anyhow::Result<i32> {
         println!("PROBLEM: {warning}");
         problems += 1;
     }
+    let mut client_warnings = 0;
+    for finding in client_findings(&config) {
+        if finding.warning {
+            println!("WARNING: {}", finding.message);
+            client_warnings += 1;
+        } else {
+            println!("note: {}", finding.message);
+        }
+    }
+    if client_warnings > 0 {
+        if strict {
+            problems += client_warnings;
+        } else {
+            println!(
+                "{client_warnings} WARNING(s): clients cannot use a source as configured (not counted in the exit status; --strict counts them)"
+            );
+        }
+    }
     match DataLock::acquire(&config.data_dir) {
         Ok(_) => println!("data directory: usable"),
         Err(LockError::Busy { .. }) => println!("data directory: in use by a running server"),
@@ -68,6 +87,37 @@ pub(crate) fn run(config: Config) -> anyhow::Result<i32> {
         }
     }
     Ok(if problems == 0 { 0 } else { 1 })
+}
+
+/// A failing client check of a source (see [`crate::sync::kind::Kind::client_checks`]).
+pub(crate) struct ClientFinding {
+    /// Not acknowledged, and worth a warning; else a note.
+    pub warning: bool,
+    /// Names the file, the source, the key, the client that fails and the fix.
+    pub message: String,
+}
+
+/// Every failing client check of every source, in configuration order: what `check-config`
+/// prints as WARNING and note lines and `serve` logs at start.
+pub(crate) fn client_findings(config: &Config) -> Vec<ClientFinding> {
+    let file = config.file.display();
+    let https_listener = !config.server.https.is_empty();
+    let mut out = Vec::new();
+    for source in &config.sources {
+        let serving = crate::sync::kind::Serving {
+            mount: &source.mount,
+            https_listener,
+        };
+        for check in source.kind.client_checks(&serving) {
+            if !check.pass {
+                out.push(ClientFinding {
+                    warning: check.is_warning(),
+                    message: format!("{file}: source `{}`: {}", source.id, check.text),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// One `access PATH: …` line per `[[access]]` rule.

@@ -148,7 +148,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Verify { config, sources } => maintenance::verify(config.load()?, sources),
         Command::Gc(config) => maintenance::gc(config.load()?),
-        Command::CheckConfig(config) => check_config::run(config.load()?),
+        Command::CheckConfig { config, strict } => check_config::run(config.load()?, strict),
         Command::Diff {
             config,
             source,

@@ -8,6 +8,14 @@ pub(crate) fn run(config: Config, initial_sync: bool) -> anyhow::Result<i32> {
     for warning in crate::preflight::run(&config)? {
         tracing::warn!("{warning}");
     }
+    // Clients that cannot use a source as configured (as check-config lists them).
+    for finding in super::check_config::client_findings(&config) {
+        if finding.warning {
+            tracing::warn!("{}", finding.message);
+        } else {
+            tracing::info!("{}", finding.message);
+        }
+    }
     crate::serve::run(config, initial_sync)?;
     Ok(0)
 }

@@ -90,6 +90,13 @@ pub trait Kind: std::fmt::Debug + Send + Sync {
     /// How clients use the source (`usage` comes with `base_url` set): a plain tree under
     /// its mount needs nothing more.
     fn client_use(&self, _at: &ClientContext<'_>, _usage: &mut ClientUse) {}
+
+    /// Whether the clients of this kind can use the source as it is served (Puavo: mounted
+    /// at `/`, over HTTPS): green and red lines on the status page, and the warnings of
+    /// `check-config` and `serve`. A plain tree has none.
+    fn client_checks(&self, _at: &Serving<'_>) -> Vec<ClientCheck> {
+        Vec::new()
+    }
 }
 
 /// How clients use a source: what the status page shows and `/.status.json` serves.
@@ -110,6 +117,41 @@ pub struct ClientUse {
     pub rdiffs: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// See [`Kind::client_checks`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<ClientCheck>,
+}
+
+/// How the server serves a source, as configured, for [`Kind::client_checks`].
+pub struct Serving<'a> {
+    /// The mount: `""` for the root, else `/a/b`.
+    pub mount: &'a str,
+    /// The server has an HTTPS listener (`[server] https`).
+    pub https_listener: bool,
+}
+
+/// One thing a client needs from a source's setup, and whether it has it.
+#[derive(serde::Serialize, Debug, Clone, PartialEq)]
+pub struct ClientCheck {
+    /// A stable name, e.g. `mounted_at_root`.
+    pub check: &'static str,
+    pub pass: bool,
+    /// Failing, but this key of the source says the setup is deliberate: a note, not a
+    /// warning.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledged_by: Option<&'static str>,
+    /// Failing matters enough to warn at start (else it is only a note).
+    #[serde(skip)]
+    pub warns: bool,
+    /// One line: what holds, or which client fails, the key to blame and how to fix it.
+    pub text: String,
+}
+
+impl ClientCheck {
+    /// Failing, not acknowledged, and worth a warning.
+    pub fn is_warning(&self) -> bool {
+        !self.pass && self.warns && self.acknowledged_by.is_none()
+    }
 }
 
 /// Where a source is served, for [`Kind::client_use`].

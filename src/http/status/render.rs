@@ -272,6 +272,13 @@ mod tests {
             failures_since_start: 1,
             client: ClientUse {
                 base_url: "http://h/m%22x/".into(),
+                checks: vec![crate::sync::kind::ClientCheck {
+                    check: "mounted_at_root",
+                    pass: false,
+                    acknowledged_by: None,
+                    warns: true,
+                    text: "key `mount`: \"/m<b>x\" is not /".into(),
+                }],
                 ..ClientUse::default()
             },
             details_hidden: false,
@@ -304,6 +311,10 @@ mod tests {
         assert!(html.contains("/m&quot;x"));
         assert!(html.contains("data-state=\"failed\""));
         assert!(html.contains("<dt>Unique</dt><dd>3.0 MiB"), "{html}");
+        assert!(
+            html.contains("<li class=\"check fail\" data-check=\"mounted_at_root\">key `mount`: &quot;/m&lt;b&gt;x&quot; is not /</li>"),
+            "{html}"
+        );
         assert!(!html.contains("{{"), "a placeholder was left: {html}");
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod build;
 pub mod cache;
+pub mod layout;
 pub mod mirror;
 pub mod options;
 pub mod retention;
@@ -15,7 +16,8 @@ pub mod retention;
 use std::collections::HashMap;
 
 use super::kind::{
-    check_folder, ClientContext, ClientUse, Finding, Kind, KindOptions, Run, Severity,
+    check_folder, ClientCheck, ClientContext, ClientUse, Finding, Kind, KindOptions, Run, Serving,
+    Severity,
 };
 use super::previous::Previous;
 use super::{SyncError, SyncReport};
@@ -94,6 +96,10 @@ impl Kind for PuavoOptions {
             .filter(|name| name.ends_with(".json"))
             .collect();
         PuavoOptions::client_use(self, at.base_url, at.mount.is_empty(), &series, usage)
+    }
+
+    fn client_checks(&self, at: &Serving<'_>) -> Vec<ClientCheck> {
+        layout::checks(self, at)
     }
 }
 

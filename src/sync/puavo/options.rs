@@ -10,6 +10,7 @@ use crate::sync::fetch::FetchKeys;
 use crate::sync::fetch::FetchOptions;
 use crate::sync::kind::ClientUse;
 
+use super::layout::LayoutKeys;
 use super::retention::Retention;
 
 /// A Puavo source's validated options.
@@ -24,6 +25,8 @@ pub struct PuavoOptions {
     pub torrents: bool,
     /// Tracker announce URLs written into torrents (none: web seed and peer discovery only).
     pub torrent_trackers: Vec<String>,
+    /// Deliberate departures from the layout Puavo clients assume (see [`super::layout`]).
+    pub layout: LayoutKeys,
 }
 
 #[derive(Debug, Clone)]
@@ -73,6 +76,10 @@ struct PuavoKeys {
     urlbase: Option<String>,
     torrents: Option<bool>,
     torrent_trackers: Option<Vec<String>>,
+    // The layout checks' keys (see `super::layout`).
+    allow_mount_below_root: Option<bool>,
+    allow_http_urlbase: Option<bool>,
+    behind_tls_proxy: Option<bool>,
 }
 
 impl PuavoOptions {
@@ -107,6 +114,11 @@ impl PuavoOptions {
                     .into(),
             );
         }
+        let layout = LayoutKeys {
+            allow_mount_below_root: raw.allow_mount_below_root.unwrap_or(false),
+            allow_http_urlbase: raw.allow_http_urlbase.unwrap_or(false),
+            behind_tls_proxy: raw.behind_tls_proxy.unwrap_or(false),
+        };
         let mode = match (&raw.image_dir, &raw.upstream) {
             (Some(_), Some(_)) => {
                 return Err("keys `image_dir` and `upstream`: give one (build from a folder, or mirror a repository), not both".into())
@@ -125,6 +137,7 @@ impl PuavoOptions {
             urlbase,
             torrents,
             torrent_trackers,
+            layout,
         })
     }
 
