@@ -456,12 +456,10 @@ fn devices_get_everything_from_one_https_image_server() {
     );
     assert!(head.contains("allow: get, head"), "{head}");
 
-    // One host, three sources, no path two of them publish.
-    assert!(
-        !server.log_text().contains("two sources publish"),
-        "{}",
-        server.log_text()
-    );
+    // One host, three sources, no path two of them publish, nothing to warn about.
+    let log = server.log_text();
+    assert!(!log.contains("two sources publish"), "{log}");
+    assert!(!log.contains("WARN"), "{log}");
 }
 
 #[test]
@@ -498,6 +496,7 @@ fn one_folder_at_the_root_beside_the_puavo_source_works_and_a_shared_path_is_rep
         server.log_text()
     );
     assert!(server.log_contains("/CKSUMS"), "{}", server.log_text());
+    assert!(server.log_contains("WARN"), "{}", server.log_text());
 }
 
 /// The shipped example config, with its absolute paths moved into a temp folder that has what
