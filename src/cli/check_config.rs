@@ -32,11 +32,12 @@ pub(crate) fn run(config: Config, strict: bool) -> anyhow::Result<i32> {
             ),
             None => "on demand".into(),
         };
-        let mount = if s.mount.is_empty() { "/" } else { &s.mount };
+        // `""` for the root, so the URL prefix is `/` there too.
         println!(
-            "source {} ({}): served at {mount}/, keep {}, {schedule}",
+            "source {} ({}): served at {}/, keep {}, {schedule}",
             s.id,
             s.kind.name(),
+            s.mount,
             s.keep
         );
         for line in s.kind.describe() {

@@ -13,6 +13,7 @@ mod apr1;
 pub mod body;
 pub mod budget;
 pub mod conditional;
+mod drain;
 mod header_cache;
 pub mod htpasswd;
 mod idle;

@@ -308,6 +308,7 @@ impl Connection<'_> {
                 let budget = budget.clone();
                 let in_flight = activity.request_started(req.version());
                 async move {
+                    let req = super::drain::without_body(req).await;
                     let response = super::handle(state, req, peer, tls).await;
                     Ok::<_, Infallible>(
                         response.map(|body| Tracked::new(body.budgeted(budget), in_flight)),
