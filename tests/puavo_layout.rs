@@ -206,7 +206,7 @@ fn the_status_page_shows_each_check_as_pass_or_fail() {
             other.path(),
             "/boot",
             "http://boot.example.org/boot",
-            "allow_mount_below_root = true\nallow_http_urlbase = true"
+            "allow_mount_below_root = true\nallow_http_urlbase = true\ntorrents = false"
         )
         .replacen("id = \"images\"", "id = \"bootonly\"", 1),
     );
