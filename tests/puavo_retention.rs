@@ -374,6 +374,15 @@ fn images_in_use_are_kept_and_a_missing_list_fails_the_sync() {
     );
     assert!(upstream.log().is_empty(), "{:?}", upstream.log());
     assert!(get(&server, "/boot/CKSUMS") == before);
+    // check-config says so before the next sync would find out.
+    let out = site.cli(&["check-config"]);
+    let text = output(&out);
+    assert!(
+        text.contains("keep_images_in_use")
+            && text.contains(&in_use.display().to_string())
+            && text.contains("cannot read"),
+        "{text}"
+    );
     assert_eq!(
         status_of(&server, &format!("/boot/{}", image_name("bookworm", 1))),
         "200"

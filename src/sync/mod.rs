@@ -76,7 +76,7 @@ pub struct SyncReport {
     #[serde(flatten)]
     pub counts: crate::store::refs::Counts,
     /// What went wrong without failing the whole sync (a Puavo series that could not be
-    /// built, an image without readable puavo-conf).
+    /// built, a listed in-use image that no followed series has).
     #[serde(default)]
     pub problems: Vec<String>,
     /// Part of the source (a Puavo series) failed and kept its previous files; the rest was

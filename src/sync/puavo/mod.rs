@@ -53,18 +53,34 @@ impl Kind for PuavoOptions {
     }
 
     fn check_machine(&self, at: &dyn Fn(&str) -> String, out: &mut Vec<Finding>) {
-        if let PuavoMode::Build {
-            image_dir,
-            series_config,
-            write_config,
-            ..
-        } = &self.mode
-        {
-            let before = out.len();
-            check_folder(image_dir, &at("image_dir"), out);
-            if out.len() == before && !write_config {
-                if let Some(path) = series_config {
-                    check_series(path, image_dir, &at("series_config"), out);
+        match &self.mode {
+            PuavoMode::Build {
+                image_dir,
+                series_config,
+                write_config,
+                ..
+            } => {
+                let before = out.len();
+                check_folder(image_dir, &at("image_dir"), out);
+                if out.len() == before && !write_config {
+                    if let Some(path) = series_config {
+                        check_series(path, image_dir, &at("series_config"), out);
+                    }
+                }
+            }
+            // The in-use list is read before every sync, which fails without it: say so now.
+            PuavoMode::Mirror { retention, .. } => {
+                if let Err(why) = retention.images_in_use() {
+                    let key = at("keep_images_in_use");
+                    let why = why
+                        .strip_prefix("key `keep_images_in_use`: ")
+                        .unwrap_or(&why);
+                    out.push(Finding {
+                        severity: Severity::Warning,
+                        message: format!(
+                            "{key}: {why} (syncs of this source fail until it can be read; the last snapshot stays served)"
+                        ),
+                    });
                 }
             }
         }

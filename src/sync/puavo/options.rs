@@ -156,15 +156,11 @@ impl PuavoOptions {
             .collect();
         usage.cksums = Some(format!("{base_url}CKSUMS"));
         usage.rdiffs = Some(format!("{base_url}rdiffs/"));
+        // Below the root, the red `mounted_at_root` check (layout.rs) says what fails and why.
         if at_root {
             usage.notes.push(format!(
                 "Mounted at /: Puavo laptops find /rdiffs/ here; point them at {base_url}."
             ));
-        } else {
-            usage.notes.push(
-                "Puavo laptops fetch /rdiffs/<name> from the server root: they can use this repository only if it is mounted at / (mount = \"/\"). Bootservers follow the meta files' urls and work at any mount."
-                    .into(),
-            );
         }
         let rewrites = match &self.mode {
             PuavoMode::Build { .. } => true,
