@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The test command (see README.md): installs what the tests need if it is missing, then runs
-# every test. Real clients only: curl, wget, aria2c, mktorrent, apt-get, gpg, Python's REDbot; nothing is mocked.
+# every test. Real clients only: curl, wget, aria2c, mktorrent, Ruby, apt-get, gpg, Python's REDbot; nothing is mocked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 declare -A package_of=([curl]=curl [wget]=wget [openssl]=openssl [gpg]=gpg [xz]=xz-utils
   [apt-ftparchive]=apt-utils [dpkg-deb]=dpkg [dpkg-source]=dpkg-dev [script]=bsdutils [rdiff]=rdiff [mksquashfs]=squashfs-tools
-  [jq]=jq [aria2c]=aria2 [mktorrent]=mktorrent [gzip]=gzip [bzip2]=bzip2 [zstd]=zstd [lz4]=lz4 [systemd-analyze]=systemd [chromium]=chromium [ss]=iproute2)
+  [jq]=jq [aria2c]=aria2 [mktorrent]=mktorrent [ruby]=ruby [gzip]=gzip [bzip2]=bzip2 [zstd]=zstd [lz4]=lz4 [systemd-analyze]=systemd [chromium]=chromium [ss]=iproute2)
 for tool in "${!package_of[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")
 done
