@@ -363,16 +363,23 @@ fn a_bootserver_syncs_the_same_from_a_mirror_with_rewritten_urls() {
     );
     upstream.sync();
     let _upstream_server = upstream.serve();
-    // mirrorbox's fetcher trusts the public web roots only, so the mirror follows its
-    // upstream over plain HTTP on the loopback.
+    // The mirror follows its upstream over HTTPS, trusting the site's root CA as the
+    // bootservers do; without it, the upstream's certificate is refused.
+    let mirror_keys = |ca: &str| {
+        format!(
+            "upstream = \"{}\"\nseries = [\"{SERIES}\"]\nrewrite_urls = true\nurlbase = \"{{https}}\"\n{ca}",
+            upstream.https("")
+        )
+    };
+    let untrusting = Repo::new(root, "untrusting", &cert, &mirror_keys("retries = 0\n"));
+    let (ok, refused) = untrusting.cli("sync");
+    assert!(!ok, "{refused}");
+    assert!(refused.contains("invalid peer certificate"), "{refused}");
     let mirror = Repo::new(
         root,
         "mirror",
         &cert,
-        &format!(
-            "upstream = \"{}\"\nseries = [\"{SERIES}\"]\nrewrite_urls = true\nurlbase = \"{{https}}\"\n",
-            upstream.http("")
-        ),
+        &mirror_keys(&format!("ca_file = \"{}\"\n", cert.0.display())),
     );
     mirror.sync();
     let server = mirror.serve();
