@@ -30,6 +30,9 @@ impl Fetcher {
             .read_timeout(options.timeout)
             .pool_max_idle_per_host(options.parallel)
             .redirect(reqwest::redirect::Policy::limited(5));
+        for certificate in &options.root_certificates {
+            builder = builder.add_root_certificate(certificate.clone());
+        }
         builder = match &options.proxy {
             Some(proxy) => builder.proxy(
                 reqwest::Proxy::all(proxy)

@@ -2,6 +2,7 @@
 //! the configuration hands over what it read, and gets [`FetchOptions`] or a message back.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
@@ -19,6 +20,9 @@ pub struct FetchKeys {
     pub username: Option<String>,
     pub password: Option<String>,
     pub headers: Option<BTreeMap<String, String>>,
+    /// PEM root CA certificates trusted for the upstream besides the public web roots: an
+    /// upstream whose certificate comes from a private CA (a site's Puavo root CA).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl FetchKeys {
@@ -58,6 +62,7 @@ impl FetchKeys {
             self.username.is_some(),
             self.password.is_some(),
             self.headers.is_some(),
+            self.ca_file.is_some(),
         ];
         FetchKeys::names()
             .iter()
@@ -96,8 +101,24 @@ impl FetchKeys {
             }
         }
         fetch.headers = self.headers.unwrap_or_default().into_iter().collect();
+        if let Some(path) = &self.ca_file {
+            fetch.root_certificates = read_ca_file(path)?;
+        }
         Ok(fetch)
     }
+}
+
+/// The certificates of a PEM file, read when the configuration is, so a wrong path or a
+/// file with no certificate is reported with the key.
+fn read_ca_file(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let what = |why: String| format!("key `ca_file`: {}: {why}", path.display());
+    let pem = std::fs::read(path).map_err(|e| what(e.to_string()))?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| what(format!("not PEM certificates: {e}")))?;
+    if certificates.is_empty() {
+        return Err(what("no PEM certificate in it".into()));
+    }
+    Ok(certificates)
 }
 
 #[cfg(test)]
@@ -149,5 +170,26 @@ mod tests {
             "key `bandwidth`: must be more than 0"
         );
         assert_eq!(crate::units::parse_rate(" 500k ").unwrap(), 500 * 1024);
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let error = keys(&format!("ca_file = \"{}\"", missing.display())).unwrap_err();
+        assert!(
+            error.starts_with(&format!("key `ca_file`: {}: ", missing.display())),
+            "{error}"
+        );
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let error = keys(&format!("ca_file = \"{}\"", empty.display())).unwrap_err();
+        assert!(error.starts_with("key `ca_file`: "), "{error}");
+        let ca = dir.path().join("ca.pem");
+        let cert = rcgen::generate_simple_self_signed(vec!["ca.example".into()]).unwrap();
+        std::fs::write(&ca, cert.cert.pem()).unwrap();
+        let options = keys(&format!("ca_file = \"{}\"", ca.display())).unwrap();
+        assert_eq!(options.root_certificates.len(), 1);
+        assert!(keys("").unwrap().root_certificates.is_empty());
     }
 }

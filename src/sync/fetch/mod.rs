@@ -45,6 +45,8 @@ pub struct FetchOptions {
     pub basic_auth: Option<(String, String)>,
     pub headers: Vec<(String, String)>,
     pub timeout: Duration,
+    /// Root CAs trusted besides the public web roots (`ca_file`).
+    pub root_certificates: Vec<reqwest::Certificate>,
 }
 
 impl Default for FetchOptions {
@@ -58,6 +60,7 @@ impl Default for FetchOptions {
             basic_auth: None,
             headers: Vec::new(),
             timeout: Duration::from_secs(60),
+            root_certificates: Vec::new(),
         }
     }
 }
