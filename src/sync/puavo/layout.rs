@@ -144,7 +144,8 @@ mod tests {
     use super::*;
 
     fn options(mount_keys: &str) -> PuavoOptions {
-        let text = format!("image_dir = \"i\"\nurlbase = \"http://h/p\"\n{mount_keys}");
+        let text =
+            format!("image_dir = \"i\"\nurlbase = \"http://h/p\"\ntorrents = false\n{mount_keys}");
         PuavoOptions::parse(toml::from_str(&text).unwrap()).unwrap()
     }
 
@@ -212,11 +213,12 @@ mod tests {
             "torrents",
         ];
         assert_eq!(
-            names(&mirror("")),
+            names(&mirror("torrents = false")),
             ["mounted_at_root", "served_over_https", "torrents"]
         );
-        assert_eq!(names(&mirror("rewrite_urls = true")), all);
-        assert_eq!(names(&mirror("torrents = true")), all);
+        assert_eq!(names(&mirror("torrents = false\nrewrite_urls = true")), all);
+        // Torrents are on by default, and their web seed is the urlbase.
+        assert_eq!(names(&mirror("")), all);
     }
 
     #[test]
