@@ -599,7 +599,12 @@ fn status_page_renders_in_chromium() {
         images_part.contains(&format!("{origin}/puavo/CKSUMS")),
         "{images_part}"
     );
-    assert!(images_part.contains("mounted at /"), "{images_part}");
+    // Below the root: the red check says laptops cannot use it.
+    assert!(
+        images_part.contains("class=\"check fail\" data-check=\"mounted_at_root\"")
+            && images_part.contains("Puavo laptops"),
+        "{images_part}"
+    );
     assert!(dom.contains("object"), "the store's size is missing");
 
     let out = output_dir();
