@@ -9,7 +9,7 @@
 //! Symlinks are followed only into the folder itself and the `follow_symlinks_into` roots
 //! (see [`super::confine`]).
 
-mod cursor;
+pub(crate) mod cursor;
 mod reuse;
 mod walk;
 

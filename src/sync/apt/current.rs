@@ -4,8 +4,9 @@
 //! as it is. That answer needs only the snapshot's selection (its header), its Release files'
 //! entries (the InRelease object the validators describe, the Release whose Valid-Until is
 //! checked again) and its file and byte counts for the summary line. So a sync first reads the
-//! stored manifest once as a stream, keeping just those, and loads it whole only when it
-//! really plans (to date the new entries by the old ones).
+//! stored manifest once as a stream, keeping just those; when it really plans, it reads it
+//! again as a stream beside the new entries, to date them by the old ones (see `plan`), and
+//! loads it whole only if it is out of path order.
 //!
 //! Why a decision on that pass is safe: the pass reads the manifest to its end and checks its
 //! bytes against its id (the store names objects by their sha256) before the sync asks the
@@ -146,6 +147,15 @@ impl<'a> Current<'a> {
                 let manifest = Manifest::load(store, id)?;
                 Ok(Some(loaded.get_or_init(|| manifest)))
             }
+        }
+    }
+
+    /// The store and id of the snapshot, if it came from the store (and can be read again as
+    /// a stream).
+    pub fn stored_id(&self) -> Option<(&'a Store, ObjectId)> {
+        match &self.whole {
+            Whole::Stored { store, id, .. } => Some((*store, *id)),
+            _ => None,
         }
     }
 

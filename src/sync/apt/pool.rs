@@ -1,6 +1,7 @@
 //! The package files of an apt snapshot: named by its Packages/Sources, fetched in parallel
 //! when the store lacks them (asked for percent-encoded, see `urls`), re-hashed first when `verify_pool`
-//! is set, and left out with a warning under `ignore_errors`.
+//! is set, and left out with a warning under `ignore_errors`. The download tasks are made as
+//! connections free up, so a cold sync holds a few dozen of them, whatever the archive's size.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,21 +9,28 @@ use std::sync::Mutex;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
+use super::index::{self, PoolList};
 use super::release::Listed;
 use super::selection::family;
-use super::{apt_error, index, Mirror, Planned};
+use super::{apt_error, Mirror};
 use crate::store::{hash_file, IngestMethod, ObjectId, Store, Stored};
 use crate::sync::fetch::{Expected, FetchError};
 use crate::sync::{SyncError, SyncReport};
 
-/// What the pool step got, besides the planned entries: problems to report and the paths it
-/// had to leave out (recorded, so the next sync tries them again).
+/// What the pool step got: problems to report and the files it had to leave out (recorded,
+/// so the next sync tries them again). Every other file of the list is in the store.
 #[derive(Default)]
 pub(super) struct PoolOutcome {
-    pub planned: Vec<Planned>,
+    /// Positions in the list of the files left out, in order.
+    pub failed: Vec<usize>,
     pub problems: Vec<String>,
     pub left_out: Vec<String>,
 }
+
+/// Downloads in flight per allowed connection: enough that a connection never waits for the
+/// next task to be made, few enough that a cold sync of a whole archive holds a few dozen
+/// tasks (each a few KB of request state), not one per file.
+const TASKS_PER_CONNECTION: usize = 2;
 
 /// Re-hashes stored objects on every core; returns the ones whose bytes do not match their
 /// name. An object that cannot be read counts as damaged (it cannot be served either).
@@ -48,34 +56,10 @@ fn damaged_objects(store: &Store, ids: &[ObjectId]) -> Vec<ObjectId> {
     damaged
 }
 
-/// `files` in path order, each path once: a path listed again (by another index, or twice in
-/// one) must name the same content, else the listing is refused, naming both packages.
-fn unique_paths(mut files: Vec<index::PoolFile>) -> Result<Vec<index::PoolFile>, SyncError> {
-    // Stable: of the files listed under one path, the first listed comes first.
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    let mut unique: Vec<index::PoolFile> = Vec::with_capacity(files.len());
-    for file in files {
-        match unique.last() {
-            Some(kept) if kept.path == file.path => {
-                if kept.sha256 != file.sha256 {
-                    return Err(apt_error(format!(
-                        "{} is listed twice with different hashes (packages {} and {})",
-                        file.path, kept.package, file.package
-                    )));
-                }
-            }
-            _ => unique.push(file),
-        }
-    }
-    Ok(unique)
-}
-
 impl Mirror<'_> {
-    /// Parses one variant of every Packages/Sources family; returns the files they name.
-    pub(super) fn pool_files(
-        &self,
-        indices: &[(Listed, ObjectId)],
-    ) -> Result<Vec<index::PoolFile>, SyncError> {
+    /// Parses one variant of every Packages/Sources family; returns the files they name, in
+    /// path order, each path once (see [`PoolList::into_unique`]).
+    pub(super) fn pool_files(&self, indices: &[(Listed, ObjectId)]) -> Result<PoolList, SyncError> {
         let mut best: BTreeMap<String, (u8, &Listed, ObjectId)> = BTreeMap::new();
         for (listed, object) in indices {
             if let Some(rank) = index::parse_preference(&listed.path) {
@@ -85,36 +69,34 @@ impl Mirror<'_> {
                 }
             }
         }
-        let mut files: Vec<index::PoolFile> = Vec::new();
+        let mut files = PoolList::default();
         for (_, listed, object) in best.values() {
             let file = std::fs::File::open(self.store.object_path(object))
                 .map_err(|e| apt_error(format!("cannot open stored index {}: {e}", listed.path)))?;
             // Filename is relative to the repository's URL, for flat repositories too.
-            files.extend(
-                index::parse(&listed.path, file, &self.config.filter)
-                    .map_err(|e| apt_error(format!("{}{}: {e}", self.dist, listed.path)))?,
-            );
+            index::parse_into(&listed.path, file, &self.config.filter, &mut files)
+                .map_err(|e| apt_error(format!("{}{}: {e}", self.dist, listed.path)))?;
         }
-        unique_paths(files)
+        files.into_unique().map_err(apt_error)
     }
 
     /// With `verify_pool`, quarantines every stored pool object whose bytes no longer match
     /// its hash, so the fetch that follows gets it again; returns a problem line for each.
-    fn quarantine_damaged(&self, wanted: &[(index::PoolFile, ObjectId)]) -> Vec<String> {
+    fn quarantine_damaged(&self, pool: &PoolList) -> Vec<String> {
         if !self.config.verify_pool {
             return Vec::new();
         }
-        let stored: Vec<ObjectId> = wanted
+        let stored: Vec<ObjectId> = pool
             .iter()
-            .map(|(_, id)| *id)
+            .map(|file| file.sha256)
             .filter(|id| self.store.contains(id))
             .collect();
         let mut problems = Vec::new();
         for id in damaged_objects(self.store, &stored) {
-            let path = wanted
+            let path = pool
                 .iter()
-                .find(|(_, w)| *w == id)
-                .map_or("?", |(file, _)| file.path.as_str());
+                .find(|file| file.sha256 == id)
+                .map_or("?", |file| file.path);
             match self.store.quarantine(&id) {
                 Ok(to) => {
                     tracing::error!(source = self.source, object = %id, quarantined = %to.display(), "stored copy of {path} is damaged; fetching it again");
@@ -130,59 +112,62 @@ impl Mirror<'_> {
         problems
     }
 
-    /// Downloads every pool file the store lacks, in parallel. A dry run (a scratch store)
-    /// downloads nothing: each file is only counted, in turn, with no task or URL of its own
-    /// and the store asked once.
+    /// Downloads every pool file the store lacks, in parallel, making each download's task only
+    /// when a connection is about to be free. A dry run (a scratch store) downloads nothing:
+    /// each file is only counted, in turn, with no task or URL of its own and the store asked
+    /// once.
     pub(super) async fn fetch_pool(
         &self,
-        pool: Vec<index::PoolFile>,
+        pool: &PoolList,
         report: &mut SyncReport,
     ) -> Result<PoolOutcome, SyncError> {
-        let wanted: Vec<(index::PoolFile, ObjectId)> = pool
-            .into_iter()
-            .map(|file| (file.sha256, file))
-            .map(|(id, file)| (file, id))
-            .collect();
         let mut outcome = PoolOutcome {
-            problems: self.quarantine_damaged(&wanted),
+            problems: self.quarantine_damaged(pool),
             ..PoolOutcome::default()
         };
-        outcome.planned.reserve(wanted.len());
         let dry_run = self.store.is_scratch();
-        let mut tasks = FuturesUnordered::new();
-        let mut failures = Vec::new();
         let stats = &self.fetcher.stats;
-        for (file, sha256) in wanted {
-            let held = self.store.contains(&sha256);
-            if held || dry_run {
-                // A dry run counts a file it lacks as one a sync would fetch, as
-                // `Fetcher::payload` does for a signed size, without making its URL.
-                if !held {
-                    report.counts.files_stored += 1;
-                    report.counts.bytes_stored += file.size;
-                }
-                outcome.planned.push(Planned {
-                    path: file.path,
-                    object: sha256,
-                    size: file.size,
-                });
+        // Positions of the files to download, all counted first (progress and its ETA).
+        let mut missing: Vec<u32> = Vec::new();
+        for (n, file) in pool.iter().enumerate() {
+            if self.store.contains(&file.sha256) {
                 continue;
             }
-            let url = self.url(&file.path);
-            let expected = Expected {
-                size: Some(file.size),
-                sha256,
-            };
+            if dry_run {
+                // A dry run counts a file it lacks as one a sync would fetch, as
+                // `Fetcher::payload` does for a signed size, without making its URL.
+                report.counts.files_stored += 1;
+                report.counts.bytes_stored += file.size;
+                continue;
+            }
             stats.planned_files.fetch_add(1, Ordering::Relaxed);
             stats.planned_bytes.fetch_add(file.size, Ordering::Relaxed);
-            tasks.push(async move {
-                let result = self.fetcher.payload(self.store, &url, expected).await;
-                (file, sha256, result)
-            });
+            missing.push(
+                u32::try_from(n).map_err(|_| apt_error("more than 4 billion package files"))?,
+            );
         }
-        while let Some((file, sha256, result)) = tasks.next().await {
-            self.landed(file, sha256, result, &mut outcome, &mut failures, report)?;
+        let in_flight = self.config.fetch.parallel.max(1) * TASKS_PER_CONNECTION;
+        let mut tasks = FuturesUnordered::new();
+        let mut failures = Vec::new();
+        for n in missing {
+            while tasks.len() >= in_flight {
+                if let Some((n, result)) = tasks.next().await {
+                    self.landed(n, result, &mut failures, report)?;
+                }
+            }
+            let n = n as usize;
+            let file = pool.get(n);
+            let url = self.url(file.path);
+            let expected = Expected {
+                size: Some(file.size),
+                sha256: file.sha256,
+            };
+            tasks.push(async move { (n, self.fetcher.payload(self.store, &url, expected).await) });
         }
+        while let Some((n, result)) = tasks.next().await {
+            self.landed(n, result, &mut failures, report)?;
+        }
+        // In path order, as the list is.
         failures.sort();
         if let Some((_, first)) = failures.first() {
             if !self.config.ignore_errors {
@@ -192,25 +177,24 @@ impl Mirror<'_> {
                 )));
             }
         }
-        for (path, failure) in failures {
+        for (n, failure) in failures {
             tracing::warn!(source = self.source, "left out: {failure}");
             outcome.problems.push(format!(
                 "left out (ignore_errors, tried again next sync): {failure}"
             ));
-            outcome.left_out.push(path);
+            outcome.left_out.push(pool.get(n).path.to_string());
+            outcome.failed.push(n);
         }
         Ok(outcome)
     }
 
-    /// Records what became of one pool file: planned, or a failure (the sync's store failing
-    /// ends it).
+    /// Records what became of the pool file at position `n`: stored, or a failure (the sync's
+    /// store failing ends it).
     fn landed(
         &self,
-        file: index::PoolFile,
-        sha256: ObjectId,
+        n: usize,
         result: Result<Stored, FetchError>,
-        outcome: &mut PoolOutcome,
-        failures: &mut Vec<(String, String)>,
+        failures: &mut Vec<(usize, String)>,
         report: &mut SyncReport,
     ) -> Result<(), SyncError> {
         match result {
@@ -219,14 +203,9 @@ impl Mirror<'_> {
                     report.counts.files_stored += 1;
                     report.counts.bytes_stored += stored.size;
                 }
-                outcome.planned.push(Planned {
-                    path: file.path,
-                    object: sha256,
-                    size: file.size,
-                });
             }
             Err(FetchError::Store(e)) => return Err(SyncError::Store(e)),
-            Err(e) => failures.push((file.path, e.to_string())),
+            Err(e) => failures.push((n, e.to_string())),
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 //! own, ahead of the parser (`pipe`).
 
 mod decompress;
+mod list;
 mod pipe;
 #[cfg(test)]
 mod reference;
@@ -12,6 +13,7 @@ mod stanza;
 use std::io::{self, Read};
 
 pub use decompress::decompressed;
+pub use list::{PoolFileRef, PoolList};
 
 use crate::glob::PatternSet;
 use crate::store::ObjectId;
@@ -25,6 +27,44 @@ pub struct PoolFile {
     /// Decoded once, by the parser: a dry run and a sync look it up as it is.
     pub sha256: ObjectId,
     pub package: String,
+}
+
+/// Where the stanza parser puts the files it finds.
+pub trait FileSink {
+    fn add(&mut self, path: &str, size: u64, sha256: ObjectId, package: &str)
+        -> Result<(), String>;
+}
+
+/// Each file as a [`PoolFile`] of its own (the tests compare whole lists).
+impl FileSink for Vec<PoolFile> {
+    fn add(
+        &mut self,
+        path: &str,
+        size: u64,
+        sha256: ObjectId,
+        package: &str,
+    ) -> Result<(), String> {
+        self.push(PoolFile {
+            path: path.to_string(),
+            size,
+            sha256,
+            package: package.to_string(),
+        });
+        Ok(())
+    }
+}
+
+/// The files of every index of a sync, in one compact list.
+impl FileSink for &mut PoolList {
+    fn add(
+        &mut self,
+        path: &str,
+        size: u64,
+        sha256: ObjectId,
+        package: &str,
+    ) -> Result<(), String> {
+        PoolList::add(self, path, size, sha256, package)
+    }
 }
 
 /// Which packages to leave out.
@@ -70,16 +110,35 @@ pub fn parse_preference(path: &str) -> Option<u8> {
     }
 }
 
-/// Parses one index (its name gives the compression) and returns the files it names. A
-/// stanza that names a file without a SHA256 (or without Size, Filename, Directory) is an
-/// error naming the package and its line, never dropped: see `stanza`.
+/// Parses one index (its name gives the compression) and adds the files it names to
+/// `files`. A stanza that names a file without a SHA256 (or without Size, Filename,
+/// Directory) is an error naming the package and its line, never dropped: see `stanza`.
+pub fn parse_into(
+    name: &str,
+    input: impl Read + Send,
+    filter: &Filter,
+    files: &mut PoolList,
+) -> io::Result<()> {
+    parse_with(name, input, filter, files).map(drop)
+}
+
+/// [`parse_into`], each file returned on its own (for a look at one index).
 pub fn parse(name: &str, input: impl Read + Send, filter: &Filter) -> io::Result<Vec<PoolFile>> {
+    parse_with(name, input, filter, Vec::new())
+}
+
+fn parse_with<S: FileSink>(
+    name: &str,
+    input: impl Read + Send,
+    filter: &Filter,
+    files: S,
+) -> io::Result<S> {
     let sources = name
         .rsplit('/')
         .next()
         .unwrap_or(name)
         .starts_with("Sources");
-    let mut parser = StanzaParser::new(sources, filter.clone());
+    let mut parser = StanzaParser::with_sink(sources, filter.clone(), files);
     pipe::copy(decompressed(name, input)?, &mut parser)?;
     parser.finish()
 }

@@ -15,7 +15,7 @@
 
 use std::io::{self, Write};
 
-use super::{Filter, PoolFile};
+use super::{FileSink, Filter, PoolFile};
 use crate::store::ObjectId;
 
 /// The longest line accepted, in bytes. Real stanza lines are short (a long Description
@@ -23,15 +23,15 @@ use crate::store::ObjectId;
 /// mirror hold all of it.
 pub(super) const MAX_LINE: usize = 1024 * 1024;
 
-/// Consumes index text in arbitrary chunks; collects the files of every stanza.
-pub(super) struct StanzaParser {
+/// Consumes index text in arbitrary chunks; hands the files of every stanza to `files`.
+pub(super) struct StanzaParser<S = Vec<PoolFile>> {
     sources: bool,
     filter: Filter,
     /// The start of a line whose end has not arrived yet (never more than [`MAX_LINE`]).
     pending: Vec<u8>,
     line_number: usize,
     stanza: Stanza,
-    files: Vec<PoolFile>,
+    files: S,
     error: Option<String>,
 }
 
@@ -106,14 +106,22 @@ fn trimmed(value: &[u8], out: &mut String) {
 }
 
 impl StanzaParser {
+    #[cfg(test)]
     pub(super) fn new(sources: bool, filter: Filter) -> StanzaParser {
+        StanzaParser::with_sink(sources, filter, Vec::new())
+    }
+}
+
+impl<S: FileSink> StanzaParser<S> {
+    /// A parser that hands the files it finds to `files`.
+    pub(super) fn with_sink(sources: bool, filter: Filter, files: S) -> StanzaParser<S> {
         StanzaParser {
             sources,
             filter,
             pending: Vec::new(),
             line_number: 0,
             stanza: Stanza::default(),
-            files: Vec::new(),
+            files,
             error: None,
         }
     }
@@ -194,7 +202,7 @@ impl StanzaParser {
         self.stanza.clear();
     }
 
-    pub(super) fn finish(mut self) -> io::Result<Vec<PoolFile>> {
+    pub(super) fn finish(mut self) -> io::Result<S> {
         if !self.pending.is_empty() {
             let rest = std::mem::take(&mut self.pending);
             self.line(&rest);
@@ -220,7 +228,7 @@ impl StanzaParser {
 }
 
 /// The one file of a Packages stanza: `Filename`, `Size` and `SHA256`.
-fn binary_file(stanza: &Stanza, files: &mut Vec<PoolFile>) -> Result<(), String> {
+fn binary_file(stanza: &Stanza, files: &mut impl FileSink) -> Result<(), String> {
     let package = &stanza.package;
     let at = stanza.line;
     if stanza.filename.is_empty() {
@@ -244,7 +252,7 @@ fn binary_file(stanza: &Stanza, files: &mut Vec<PoolFile>) -> Result<(), String>
 }
 
 /// The files of a Sources stanza: its `Checksums-Sha256` lines, under `Directory`.
-fn source_files(stanza: &Stanza, files: &mut Vec<PoolFile>) -> Result<(), String> {
+fn source_files(stanza: &Stanza, files: &mut impl FileSink) -> Result<(), String> {
     let package = &stanza.package;
     let at = stanza.line;
     let Some(lines) = &stanza.checksums else {
@@ -283,7 +291,7 @@ fn source_files(stanza: &Stanza, files: &mut Vec<PoolFile>) -> Result<(), String
 
 /// Records one file, refusing a path that could leave the repository.
 fn push(
-    files: &mut Vec<PoolFile>,
+    files: &mut impl FileSink,
     path: &str,
     size: u64,
     sha256: ObjectId,
@@ -293,13 +301,7 @@ fn push(
     if path.starts_with('/') || path.split('/').any(|s| s == ".." || s == ".") {
         return Err(format!("package {package} names an unsafe path `{path}`"));
     }
-    files.push(PoolFile {
-        path: path.to_string(),
-        size,
-        sha256,
-        package: package.to_string(),
-    });
-    Ok(())
+    files.add(path, size, sha256, package)
 }
 
 /// The message for a stanza without its SHA256 field, naming the weaker hashes it has.
@@ -356,7 +358,7 @@ fn check_sha256(hash: &str, package: &str, at: usize) -> Result<ObjectId, String
     }
 }
 
-impl Write for StanzaParser {
+impl<S: FileSink> Write for StanzaParser<S> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let mut rest = buf;
         if !self.pending.is_empty() {
