@@ -10,6 +10,7 @@
 //! (see [`super::confine`]).
 
 pub(crate) mod cursor;
+mod pool;
 mod reuse;
 mod walk;
 
@@ -98,6 +99,7 @@ impl Kind for DirOptions {
             out: Out::Stream(&mut *run.out),
             now: unix_now(),
             report: &mut *run.report,
+            workers: pool::workers(),
         };
         match walk.run() {
             Ok(_) => Ok(()),
@@ -123,6 +125,7 @@ impl Kind for DirOptions {
                     out: Out::Stream(&mut *run.out),
                     now: unix_now(),
                     report: &mut *run.report,
+                    workers: pool::workers(),
                 };
                 walk.run().map(drop).map_err(|e| match e {
                     WalkError::Sync(e) => e,
@@ -199,6 +202,7 @@ pub fn scan(
         out: Out::Collect(Vec::with_capacity(capacity)),
         now: unix_now(),
         report,
+        workers: pool::workers(),
     };
     walk.run().map_err(|e| match e {
         WalkError::Sync(e) => e,
@@ -206,6 +210,8 @@ pub fn scan(
     })
 }
 
+#[cfg(test)]
+mod pool_tests;
 #[cfg(test)]
 mod scale;
 #[cfg(test)]

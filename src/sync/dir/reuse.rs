@@ -14,7 +14,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use crate::manifest::{Entry, Origin};
-use crate::store::{mtime_ns, IngestMethod, ObjectId, Store};
+use crate::store::{mtime_ns, IngestMethod, ObjectId, Store, Stored};
 use crate::sync::spill::Check;
 use crate::sync::{last_modified, SyncError, SyncReport};
 
@@ -80,43 +80,79 @@ pub fn ingest(
     now: i64,
     report: &mut SyncReport,
 ) -> Result<(Entry, Check), SyncError> {
-    let meta = file.meta;
-    let origin = Origin {
-        size: meta.len(),
-        mtime_ns: mtime_ns(meta),
-        inode: meta.ino(),
+    let relative = match reused(store, trust, file.meta, relative, prev) {
+        Ok(reused) => return Ok(reused),
+        Err(relative) => relative,
     };
-    if let Some(prev) = prev {
-        if prev.origin == Some(origin) {
-            if let Some(check) = reusable(store, trust, prev, meta) {
-                // The path is the walk's own string: the previous one is not copied.
-                let entry = Entry {
-                    path: relative,
-                    ..*prev
-                };
-                return Ok((entry, check));
-            }
-        }
-    }
     let stored = if file.resolved {
         store.ingest_resolved(file.path)?
     } else {
         store.ingest_file(file.path)?
     };
+    let entry = stored_entry(stored, relative, prev, file.meta, now, report);
+    Ok((entry, Check::Done))
+}
+
+/// What the store records of the file behind `meta`, to know it unchanged next time.
+pub fn origin(meta: &fs::Metadata) -> Origin {
+    Origin {
+        size: meta.len(),
+        mtime_ns: mtime_ns(meta),
+        inode: meta.ino(),
+    }
+}
+
+/// The previous entry, moved to `relative`, if the file behind `meta` is unchanged (same
+/// size, mtime and inode) and its object still good; else `relative` back, to ingest it.
+pub fn reused(
+    store: &Store,
+    trust: &Trust,
+    meta: &fs::Metadata,
+    relative: String,
+    prev: Option<&Entry>,
+) -> Result<(Entry, Check), String> {
+    let Some(prev) = prev else {
+        return Err(relative);
+    };
+    if prev.origin != Some(origin(meta)) {
+        return Err(relative);
+    }
+    match reusable(store, trust, prev, meta) {
+        // The path is the walk's own string: the previous one is not copied.
+        Some(check) => Ok((
+            Entry {
+                path: relative,
+                ..*prev
+            },
+            check,
+        )),
+        None => Err(relative),
+    }
+}
+
+/// The entry of a file just ingested as `stored`, counted in the report if it was new.
+/// `meta` is the stat the walk took of the file.
+pub fn stored_entry(
+    stored: Stored,
+    relative: String,
+    prev: Option<&Entry>,
+    meta: &fs::Metadata,
+    now: i64,
+    report: &mut SyncReport,
+) -> Entry {
     if stored.method != IngestMethod::Existing {
         report.counts.files_stored += 1;
         report.counts.bytes_stored += stored.size;
     }
-    let entry = Entry {
+    Entry {
         mtime: last_modified(prev, &stored.id, meta.mtime(), now),
         path: relative,
         object: stored.id,
         size: stored.size,
         stamp: stored.stamp,
-        origin: Some(origin),
+        origin: Some(origin(meta)),
         immutable: false,
-    };
-    Ok((entry, Check::Done))
+    }
 }
 
 /// Whether the previous entry's object can serve the unchanged file, and what publishing must

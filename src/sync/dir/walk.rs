@@ -7,11 +7,13 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::cursor::{Cursor, CursorError, Unsorted};
-use super::reuse::{ingest, Local, Trust};
+use super::pool::{self, Ingested, Pool};
+use super::reuse::{self, Trust};
 use crate::manifest::Entry;
 use crate::store::Store;
 use crate::sync::confine::Confinement;
 use crate::sync::snapshot::{same_file, NewEntries};
+use crate::sync::spill::Check;
 use crate::sync::{SyncError, SyncReport};
 
 /// Why a walk stopped.
@@ -55,19 +57,39 @@ pub struct Walk<'a, 'o, 'n> {
     pub out: Out<'o, 'n>,
     pub now: i64,
     pub report: &'a mut SyncReport,
+    /// How many threads read the files to ingest (see `pool`); 1: the walk reads them.
+    pub workers: usize,
+}
+
+/// A file the walk met, waiting in the pool's window for its turn to be handed on.
+pub struct Met {
+    relative: String,
+    prev: Option<Entry>,
+    meta: fs::Metadata,
+    /// The previous entry, kept: the file is not read.
+    reused: Option<(Entry, Check)>,
 }
 
 impl Walk<'_, '_, '_> {
     /// Walks the whole confinement, then reads the rest of the previous snapshot: a path it
     /// has and the walk did not meet makes the new snapshot differ.
     /// The entries, if kept in memory.
-    pub fn run(mut self) -> Result<Vec<Entry>, WalkError> {
+    pub fn run(self) -> Result<Vec<Entry>, WalkError> {
+        let (store, workers) = (self.store, self.workers);
+        pool::with_pool(store, workers, |pool| self.run_with(pool))
+    }
+
+    fn run_with(mut self, pool: &mut Pool<'_, Met>) -> Result<Vec<Entry>, WalkError> {
         let base = self.confine.base().to_path_buf();
         let meta = fs::metadata(&base).map_err(|source| SyncError::Input {
             path: base.clone(),
             source,
         })?;
-        self.folder(&base, &meta, &mut String::new())?;
+        let walked = self.folder(&base, &meta, &mut String::new(), pool);
+        // The files met before the walk stopped come first, as they would one at a time: an
+        // error among them is the sync's error.
+        self.hand_on(pool, true)?;
+        walked?;
         let gone = self.previous.finish()?;
         match self.out {
             Out::Collect(entries) => Ok(entries),
@@ -90,6 +112,7 @@ impl Walk<'_, '_, '_> {
         dir: &Path,
         meta: &fs::Metadata,
         prefix: &mut String,
+        pool: &mut Pool<'_, Met>,
     ) -> Result<(), WalkError> {
         let input = |source| SyncError::Input {
             path: dir.to_path_buf(),
@@ -113,9 +136,9 @@ impl Walk<'_, '_, '_> {
             prefix.push_str(&child.name);
             let path = child.target.unwrap_or_else(|| dir.join(&child.name));
             if child.meta.is_dir() {
-                self.folder(&path, &child.meta, prefix)?;
+                self.folder(&path, &child.meta, prefix, pool)?;
             } else {
-                self.file(&path, &child.meta, prefix)?;
+                self.file(path, child.meta, prefix, pool)?;
             }
             prefix.truncate(len);
         }
@@ -123,27 +146,72 @@ impl Walk<'_, '_, '_> {
         Ok(())
     }
 
-    /// The entry of the file at `path` (resolved), published at `relative`.
-    fn file(&mut self, path: &Path, meta: &fs::Metadata, relative: &str) -> Result<(), WalkError> {
+    /// Meets the file at `path` (resolved), published at `relative`: its previous entry is
+    /// kept if it is unchanged, else it goes to the pool to be ingested. Then hands on what
+    /// is done at the front of the pool's window.
+    fn file(
+        &mut self,
+        path: PathBuf,
+        meta: fs::Metadata,
+        relative: &str,
+        pool: &mut Pool<'_, Met>,
+    ) -> Result<(), WalkError> {
         let prev = self.previous.find(relative)?;
-        let file = Local {
-            path,
-            resolved: true,
-            meta,
+        let relative = relative.to_string();
+        match reuse::reused(self.store, self.trust, &meta, relative, prev.as_ref()) {
+            Ok(reused) => pool.ready(Met {
+                relative: String::new(),
+                prev,
+                meta,
+                reused: Some(reused),
+            }),
+            Err(relative) => pool.ingest(
+                Met {
+                    relative,
+                    prev,
+                    meta,
+                    reused: None,
+                },
+                path,
+            ),
+        }
+        self.hand_on(pool, false)
+    }
+
+    /// Hands on the files at the front of the pool's window that are done, in order; with
+    /// `all`, every file, waiting for each. The first error gives up the rest.
+    fn hand_on(&mut self, pool: &mut Pool<'_, Met>, all: bool) -> Result<(), WalkError> {
+        while let Some((met, ingested)) = pool.next(all) {
+            if let Err(e) = self.hand_on_one(met, ingested) {
+                pool.abandon();
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn hand_on_one(&mut self, met: Met, ingested: Option<Ingested>) -> Result<(), WalkError> {
+        let (entry, check) = match (met.reused, ingested) {
+            (Some(reused), _) => reused,
+            (None, ingested) => {
+                let stored = ingested
+                    .expect("a file not reused was ingested")
+                    .map_err(SyncError::from)?;
+                let entry = reuse::stored_entry(
+                    stored,
+                    met.relative,
+                    met.prev.as_ref(),
+                    &met.meta,
+                    self.now,
+                    self.report,
+                );
+                (entry, Check::Done)
+            }
         };
-        let (entry, check) = ingest(
-            self.store,
-            self.trust,
-            file,
-            relative.to_string(),
-            prev.as_ref(),
-            self.now,
-            self.report,
-        )?;
         match &mut self.out {
             Out::Collect(entries) => entries.push(entry),
             Out::Stream(out) => {
-                if !prev.is_some_and(|p| same_file(&p, &entry)) {
+                if !met.prev.is_some_and(|p| same_file(&p, &entry)) {
                     out.differs();
                 }
                 out.push(entry, check)?;
