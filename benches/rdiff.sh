@@ -20,7 +20,9 @@
 # 5th .gz file removed, a folder renamed, a 30 MiB file added; every 10th blob partly
 # rewritten, every 13th removed, and new blobs of 2 % of the image added.
 #
-# A benchmark, not a test. Usage: bash benches/rdiff.sh      (about 3 x SIZE_MB of disk in TMPDIR)
+# A benchmark, not a test. Usage: bash benches/rdiff.sh
+# It needs about 3 x SIZE_MB of disk in TMPDIR plus a copy of the trees, and takes about half an
+# hour at 4 GiB on 2 cores (two squashfs builds, then the rounds); the machine should be idle.
 # Knobs (environment): SIZE_MB (smallest acceptable image, 4096), TREES (directories the images
 # are built from; default: /usr/lib /usr/share), ROUNDS (5), BLOCK (128), KEEP_TMP (1 keeps the
 # temp dir), SKIP_BUILD (1 uses the existing binary), MIRRORBOX_BIN.
@@ -53,20 +55,23 @@ mkdir -p "$tmp/old"
 for tree in $TREES; do
   cp -a "$tree" "$tmp/old/" 2>/dev/null || true
 done
-mksquashfs "$tmp/old" "$tmp/probe.img" -noappend -quiet -no-progress >/dev/null
-trees_mb=$(($(stat -c %s "$tmp/probe.img") / 1048576))
-rm -f "$tmp/probe.img"
+echo "building the old image..."
+mksquashfs "$tmp/old" "$tmp/old.img" -noappend -quiet -no-progress >/dev/null
+trees_mb=$(($(stat -c %s "$tmp/old.img") / 1048576))
 blob_mb=0 blobs_note=""
 if ((trees_mb < SIZE_MB)); then
-  # Blobs of 1-16 MiB, sizes from a fixed sequence so runs are alike.
-  mkdir -p "$tmp/old/blobs"
+  # Blobs of 1-16 MiB, sizes from a fixed sequence so runs are alike, appended to the image
+  # (mksquashfs compresses only what it appends) and added to the tree the new image comes from.
+  mkdir -p "$tmp/extra/blobs"
   n=0
   while ((trees_mb + blob_mb < SIZE_MB + 16)); do
     mb=$((1 + (n * 7) % 16))
-    head -c "${mb}M" /dev/urandom >"$tmp/old/blobs/blob-$n.bin"
+    head -c "${mb}M" /dev/urandom >"$tmp/extra/blobs/blob-$n.bin"
     blob_mb=$((blob_mb + mb)) n=$((n + 1))
   done
-  echo "  the trees make $trees_mb MiB; added $n blobs, $blob_mb MiB"
+  mksquashfs "$tmp/extra" "$tmp/old.img" -quiet -no-progress >/dev/null
+  mv "$tmp/extra/blobs" "$tmp/old/blobs"
+  echo "  the trees make $trees_mb MiB; appended $n blobs, $blob_mb MiB"
   blobs_note=" plus $blob_mb MiB of blobs"
 fi
 cp -a "$tmp/old" "$tmp/new"
@@ -87,8 +92,7 @@ if [ -d "$tmp/new/blobs" ]; then
   head -c "${added}M" /dev/urandom >"$tmp/new/blobs/new-blob.bin"
 fi
 
-echo "building squashfs images..."
-mksquashfs "$tmp/old" "$tmp/old.img" -noappend -quiet -no-progress >/dev/null
+echo "building the new image..."
 mksquashfs "$tmp/new" "$tmp/new.img" -noappend -quiet -no-progress >/dev/null
 rm -rf "$tmp/old" "$tmp/new"
 old_mb=$(($(stat -c %s "$tmp/old.img") / 1048576))
