@@ -193,6 +193,11 @@ impl Store {
         &self.objects
     }
 
+    /// How local files enter this store (`[store] ingest`).
+    pub fn ingest_mode(&self) -> IngestMode {
+        self.ingest
+    }
+
     pub fn fsync(&self) -> bool {
         self.fsync
     }

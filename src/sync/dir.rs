@@ -99,7 +99,7 @@ impl Kind for DirOptions {
             out: Out::Stream(&mut *run.out),
             now: unix_now(),
             report: &mut *run.report,
-            workers: pool::workers(),
+            workers: pool::workers(run.store),
         };
         match walk.run() {
             Ok(_) => Ok(()),
@@ -125,7 +125,7 @@ impl Kind for DirOptions {
                     out: Out::Stream(&mut *run.out),
                     now: unix_now(),
                     report: &mut *run.report,
-                    workers: pool::workers(),
+                    workers: pool::workers(run.store),
                 };
                 walk.run().map(drop).map_err(|e| match e {
                     WalkError::Sync(e) => e,
@@ -202,7 +202,7 @@ pub fn scan(
         out: Out::Collect(Vec::with_capacity(capacity)),
         now: unix_now(),
         report,
-        workers: pool::workers(),
+        workers: pool::workers(store),
     };
     walk.run().map_err(|e| match e {
         WalkError::Sync(e) => e,

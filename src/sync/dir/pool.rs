@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Mutex;
 
-use crate::store::{Store, StoreError, Stored};
+use crate::store::{IngestMode, Store, StoreError, Stored};
 
 /// How many items the walk may have met and not yet taken back: enough to keep the workers
 /// busy while one of them reads a large file at the front.
@@ -31,8 +31,16 @@ const MAX_WORKERS: usize = 4;
 /// What a worker made of one file.
 pub type Ingested = Result<Stored, StoreError>;
 
-/// How many threads ingest files on this machine: one per core, up to [`MAX_WORKERS`].
-pub fn workers() -> usize {
+/// How many threads ingest files for `store` on this machine: one per core, up to
+/// [`MAX_WORKERS`], when the store copies what it ingests. A store that may hard-link
+/// (`ingest = auto`) ingests on the walk's thread: two files of the same bytes linked at once
+/// both touch the inode that becomes the object (a link made, then undone on `EEXIST`), which
+/// moves its ctime after the other one stamped it, and the object would then be refused as
+/// changed on disk. One at a time, the second finds the object and links nothing.
+pub fn workers(store: &Store) -> usize {
+    if store.ingest_mode() != IngestMode::Copy {
+        return 1;
+    }
     std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(MAX_WORKERS)

@@ -236,3 +236,15 @@ fn the_window_holds_at_most_its_limit() {
     assert_eq!(taken, (0..100).collect::<Vec<_>>(), "taken in order");
     assert!(most <= limit, "{most} items at once");
 }
+
+/// A store that may hard-link ingests on the walk's thread: two links of one inode at once
+/// would move the ctime an object's stamp recorded (see `pool::workers`).
+#[test]
+fn only_a_copying_store_gets_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let linking = store(&dir.path().join("auto"), IngestMode::Auto);
+    assert_eq!(super::pool::workers(&linking), 1);
+    let copying = store(&dir.path().join("copy"), IngestMode::Copy);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(super::pool::workers(&copying), cores.min(4));
+}
