@@ -9,6 +9,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
+use common::{body_at as get, status_at as status_of};
 use common::{pattern, Server, Site, BIN};
 
 const URLBASE: &str = "https://images.example.org/puavo";
@@ -94,17 +95,6 @@ fn sync_partly(site: &Site) -> String {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("PARTLY FAILED"), "{text}");
     text
-}
-
-fn get(server: &Server, path: &str) -> Vec<u8> {
-    let out = common::curl(&["-f", &server.url(path)]);
-    assert!(out.status.success(), "GET {path}: {out:?}");
-    out.stdout
-}
-
-fn status_of(server: &Server, path: &str) -> String {
-    let out = common::curl(&["-o", "/dev/null", "-w", "%{http_code}", &server.url(path)]);
-    String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 fn meta(server: &Server, series: &str) -> serde_json::Value {

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::upstream::Upstream;
+use common::{body_at as get, status_at as status_of};
 use common::{pattern, Server, Site};
 
 const URLBASE: &str = "https://images.example.org/puavo";
@@ -135,17 +136,6 @@ fn sync_partly(site: &Site, id: &str) -> String {
     assert_eq!(out.status.code(), Some(1), "sync {id}: {text}");
     assert!(text.contains("PARTLY FAILED"), "{text}");
     text
-}
-
-fn get(server: &Server, path: &str) -> Vec<u8> {
-    let out = common::curl(&["-f", &server.url(path)]);
-    assert!(out.status.success(), "GET {path}: {out:?}");
-    out.stdout
-}
-
-fn status_of(server: &Server, path: &str) -> String {
-    let out = common::curl(&["-o", "/dev/null", "-w", "%{http_code}", &server.url(path)]);
-    String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 /// The rdiffs puavo-os builds for a series (target, source), computed here from the rule.

@@ -12,6 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::upstream::Upstream;
+use common::{body_at as get, status_at as status_of};
 use common::{pattern, sha256_hex, Server, Site};
 
 const BOOKWORM: &str = "puavo-os-test-bookworm-amd64";
@@ -138,17 +139,6 @@ fn sync(site: &Site, id: &str) -> String {
     let out = site.cli(&["sync", id]);
     assert!(out.status.success(), "sync {id}: {}", output(&out));
     output(&out)
-}
-
-fn get(server: &Server, path: &str) -> Vec<u8> {
-    let out = common::curl(&["-f", &server.url(path)]);
-    assert!(out.status.success(), "GET {path}: {out:?}");
-    out.stdout
-}
-
-fn status_of(server: &Server, path: &str) -> String {
-    let out = common::curl(&["-o", "/dev/null", "-w", "%{http_code}", &server.url(path)]);
-    String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 /// What a published series holds: (image, its rdiffs), from its meta file.

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
+use common::body_at as get;
 use common::upstream::Upstream;
 use common::{pattern, Server, Site};
 use mirrorbox::puavo::torrent;
@@ -227,12 +228,6 @@ fn sync(site: &Site, id: &str) -> String {
     let (ok, text) = site.cli_text(&["sync", id]);
     assert!(ok, "sync {id}: {text}");
     text
-}
-
-fn get(server: &Server, path: &str) -> Vec<u8> {
-    let out = common::curl(&["--fail", &server.url(path)]);
-    assert!(out.status.success(), "GET {path}: {out:?}");
-    out.stdout
 }
 
 /// A root CA (like the Puavo root CA laptops trust) and a server certificate it signed for

@@ -266,6 +266,18 @@ pub fn status_code(url: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The body `server` serves at `path`; any status other than 2xx fails the test.
+pub fn body_at(server: &Server, path: &str) -> Vec<u8> {
+    let out = curl(&["-f", &server.url(path)]);
+    assert!(out.status.success(), "GET {path}: {out:?}");
+    out.stdout
+}
+
+/// The status code `server` answers for `path`.
+pub fn status_at(server: &Server, path: &str) -> String {
+    status_code(&server.url(path))
+}
+
 pub fn curl(args: &[&str]) -> Output {
     Command::new("curl")
         .args(["-s", "--max-time", "60"])
