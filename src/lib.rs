@@ -19,6 +19,8 @@
 //!   swapped atomically, and its listings rendered once.
 //! - [`sync`]: runs one source; one module per source kind (dir, apt, files, puavo) behind a
 //!   one-line registry, and what the kinds share (downloads, the previous snapshot, symlinks).
+//! - `acme`: `[server.acme]` settings and the state the ACME engine shares with the
+//!   listeners (the certificate in use, pending challenge answers, the last outcome).
 //! - [`http`]: listeners, TLS, limits, access control, the request handler, the RFC 9110
 //!   file responder, listings, status and metrics; it sees a narrow state, not the app.
 //! - [`config`]: the TOML file, validated once, composed from the parts' own option types;
@@ -34,6 +36,7 @@
 //!   systemd notification, the server's life cycle.
 //! - [`cli`]: the command line, one file per command group.
 
+pub mod acme;
 pub(crate) mod admin;
 pub mod app;
 pub mod cli;

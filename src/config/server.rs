@@ -117,6 +117,7 @@ pub(super) fn parse_server(raw: RawServer) -> Result<ServerConfig, String> {
         http,
         https,
         tls,
+        acme: None,
         header_timeout: duration(raw.header_timeout, "header_timeout", 30)?,
         idle_timeout: duration(raw.idle_timeout, "idle_timeout", 75)?,
         max_connections,

@@ -12,6 +12,9 @@ pub struct ServerSettings {
     pub http: Vec<SocketAddr>,
     pub https: Vec<SocketAddr>,
     pub tls: Option<TlsSettings>,
+    /// `[server.acme]`: certificates obtained and renewed by the server itself (never set
+    /// together with `tls`).
+    pub acme: Option<crate::acme::AcmeSettings>,
     /// How long a client may take to send a request's headers; for the first request, counted
     /// from the accept (TLS handshake and protocol detection included).
     pub header_timeout: Duration,

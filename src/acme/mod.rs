@@ -1,0 +1,14 @@
+//! Certificates from an ACME server (RFC 8555: Let's Encrypt, or any other by URL), so HTTPS
+//! needs no certbot and no renewal timer: `[server.acme]` names the domains, and the server
+//! obtains, stores, renews and swaps the certificate itself.
+//!
+//! - `settings`: the validated `[server.acme]` keys.
+//! - `state`: what the engine and the listeners share: the certificate in use, the answers to
+//!   pending challenges (HTTP-01 tokens, TLS-ALPN-01 certificates) and the engine's last
+//!   outcome, shown on `/.status` and in `/.metrics`.
+
+pub mod settings;
+pub mod state;
+
+pub use settings::{AcmeSettings, Challenge, ExternalAccountBinding};
+pub use state::{certificate_validity, AcmeOutcome, AcmeState};
