@@ -7,8 +7,10 @@
 //!   pending challenges (HTTP-01 tokens, TLS-ALPN-01 certificates) and the engine's last
 //!   outcome, shown on `/.status` and in `/.metrics`.
 
+pub mod engine;
 pub mod settings;
 pub mod state;
 
+pub use engine::start;
 pub use settings::{AcmeSettings, Challenge, ExternalAccountBinding};
 pub use state::{certificate_validity, AcmeOutcome, AcmeState};
