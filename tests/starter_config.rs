@@ -197,11 +197,11 @@ fn offline_the_folder_is_served_and_the_status_says_why_and_what_to_change() {
     assert!(page.contains("point `repository` of source"), "{page}");
 
     // The folder is served either way, and the process is still up.
+    assert_eq!(after_first_run(&server, "files")["state"], "ok");
     let readme = common::body_at(&server, "/files/README.txt");
     let shipped = std::fs::read(Path::new(SHIPPED).join("public/README.txt")).unwrap();
     assert_eq!(readme, shipped);
     assert_eq!(common::status_at(&server, "/debian/"), "404");
-    assert_eq!(source_status(&server, "files")["state"], "ok");
     let mut server = server;
     assert!(server.child.try_wait().unwrap().is_none(), "serve ended");
     let log = server.log_text();
@@ -232,6 +232,7 @@ fn without_the_keyring_package_serve_starts_and_the_source_says_what_to_install(
         error.contains("install the debian-archive-keyring package or set `keys`"),
         "{error}"
     );
+    assert_eq!(after_first_run(&server, "files")["state"], "ok");
     assert_eq!(
         common::body_at(&server, "/files/README.txt"),
         std::fs::read(Path::new(SHIPPED).join("public/README.txt")).unwrap()

@@ -125,3 +125,54 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
             .unwrap_or_default(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a request to `url` fails with, as the fetcher reports it.
+    async fn failure(url: &str) -> FetchError {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let error = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .get(url)
+            .send()
+            .await
+            .expect_err("nothing answers");
+        network(url, error)
+    }
+
+    #[tokio::test]
+    async fn no_connection_is_an_unreachable_host_and_a_cut_answer_is_not() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let url = format!("http://127.0.0.1:{port}/dists/x/InRelease");
+        let refused = failure(&url).await;
+        assert!(
+            matches!(&refused, FetchError::Unreachable { host, .. } if host == "127.0.0.1"),
+            "{refused:?}"
+        );
+        assert!(refused
+            .to_string()
+            .starts_with(&format!("cannot reach 127.0.0.1 ({url}: ")));
+        assert!(matches!(
+            SyncError::from(refused),
+            SyncError::Unreachable { .. }
+        ));
+
+        // A server that accepts and hangs up was reached: a network error, no advice.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                drop(socket);
+            }
+        });
+        let cut = failure(&format!("http://127.0.0.1:{port}/")).await;
+        assert!(matches!(cut, FetchError::Network { .. }), "{cut:?}");
+        assert!(SyncError::from(cut).unreachable_host().is_none());
+    }
+}
