@@ -172,3 +172,81 @@ fn host_name() -> Option<String> {
     let name = String::from_utf8_lossy(&buffer[..end]).trim().to_string();
     (!name.is_empty()).then_some(name)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn config(server: &str) -> Config {
+        let text = format!(
+            "data_dir = \"/d\"\n[server]\n{server}\n\n[[source]]\nid = \"deb\"\nkind = \"apt\"\nmount = \"/debian\"\nrepository = \"deb http://deb.example.org/debian bookworm main\"\narchitectures = [\"amd64\", \"arm64\", \"all\"]\nkeys = [\"/k/archive.gpg\"]\n\n[[source]]\nid = \"files\"\nkind = \"dir\"\nmount = \"/files\"\npath = \"/p\"\n"
+        );
+        Config::parse(&text, Path::new("m.toml")).expect("valid")
+    }
+
+    #[test]
+    fn the_base_url_comes_from_the_first_listener() {
+        let plain = config("http = [\"192.0.2.7:8080\", \"127.0.0.1:80\"]");
+        let out = render(&plain, None, &Format::default()).unwrap();
+        assert!(out.contains("\ndeb [arch=amd64,arm64 signed-by=/k/archive.gpg] http://192.0.2.7:8080/debian bookworm main\n"), "{out}");
+        assert!(
+            out.starts_with(
+                "# source `deb`, a mirror of http://deb.example.org/debian/ bookworm\n"
+            ),
+            "{out}"
+        );
+
+        let every = config("http = [\"[::]:80\"]");
+        let out = render(&every, Some("deb"), &Format::default()).unwrap();
+        let host = host_name().expect("a host name");
+        assert!(
+            out.contains(&format!("] http://{host}/debian bookworm main")),
+            "{out}"
+        );
+        assert!(
+            out.starts_with("# [::]:80 listens on every address"),
+            "{out}"
+        );
+
+        let given = Format {
+            url: Some("https://mirror.example/"),
+            deb822: true,
+        };
+        let out = render(&every, None, &given).unwrap();
+        assert!(
+            out.contains("\nURIs: https://mirror.example/debian\n"),
+            "{out}"
+        );
+        assert!(!out.contains("listens on every address"), "{out}");
+        assert!(render(
+            &every,
+            None,
+            &Format {
+                url: Some("ftp://x"),
+                deb822: false
+            }
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn only_apt_sources_by_name() {
+        let plain = config("http = [\"127.0.0.1:8080\"]");
+        let message = render(&plain, Some("files"), &Format::default())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            message,
+            "source `files` in m.toml is a `dir` source: sources-list is for apt sources (`deb`)"
+        );
+        let message = render(&plain, Some("nope"), &Format::default())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            message,
+            "no source `nope` in m.toml (its apt sources: `deb`)"
+        );
+    }
+}

@@ -9,7 +9,7 @@ use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use reqwest::StatusCode;
 use tokio::sync::{Mutex, Semaphore};
 
-use super::error::{network, refused, Failure};
+use super::error::{network, refused, through_proxy, Failure};
 use super::{FetchError, FetchOptions, FetchStats, Fetcher};
 
 impl Fetcher {
@@ -82,7 +82,10 @@ impl Fetcher {
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, Failure> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let response = request.send().await.map_err(|e| (network(url, e), None))?;
+        let response = request.send().await.map_err(|e| {
+            let error = through_proxy(network(url, e), self.options.proxy.as_deref());
+            (error, None)
+        })?;
         let status = response.status();
         if status.is_success()
             || status == StatusCode::NOT_MODIFIED

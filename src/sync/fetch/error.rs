@@ -69,6 +69,22 @@ impl From<FetchError> for SyncError {
     }
 }
 
+/// [`network`] for a client that goes through `proxy`: what could not be reached may be the
+/// proxy, so the failure names it and is not taken for an unreachable upstream (whose advice
+/// is to change the upstream).
+pub(super) fn through_proxy(error: FetchError, proxy: Option<&str>) -> FetchError {
+    match (error, proxy) {
+        (FetchError::Unreachable { url, message, .. }, Some(proxy)) => FetchError::Network {
+            url,
+            message: format!(
+                "{message} (through the proxy {})",
+                crate::secrets::credentials(proxy)
+            ),
+        },
+        (error, _) => error,
+    }
+}
+
 /// One attempt's failure, and how long the server asked us to wait before the next.
 pub(super) type Failure = (FetchError, Option<Duration>);
 
