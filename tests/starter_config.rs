@@ -379,3 +379,22 @@ fn sources_list_refuses_unknown_and_non_apt_sources() {
         assert!(out.stdout.is_empty(), "{text}");
     }
 }
+
+#[test]
+fn every_remote_kind_names_its_upstream_key_when_the_host_is_unreachable() {
+    let url = closed_upstream();
+    let extra = format!(
+        "[[source]]\nid = \"iso\"\nkind = \"files\"\nmount = \"/iso\"\nurl = \"{url}/\"\nretries = 0\n"
+    );
+    let site = Site::with(false, &extra);
+    let (ok, text) = site.cli_text(&["sync", "iso"]);
+    assert!(!ok, "{text}");
+    let config = site.config.display().to_string();
+    assert!(text.contains("cannot reach 127.0.0.1 ("), "{text}");
+    assert!(
+        text.contains(&format!(
+            "no network? point `url` of source `iso` in {config} at a reachable mirror"
+        )),
+        "{text}"
+    );
+}
