@@ -1,0 +1,250 @@
+//! `mirrorbox add`: appends one source to the configuration file. The new source's id and
+//! mount are derived from the upstream (see `derive`), apt keys of well-known repositories
+//! are found on this host (see `keyrings`), and the edited file must pass the real loader
+//! and the collision check before it replaces the old one; otherwise nothing is written.
+
+mod apt;
+mod derive;
+mod keyrings;
+mod others;
+
+use std::net::SocketAddr;
+
+use anyhow::{anyhow, bail, Context};
+
+use super::{AddCommon, AddWhat, ConfigArg};
+use crate::config::collisions;
+use crate::config::edit::{ConfigDocument, NewTable};
+use crate::config::{Config, SourceKind};
+use crate::sync::kind::Severity;
+
+/// A source ready to be appended.
+pub struct Planned {
+    pub id: String,
+    pub mount: String,
+    pub table: NewTable,
+    /// apt: the key files a client names in signed-by (the upstream's keys).
+    pub client_keys: Vec<String>,
+}
+
+impl Planned {
+    fn new(id: String, mount: String, table: NewTable) -> Planned {
+        Planned {
+            id,
+            mount,
+            table,
+            client_keys: Vec::new(),
+        }
+    }
+}
+
+/// Exit status 1 when the source is refused (printed, nothing written), 2 when the file
+/// cannot be read or written.
+pub fn run(outer: &ConfigArg, what: AddWhat) -> anyhow::Result<i32> {
+    let common = match &what {
+        AddWhat::Apt { common, .. }
+        | AddWhat::Files { common, .. }
+        | AddWhat::Dir { common, .. }
+        | AddWhat::Puavo { common, .. } => common.clone(),
+    };
+    // `--config` may stand before or after the kind.
+    let config = ConfigArg {
+        config: common.config.clone().or_else(|| outer.config.clone()),
+    };
+    let mut doc = ConfigDocument::read(&config.resolve())?;
+    let (added, config) = match add(&mut doc, what, &common) {
+        Ok(done) => done,
+        Err(e) => {
+            eprintln!("mirrorbox: {e:#}");
+            eprintln!("nothing was written to {}", doc.file().display());
+            return Ok(1);
+        }
+    };
+    doc.write()?;
+    report(&added, &config);
+    Ok(0)
+}
+
+/// What was added, for the report.
+struct Added {
+    id: String,
+    client_keys: Vec<String>,
+    warnings: Vec<String>,
+}
+
+/// Plans the source, appends it and validates the result; writes nothing.
+fn add(
+    doc: &mut ConfigDocument,
+    what: AddWhat,
+    common: &AddCommon,
+) -> anyhow::Result<(Added, Config)> {
+    let current = doc
+        .current()
+        .context("the configuration must load before a source is added; fix it first")?;
+    let planned = match what {
+        AddWhat::Apt {
+            line, key, arch, ..
+        } => apt::plan(&line, key, arch, common, &current)?,
+        AddWhat::Files { url, .. } => others::files(&url, common)?,
+        AddWhat::Dir { path, .. } => others::dir(&path, common)?,
+        AddWhat::Puavo {
+            image_dir,
+            series_config,
+            upstream,
+            series,
+            urlbase,
+            no_torrents,
+            ..
+        } => others::puavo(
+            others::PuavoFlags {
+                image_dir,
+                series_config,
+                upstream,
+                series,
+                urlbase,
+                no_torrents,
+            },
+            common,
+        )?,
+    };
+    if planned.id.is_empty() {
+        bail!("no id can be made from that: give one with --id");
+    }
+    if current.source(&planned.id).is_some() {
+        bail!(
+            "the id `{}` is taken by a source in {}: give this one another with --id",
+            planned.id,
+            doc.file().display()
+        );
+    }
+    let id = planned.id.clone();
+    doc.append_source(planned.table)?;
+    let edited = doc.validate().map_err(|e| {
+        anyhow!(
+            "the new source `{id}` (mount `{}`) is not valid: {e}",
+            planned.mount
+        )
+    })?;
+    let before: Vec<String> = collisions::check(&current)
+        .into_iter()
+        .map(|f| f.message)
+        .collect();
+    let mut warnings = Vec::new();
+    for finding in collisions::check(&edited) {
+        if before.contains(&finding.message) {
+            continue;
+        }
+        match finding.severity {
+            Severity::Error => bail!("{}", finding.message),
+            _ => warnings.push(finding.message),
+        }
+    }
+    Ok((
+        Added {
+            id,
+            client_keys: planned.client_keys,
+            warnings,
+        },
+        edited,
+    ))
+}
+
+/// Prints what was added, the lines its clients use, and the next commands.
+fn report(added: &Added, config: &Config) {
+    let Some(source) = config.source(&added.id) else {
+        return;
+    };
+    let mount = if source.mount.is_empty() {
+        "/"
+    } else {
+        source.mount.as_str()
+    };
+    println!(
+        "added source `{}` ({}) at mount {mount} to {}",
+        source.id,
+        source.kind.name(),
+        config.file.display()
+    );
+    for warning in &added.warnings {
+        println!("warning: {warning}");
+    }
+    let base = format!("{}{}/", base_url(config), source.mount);
+    if let SourceKind::Apt(apt) = &source.kind {
+        println!("clients use (sources.list):");
+        for line in client_lines(&apt.repository, &base, &added.client_keys) {
+            println!("  {line}");
+        }
+    } else {
+        println!("clients use: {base}");
+    }
+    let config_flag = config_flag(config);
+    println!("next: mirrorbox sync{config_flag} {}", source.id);
+    println!(
+        "A running `mirrorbox serve` reads the configuration at start: restart it to serve the new source."
+    );
+}
+
+/// The sources.list lines of an apt source served at `base`, trusting the upstream's keys.
+fn client_lines(
+    repository: &crate::sync::apt::repository::Repository,
+    base: &str,
+    keys: &[String],
+) -> Vec<String> {
+    let options = if keys.is_empty() {
+        String::new()
+    } else {
+        format!("[signed-by={}] ", keys.join(","))
+    };
+    let tail = if repository.is_flat() {
+        repository.suite.clone()
+    } else {
+        format!(
+            "{} {}",
+            repository.suite,
+            repository.client_components().join(" ")
+        )
+    };
+    let mut lines = Vec::new();
+    if repository.binary {
+        lines.push(format!("deb {options}{base} {tail}"));
+    }
+    if repository.source {
+        lines.push(format!("deb-src {options}{base} {tail}"));
+    }
+    lines
+}
+
+/// The server's first listener as clients would write it (`<this host>` for a wildcard
+/// address).
+fn base_url(config: &Config) -> String {
+    let (scheme, addr) = match (config.server.http.first(), config.server.https.first()) {
+        (Some(addr), _) => ("http", addr),
+        (None, Some(addr)) => ("https", addr),
+        (None, None) => return "http://<this host>".into(),
+    };
+    let host = match addr {
+        SocketAddr::V4(a) if a.ip().is_unspecified() => "<this host>".to_string(),
+        SocketAddr::V6(a) if a.ip().is_unspecified() => "<this host>".to_string(),
+        SocketAddr::V4(a) => a.ip().to_string(),
+        SocketAddr::V6(a) => format!("[{}]", a.ip()),
+    };
+    let default_port = if scheme == "http" { 80 } else { 443 };
+    if addr.port() == default_port {
+        format!("{scheme}://{host}")
+    } else {
+        format!("{scheme}://{host}:{}", addr.port())
+    }
+}
+
+/// ` --config FILE` unless the commands find the file on their own.
+fn config_flag(config: &Config) -> String {
+    let found = ConfigArg { config: None }.resolve();
+    if found == config.file {
+        String::new()
+    } else {
+        format!(
+            " --config {}",
+            super::init::shell_word(&config.file.to_string_lossy())
+        )
+    }
+}
