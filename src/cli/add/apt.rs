@@ -158,6 +158,8 @@ fn resolve_keys(
         }
         absolute.push(std::path::absolute(&key).unwrap_or(key));
     }
+    // A file that is no keyring would fail every sync: refused now, while the user is here.
+    crate::sync::apt::keyring::Keyring::load(&absolute).map_err(|e| anyhow!("keys: {e}"))?;
     Ok((absolute, comment))
 }
 

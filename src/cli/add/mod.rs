@@ -13,10 +13,9 @@ use std::net::SocketAddr;
 use anyhow::{anyhow, bail, Context};
 
 use super::{AddCommon, AddWhat, ConfigArg};
-use crate::config::collisions;
 use crate::config::edit::{ConfigDocument, NewTable};
 use crate::config::{Config, SourceKind};
-use crate::sync::kind::Severity;
+use crate::preflight::{self, Severity};
 
 /// A source ready to be appended.
 pub struct Planned {
@@ -125,12 +124,15 @@ fn add(
             planned.mount
         )
     })?;
-    let before: Vec<String> = collisions::check(&current)
+    // What `check-config` and `serve` would say that they do not say now: an error (two
+    // sources publishing one path, a key that does not load…) refuses the source, a warning
+    // (a folder not there yet) is printed.
+    let before: Vec<String> = preflight::check(&current)
         .into_iter()
         .map(|f| f.message)
         .collect();
     let mut warnings = Vec::new();
-    for finding in collisions::check(&edited) {
+    for finding in preflight::check(&edited) {
         if before.contains(&finding.message) {
             continue;
         }
