@@ -126,16 +126,21 @@ fn init_add_sync_and_apt_gets_packages_with_the_printed_line() {
     assert!(out.contains("added source `debian_bookworm`"), "{out}");
     assert!(out.contains("mirrorbox sync --config"), "{out}");
     assert!(out.contains("restart"), "{out}");
-    let expected_line = format!(
-        "deb [signed-by={}] http://127.0.0.1:{port}/debian/ bookworm main",
-        key.display()
+    let deb_lines = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("deb "))
+            .map(str::to_string)
+            .collect()
+    };
+    let printed = deb_lines(&out);
+    assert_eq!(printed.len(), 1, "{out}");
+    let mirror = format!("http://127.0.0.1:{port}/debian");
+    assert!(
+        printed[0].contains(&format!("] {mirror} bookworm main")),
+        "{out}"
     );
-    let printed: Vec<&str> = out
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.starts_with("deb "))
-        .collect();
-    assert_eq!(printed, [expected_line.as_str()], "{out}");
+    assert!(printed[0].contains("signed-by="), "{out}");
 
     let config = file.to_str().unwrap();
     let (code, out, err) = mirrorbox(&["check-config", "--config", config]);
@@ -143,9 +148,14 @@ fn init_add_sync_and_apt_gets_packages_with_the_printed_line() {
     let (code, out, err) = mirrorbox(&["sync", "--config", config]);
     assert_eq!(code, 0, "sync: {out}{err}");
 
+    // `sources-list` prints the line `add` printed; apt uses exactly that.
+    let (code, out, err) = mirrorbox(&["sources-list", "--config", config, "debian_bookworm"]);
+    assert_eq!(code, 0, "sources-list: {out}{err}");
+    assert_eq!(deb_lines(&out), printed, "{out}");
+
     let server = Server::start(&file, false);
     assert_eq!(server.http.port(), port);
-    let client = AptClient::new(printed[0]);
+    let client = AptClient::new(&printed[0]);
     let (ok, text) = client.run(&["update"]);
     assert!(ok, "apt-get update: {text}");
     let (ok, text) = client.run(&["install", "--download-only", "-y", "alpha", "bravo"]);
@@ -346,7 +356,7 @@ fn the_keyring_of_a_known_repository_is_looked_up_in_the_keyring_folders() {
     let (code, out, err) = mirrorbox_env(&args, &[("MIRRORBOX_KEYRING_PATH", Path::new(&search))]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
-        out.contains(&format!("[signed-by={}]", keyring.display())),
+        out.contains(&format!("signed-by={}]", keyring.display())),
         "{out}"
     );
     let text = std::fs::read_to_string(&file).unwrap();
@@ -384,4 +394,77 @@ fn the_lines_options_become_architectures_and_keys() {
         text.contains(&format!("keys = [\"{}\"]", fixture.repo.key().display())),
         "{text}"
     );
+}
+
+#[test]
+fn puavo_sources_in_both_modes_from_flags_named_as_their_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    let build = dir.path().join("build.toml");
+    init(&build, &dir.path().join("data"));
+    let before = std::fs::read_to_string(&build).unwrap();
+    let images_arg = images.to_str().unwrap();
+
+    // Torrents (on by default) need the server's URL: refused, nothing written.
+    let (code, out, err) = add(&build, &["puavo", "--image-dir", images_arg]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("urlbase"), "{err}");
+    assert_eq!(std::fs::read_to_string(&build).unwrap(), before);
+
+    let (code, out, err) = add(
+        &build,
+        &[
+            "puavo",
+            "--image-dir",
+            images_arg,
+            "--urlbase",
+            "https://images.example.org",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("added source `puavo` (puavo) at mount /"),
+        "{out}"
+    );
+    let text = std::fs::read_to_string(&build).unwrap();
+    for key in [
+        "kind = \"puavo\"".to_string(),
+        "mount = \"/\"".into(),
+        format!("image_dir = \"{}\"", images.display()),
+        "urlbase = \"https://images.example.org\"".into(),
+    ] {
+        assert!(text.contains(&key), "{key}: {text}");
+    }
+    let (code, out, err) = mirrorbox(&["check-config", "--config", build.to_str().unwrap()]);
+    assert_eq!(code, 0, "check-config: {out}{err}");
+
+    let mirror = dir.path().join("mirror.toml");
+    init(&mirror, &dir.path().join("data"));
+    let (code, out, err) = add(
+        &mirror,
+        &[
+            "puavo",
+            "--upstream",
+            "https://images.example.org/puavo",
+            "--series",
+            "puavo-os-opinsys-bookworm-amd64",
+            "--urlbase",
+            "https://bootserver.example.org",
+            "--every",
+            "1h",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let text = std::fs::read_to_string(&mirror).unwrap();
+    for key in [
+        "id = \"puavo_mirror\"",
+        "upstream = \"https://images.example.org/puavo\"",
+        "series = [\"puavo-os-opinsys-bookworm-amd64\"]",
+        "every = \"1h\"",
+    ] {
+        assert!(text.contains(key), "{key}: {text}");
+    }
+    let (code, out, err) = mirrorbox(&["check-config", "--config", mirror.to_str().unwrap()]);
+    assert_eq!(code, 0, "check-config: {out}{err}");
 }

@@ -543,7 +543,10 @@ fn status_page_renders_in_chromium() {
     assert_eq!(source("broken")["failures_since_start"], 1);
     let deb = source("deb");
     assert_eq!(deb["state"], "failed");
-    let apt_line = format!("deb {origin}/debian/ bookworm main contrib");
+    let apt_line = format!(
+        "deb [arch=amd64 signed-by={}] {origin}/debian bookworm main contrib",
+        gpg.public.display()
+    );
     assert_eq!(deb["client"]["sources_list"], serde_json::json!([apt_line]));
     assert_eq!(source("images")["state"], "ok");
     assert_eq!(

@@ -274,6 +274,8 @@ impl App {
             Err(e) => {
                 let message = if e.is_disk_full() {
                     format!("{e} (the disk of the data directory is full: the objects this sync stored are removed again; free space, then sync again)")
+                } else if e.unreachable_host().is_some() {
+                    status::unreachable_advice(&self.config, source, &e)
                 } else {
                     e.to_string()
                 };

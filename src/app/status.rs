@@ -95,6 +95,22 @@ impl StatusSource for App {
     }
 }
 
+/// The message of a sync that could not reach its upstream, with what to do about it: which
+/// key of which source in which file to point at another mirror. Both the log and the status
+/// page show it.
+pub(super) fn unreachable_advice(
+    config: &Config,
+    source: &crate::config::SourceConfig,
+    error: &crate::sync::SyncError,
+) -> String {
+    let key = source.kind.upstream_key().unwrap_or("the upstream");
+    format!(
+        "{error}: no network? point `{key}` of source `{}` in {} at a reachable mirror, or remove the source",
+        source.id,
+        config.file.display()
+    )
+}
+
 /// Every folder `config` names, as written and as an absolute path, for [`crate::http::redact::paths`]: the data
 /// directory, `dir` paths, Puavo image and series folders, symlink targets, keys and the TLS
 /// files.

@@ -66,6 +66,19 @@ pub enum Command {
     },
     /// Remove objects no retained snapshot names.
     Gc(ConfigArg),
+    /// The sources.list lines (with `signed-by`) a client uses for this server's apt
+    /// sources, as the status page shows them.
+    SourcesList {
+        #[command(flatten)]
+        config: ConfigArg,
+        source: Option<String>,
+        /// The server's URL as clients reach it [default: from the first listener].
+        #[arg(long, value_name = "BASE")]
+        url: Option<String>,
+        /// A deb822 `.sources` stanza instead of one-line entries.
+        #[arg(long)]
+        deb822: bool,
+    },
     /// Validate the configuration and print what would be served where. Exit status 1 if
     /// anything is a PROBLEM (or, with --strict, a WARNING), 2 if serve would refuse it.
     CheckConfig {
@@ -143,13 +156,6 @@ pub enum Command {
         config: ConfigArg,
         #[command(subcommand)]
         what: AddWhat,
-    },
-    /// Print the sources.list lines (with signed-by) clients use for this server's apt sources.
-    SourcesList {
-        #[command(flatten)]
-        config: ConfigArg,
-        /// Only this source's lines.
-        source: Option<String>,
     },
     /// Write the librsync delta that turns OLD into NEW (what `rdiff signature` + `rdiff delta`
     /// make; apply it with `rdiff patch OLD DELTA NEW`).

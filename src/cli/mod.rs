@@ -152,6 +152,28 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Verify { config, sources } => maintenance::verify(config.load()?, sources),
         Command::Gc(config) => maintenance::gc(config.load()?),
         Command::CheckConfig { config, strict } => check_config::run(config.load()?, strict),
+        // Temporary dispatch for the tests of sources_list (the CLI's owner wires it up).
+        Command::SourcesList {
+            config,
+            source,
+            url: None,
+            deb822: false,
+        } => sources_list::run(&config, source.as_deref())
+            .map(|code| i32::from(code != std::process::ExitCode::SUCCESS)),
+        Command::SourcesList {
+            config,
+            source,
+            url,
+            deb822,
+        } => sources_list::run_with(
+            &config,
+            source.as_deref(),
+            &sources_list::Format {
+                url: url.as_deref(),
+                deb822,
+            },
+        )
+        .map(i32::from),
         Command::Diff {
             config,
             source,
@@ -175,14 +197,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         } => export::run(config.load()?, &dir, sources),
         Command::Init { data_dir, file } => init::run(file, data_dir),
         Command::Add { config, what } => add::run(&config, what),
-        Command::SourcesList { config, source } => {
-            let code = sources_list::run(&config, source.as_deref())?;
-            Ok(if code == std::process::ExitCode::SUCCESS {
-                0
-            } else {
-                1
-            })
-        }
         Command::ImportPom { file, data_dir } => tools::import_pom(&file, &data_dir),
         Command::Rdiff {
             old,

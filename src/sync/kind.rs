@@ -87,6 +87,12 @@ pub trait Kind: std::fmt::Debug + Send + Sync {
     /// What `check-config` prints about the source, one line each.
     fn describe(&self) -> Vec<String>;
 
+    /// The key naming the upstream (`repository`, `url`): what the message of an
+    /// unreachable upstream tells the administrator to change. A local kind has none.
+    fn upstream_key(&self) -> Option<&'static str> {
+        None
+    }
+
     /// How clients use the source (`usage` comes with `base_url` set): a plain tree under
     /// its mount needs nothing more.
     fn client_use(&self, _at: &ClientContext<'_>, _usage: &mut ClientUse) {}
@@ -479,22 +485,22 @@ mod tests {
         };
         assert_eq!(
             apt("deb http://download.proxmox.com/debian/pve bookworm pve-no-subscription pvetest"),
-            ["deb https://mirror.example:8443/debian/pve/ bookworm pve-no-subscription pvetest"]
+            ["deb [arch=amd64 signed-by=/k.gpg] https://mirror.example:8443/debian/pve bookworm pve-no-subscription pvetest"]
         );
         assert_eq!(
             apt("deb-src http://deb.debian.org/debian bookworm main"),
-            ["deb-src https://mirror.example:8443/debian/pve/ bookworm main"]
+            ["deb-src [arch=amd64 signed-by=/k.gpg] https://mirror.example:8443/debian/pve bookworm main"]
         );
         assert_eq!(
             apt("deb+deb-src http://deb.debian.org/debian bookworm main contrib"),
             [
-                "deb https://mirror.example:8443/debian/pve/ bookworm main contrib",
-                "deb-src https://mirror.example:8443/debian/pve/ bookworm main contrib"
+                "deb [arch=amd64 signed-by=/k.gpg] https://mirror.example:8443/debian/pve bookworm main contrib",
+                "deb-src [arch=amd64 signed-by=/k.gpg] https://mirror.example:8443/debian/pve bookworm main contrib"
             ]
         );
         assert_eq!(
             apt("deb http://example.org/repo ./"),
-            ["deb https://mirror.example:8443/debian/pve/ ./"]
+            ["deb [arch=amd64 signed-by=/k.gpg] https://mirror.example:8443/debian/pve ./"]
         );
     }
 

@@ -34,6 +34,10 @@ pub enum SyncError {
     /// The upstream is wrong or unreachable: the message says what and where.
     #[error("{0}")]
     Upstream(String),
+    /// The upstream's host could not be reached at all (DNS, refused, connect timeout): the
+    /// message names the host and the URL; the app adds where to point the source instead.
+    #[error("{message}")]
+    Unreachable { host: String, message: String },
     /// The upstream changed during the sync (used inside the apt sync to start over).
     #[error("the upstream changed during the sync: {0}")]
     Restart(String),
@@ -45,6 +49,14 @@ pub enum SyncError {
 }
 
 impl SyncError {
+    /// The host that could not be reached, for an [`SyncError::Unreachable`].
+    pub fn unreachable_host(&self) -> Option<&str> {
+        match self {
+            SyncError::Unreachable { host, .. } => Some(host),
+            _ => None,
+        }
+    }
+
     /// The disk (or its inodes) ran out: ENOSPC, or EDQUOT for a quota.
     pub fn is_disk_full(&self) -> bool {
         let io = match self {

@@ -114,12 +114,7 @@ pub fn plan(
         common.every.as_deref().unwrap_or("6h"),
         Some("sync interval while `mirrorbox serve` runs"),
     );
-    Ok(Planned {
-        id,
-        mount,
-        table,
-        client_keys: keys,
-    })
+    Ok(Planned { id, mount, table })
 }
 
 /// The keys: `--key`, else the line's signed-by, else the well-known repository's keyring

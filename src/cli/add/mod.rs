@@ -22,18 +22,11 @@ pub struct Planned {
     pub id: String,
     pub mount: String,
     pub table: NewTable,
-    /// apt: the key files a client names in signed-by (the upstream's keys).
-    pub client_keys: Vec<String>,
 }
 
 impl Planned {
     fn new(id: String, mount: String, table: NewTable) -> Planned {
-        Planned {
-            id,
-            mount,
-            table,
-            client_keys: Vec::new(),
-        }
+        Planned { id, mount, table }
     }
 }
 
@@ -67,7 +60,6 @@ pub fn run(outer: &ConfigArg, what: AddWhat) -> anyhow::Result<i32> {
 /// What was added, for the report.
 struct Added {
     id: String,
-    client_keys: Vec<String>,
     warnings: Vec<String>,
 }
 
@@ -141,14 +133,7 @@ fn add(
             _ => warnings.push(finding.message),
         }
     }
-    Ok((
-        Added {
-            id,
-            client_keys: planned.client_keys,
-            warnings,
-        },
-        edited,
-    ))
+    Ok((Added { id, warnings }, edited))
 }
 
 /// Prints what was added, the lines its clients use, and the next commands.
@@ -172,9 +157,14 @@ fn report(added: &Added, config: &Config) {
     }
     let base = format!("{}{}/", base_url(config), source.mount);
     if let SourceKind::Apt(apt) = &source.kind {
+        // The lines `mirrorbox sources-list` and the status page show.
+        let lines = apt.client_lines(&base);
         println!("clients use (sources.list):");
-        for line in client_lines(&apt.repository, &base, &added.client_keys) {
+        for line in &lines.one_line {
             println!("  {line}");
+        }
+        for note in &lines.notes {
+            println!("  ({note})");
         }
     } else {
         println!("clients use: {base}");
@@ -186,42 +176,12 @@ fn report(added: &Added, config: &Config) {
     );
 }
 
-/// The sources.list lines of an apt source served at `base`, trusting the upstream's keys.
-fn client_lines(
-    repository: &crate::sync::apt::repository::Repository,
-    base: &str,
-    keys: &[String],
-) -> Vec<String> {
-    let options = if keys.is_empty() {
-        String::new()
-    } else {
-        format!("[signed-by={}] ", keys.join(","))
-    };
-    let tail = if repository.is_flat() {
-        repository.suite.clone()
-    } else {
-        format!(
-            "{} {}",
-            repository.suite,
-            repository.client_components().join(" ")
-        )
-    };
-    let mut lines = Vec::new();
-    if repository.binary {
-        lines.push(format!("deb {options}{base} {tail}"));
-    }
-    if repository.source {
-        lines.push(format!("deb-src {options}{base} {tail}"));
-    }
-    lines
-}
-
-/// The server's first listener as clients would write it (`<this host>` for a wildcard
+/// The server's first listener (HTTPS first, as `sources-list` takes it) as clients would write it (`<this host>` for a wildcard
 /// address).
 fn base_url(config: &Config) -> String {
-    let (scheme, addr) = match (config.server.http.first(), config.server.https.first()) {
-        (Some(addr), _) => ("http", addr),
-        (None, Some(addr)) => ("https", addr),
+    let (scheme, addr) = match (config.server.https.first(), config.server.http.first()) {
+        (Some(addr), _) => ("https", addr),
+        (None, Some(addr)) => ("http", addr),
         (None, None) => return "http://<this host>".into(),
     };
     let host = match addr {

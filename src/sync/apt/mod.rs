@@ -23,6 +23,7 @@
 //! files in one compact list and hands the entries over in path order, reading the current
 //! snapshot alongside (`plan`): about 150 bytes a package file, whatever the archive.
 
+pub mod client;
 mod current;
 pub mod index;
 mod indices;
@@ -60,15 +61,6 @@ const MAX_RESTARTS: usize = 3;
 
 fn apt_error(message: impl Into<String>) -> SyncError {
     SyncError::Upstream(message.into())
-}
-
-impl From<FetchError> for SyncError {
-    fn from(error: FetchError) -> Self {
-        match error {
-            FetchError::Store(e) => SyncError::Store(e),
-            other => SyncError::Upstream(other.to_string()),
-        }
-    }
 }
 
 /// Runs an apt sync with the previous snapshot loaded whole (blocking: it drives its own

@@ -129,27 +129,13 @@ impl AptOptions {
         })
     }
 
-    /// The sources.list lines that use this mirror: the upstream's own line, pointed here.
+    /// The sources.list lines that use this mirror: the upstream's own line, pointed here,
+    /// with the architectures and the key (see [`super::client`]).
     pub(super) fn client_use(&self, base_url: &str, usage: &mut ClientUse) {
-        let repo = &self.repository;
-        let tail = if repo.is_flat() {
-            repo.suite.clone()
-        } else {
-            format!("{} {}", repo.suite, repo.client_components().join(" "))
-        };
-        if repo.binary {
-            usage.sources_list.push(format!("deb {base_url} {tail}"));
-        }
-        if repo.source {
-            usage
-                .sources_list
-                .push(format!("deb-src {base_url} {tail}"));
-        }
+        let lines = self.client_lines(base_url);
+        usage.sources_list = lines.one_line;
         usage.architectures = self.architectures.clone();
-        usage.notes.push(
-            "The Release files are the upstream's, signed by its key: clients trust the same key as for the upstream (signed-by)."
-                .into(),
-        );
+        usage.notes.extend(lines.notes);
     }
 
     /// What `check-config` prints.
@@ -221,6 +207,10 @@ impl Kind for AptOptions {
 
     fn describe(&self) -> Vec<String> {
         AptOptions::describe(self)
+    }
+
+    fn upstream_key(&self) -> Option<&'static str> {
+        Some("repository")
     }
 
     fn client_use(&self, at: &ClientContext<'_>, usage: &mut ClientUse) {

@@ -6,6 +6,7 @@ use reqwest::header::{self, HeaderMap};
 use reqwest::StatusCode;
 
 use crate::store::StoreError;
+use crate::sync::SyncError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -15,6 +16,14 @@ pub enum FetchError {
     Status { url: String, status: u16 },
     #[error("{url}: {message}")]
     Network { url: String, message: String },
+    /// No connection to the host could be made (name not resolved, connection refused or
+    /// timed out): the network or the host is down, or the URL names the wrong one.
+    #[error("cannot reach {host} ({url}: {message})")]
+    Unreachable {
+        url: String,
+        host: String,
+        message: String,
+    },
     #[error("{url}: size {actual} differs from the signed size {expected} (upstream changing?)")]
     Size {
         url: String,
@@ -36,9 +45,26 @@ pub enum FetchError {
 impl FetchError {
     pub(super) fn retryable(&self) -> bool {
         match self {
-            FetchError::Network { .. } => true,
+            // A few tries (see `Fetcher::again`) ride out a blip; a host that stays away
+            // fails the sync, which the scheduler tries again at the source's next run.
+            FetchError::Network { .. } | FetchError::Unreachable { .. } => true,
             FetchError::Status { status, .. } => *status == 408 || *status == 429 || *status >= 500,
             _ => false,
+        }
+    }
+}
+
+/// A failed download as the failure of the sync that wanted it: the store's errors stay
+/// themselves, an unreachable host stays typed (the app adds advice), the rest is text.
+impl From<FetchError> for SyncError {
+    fn from(error: FetchError) -> Self {
+        match error {
+            FetchError::Store(e) => SyncError::Store(e),
+            FetchError::Unreachable { ref host, .. } => SyncError::Unreachable {
+                host: host.clone(),
+                message: error.to_string(),
+            },
+            other => SyncError::Upstream(other.to_string()),
         }
     }
 }
@@ -60,13 +86,26 @@ pub(super) fn refused(url: &str, response: &reqwest::Response) -> Failure {
     (error, retry_after(response.headers()))
 }
 
+/// The failure of a request that got no answer: [`FetchError::Unreachable`] when no
+/// connection was made (DNS, refused, connect timeout), else [`FetchError::Network`].
 pub(super) fn network(url: &str, error: reqwest::Error) -> FetchError {
+    let unreachable_host = error
+        .is_connect()
+        .then(|| error.url().and_then(|u| u.host_str()).map(str::to_string))
+        .flatten();
     let mut message = error.to_string();
     let mut source = std::error::Error::source(&error);
     while let Some(inner) = source {
         message.push_str(": ");
         message.push_str(&inner.to_string());
         source = inner.source();
+    }
+    if let Some(host) = unreachable_host {
+        return FetchError::Unreachable {
+            url: url.into(),
+            host,
+            message,
+        };
     }
     FetchError::Network {
         url: url.into(),

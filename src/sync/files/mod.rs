@@ -437,10 +437,7 @@ impl<'a> Mirror<'a> {
             payload,
         )
         .await
-        .map_err(|e| match e {
-            FetchError::Store(e) => SyncError::Store(e),
-            other => upstream_error(other.to_string()),
-        })?;
+        .map_err(SyncError::from)?;
         let got = match outcome {
             Outcome::NotModified => {
                 let Some(held) = conditional else {
@@ -549,6 +546,7 @@ impl<'a> Mirror<'a> {
 fn listing_error(error: FetchError) -> SyncError {
     match error {
         FetchError::Store(e) => SyncError::Store(e),
+        e @ FetchError::Unreachable { .. } => SyncError::from(e),
         other => upstream_error(format!("cannot read the directory listing: {other}")),
     }
 }

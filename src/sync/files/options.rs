@@ -148,6 +148,10 @@ impl KindOptions for FilesOptions {
 }
 
 impl Kind for FilesOptions {
+    fn upstream_key(&self) -> Option<&'static str> {
+        Some("url")
+    }
+
     fn sync(&self, run: Run<'_>) -> Result<Vec<Entry>, SyncError> {
         sync(run.store, run.source, self, run.previous, run.report)
     }

@@ -5,6 +5,7 @@
 //! none is, the error lists why each signature was refused.
 
 mod judge;
+pub mod packaged;
 mod validity;
 
 use std::path::{Path, PathBuf};
@@ -28,7 +29,7 @@ pub struct Keyring {
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyringError {
-    #[error("cannot read key file {0}: {1}")]
+    #[error("cannot read key file {}: {}{}", .0.display(), .1, packaged::advice(.0, .1))]
     Read(PathBuf, std::io::Error),
     #[error("{0} holds no OpenPGP public key ({1})")]
     NoKey(PathBuf, String),
