@@ -294,6 +294,15 @@ fn comments_and_layout_survive_two_adds() {
 fn init_refuses_to_overwrite_and_writes_a_file_check_config_passes() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("new/folder/mirrorbox.toml");
+    // `add` before `init` says what to run.
+    let (code, out, err) = add(&file, &["dir", "/srv/files"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains(&format!("mirrorbox init {}", file.display())),
+        "{err}"
+    );
+    assert!(!file.exists());
+
     let (code, out, err) = mirrorbox(&["init", file.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
     for step in ["mirrorbox add", "mirrorbox sync", "mirrorbox serve"] {
@@ -467,4 +476,37 @@ fn puavo_sources_in_both_modes_from_flags_named_as_their_keys() {
     }
     let (code, out, err) = mirrorbox(&["check-config", "--config", mirror.to_str().unwrap()]);
     assert_eq!(code, 0, "check-config: {out}{err}");
+}
+
+#[test]
+fn concurrent_inits_write_one_whole_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mirrorbox.toml");
+    // All started before any is waited for.
+    let children: Vec<_> = (0..6)
+        .map(|n| {
+            Command::new(BIN)
+                .args(["init", "--data-dir"])
+                .arg(dir.path().join(format!("data{n}")))
+                .arg(&file)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("run mirrorbox")
+        })
+        .collect();
+    let codes: Vec<i32> = children
+        .into_iter()
+        .map(|mut child| child.wait().unwrap().code().unwrap_or(-1))
+        .collect();
+    assert_eq!(codes.iter().filter(|c| **c == 0).count(), 1, "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| **c == 1).count(), 5, "{codes:?}");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let winner = codes.iter().position(|c| *c == 0).unwrap();
+    let data = dir.path().join(format!("data{winner}"));
+    assert!(
+        text.contains(&format!("data_dir = \"{}\"", data.display())),
+        "{text}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }

@@ -43,7 +43,15 @@ pub fn run(outer: &ConfigArg, what: AddWhat) -> anyhow::Result<i32> {
     let config = ConfigArg {
         config: common.config.clone().or_else(|| outer.config.clone()),
     };
-    let mut doc = ConfigDocument::read(&config.resolve())?;
+    let file = config.resolve();
+    if !file.exists() {
+        bail!(
+            "{} does not exist: write a starter configuration there first with `mirrorbox init {}`",
+            file.display(),
+            super::init::shell_word(&file.to_string_lossy())
+        );
+    }
+    let mut doc = ConfigDocument::read(&file)?;
     let (added, config) = match add(&mut doc, what, &common) {
         Ok(done) => done,
         Err(e) => {
