@@ -181,7 +181,7 @@ fn init_add_sync_and_apt_gets_packages_with_the_printed_line() {
 fn config_with_one_source(fixture: &Fixture) -> (tempfile::TempDir, PathBuf, String) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("mirrorbox.toml");
-    init(&file, &dir.path().join("data"));
+    let starter = init(&file, &dir.path().join("data"));
     let key = fixture.repo.key();
     let (code, out, err) = add(
         &file,
@@ -194,6 +194,8 @@ fn config_with_one_source(fixture: &Fixture) -> (tempfile::TempDir, PathBuf, Str
     );
     assert_eq!(code, 0, "{out}{err}");
     let text = std::fs::read_to_string(&file).unwrap();
+    // The starter's comments, the closing example included, stay where they were.
+    assert!(text.starts_with(&starter), "{text}");
     (dir, file, text)
 }
 
