@@ -29,6 +29,10 @@ pub enum EditError {
     NotTables { file: PathBuf },
     #[error("{file} exists already; nothing was written (remove it, or give another FILE)")]
     Exists { file: PathBuf },
+    #[error(
+        "{file} changed while it was being edited; nothing was written (run the command again)"
+    )]
+    Changed { file: PathBuf },
     #[error("cannot write {file}: {source}")]
     Write {
         file: PathBuf,
@@ -148,6 +152,13 @@ impl ConfigDocument {
         // The umask may have taken bits the file had.
         std::fs::set_permissions(&temp.path, std::fs::Permissions::from_mode(mode))
             .map_err(|source| self.write_error(source))?;
+        // Another edit since this one read the file would be lost: refused instead.
+        let now = std::fs::read_to_string(&self.file).map_err(|source| self.write_error(source))?;
+        if now != self.original {
+            return Err(EditError::Changed {
+                file: self.file.clone(),
+            });
+        }
         std::fs::rename(&temp.path, &self.file).map_err(|source| self.write_error(source))?;
         temp.disarm();
         sync_parent(&self.file).map_err(|source| self.write_error(source))
@@ -400,6 +411,22 @@ mod tests {
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         assert_eq!(std::fs::read_to_string(doc.file()).unwrap(), doc.text());
         let folder = doc.file().parent().unwrap();
+        assert_eq!(
+            std::fs::read_dir(folder).unwrap().count(),
+            1,
+            "temp file left"
+        );
+
+        // A change by someone else since the read is not overwritten.
+        let mut stale = ConfigDocument::read(doc.file()).unwrap();
+        stale.append_source(dir_source("c")).unwrap();
+        std::fs::write(doc.file(), doc.text() + "# edited meanwhile\n").unwrap();
+        let err = stale.write().unwrap_err();
+        assert!(matches!(err, EditError::Changed { .. }), "{err}");
+        assert!(std::fs::read_to_string(doc.file())
+            .unwrap()
+            .ends_with("meanwhile\n"));
+        std::fs::write(doc.file(), doc.text()).unwrap();
         assert_eq!(
             std::fs::read_dir(folder).unwrap().count(),
             1,
