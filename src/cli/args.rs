@@ -137,6 +137,26 @@ pub enum Command {
         #[arg(long, conflicts_with = "sources")]
         check: bool,
     },
+    /// Write a commented starter configuration to FILE (refused if FILE exists), then print
+    /// the next steps (`mirrorbox add`, `sync`, `serve`).
+    Init {
+        /// Where objects/, refs/ and tmp/ will live [default: /var/lib/mirrorbox for a FILE
+        /// under /etc, else a folder `data` next to FILE].
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// The configuration file to write [default: $MIRRORBOX_CONFIG, else
+        /// /etc/mirrorbox/mirrorbox.toml, where the other commands look for it].
+        file: Option<PathBuf>,
+    },
+    /// Append a source to the configuration: its id and mount are derived from the upstream
+    /// (the URL's path is kept as the mount, so clients only swap the host). The edited file
+    /// is validated before it is written; its comments and layout are kept.
+    Add {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        what: AddWhat,
+    },
     /// Write the librsync delta that turns OLD into NEW (what `rdiff signature` + `rdiff delta`
     /// make; apply it with `rdiff patch OLD DELTA NEW`).
     Rdiff {
@@ -162,4 +182,92 @@ pub enum SnapshotsAction {
         source: String,
         snapshot: String,
     },
+}
+
+/// What `mirrorbox add` can add: one variant per source kind.
+#[derive(Subcommand, Debug)]
+pub enum AddWhat {
+    /// An upstream apt repository, given as its sources.list line: `deb URL SUITE
+    /// COMPONENT…`, `deb-src …`, or a flat repository `deb URL DIR/`; `[arch=… signed-by=…]`
+    /// options in the line become the source's architectures and keys. Without --key (and
+    /// signed-by), the keyring of a well-known repository (Debian, Ubuntu, Proxmox) is looked
+    /// up in /usr/share/keyrings, /etc/apt/keyrings and /etc/apt/trusted.gpg.d (or the
+    /// folders in $MIRRORBOX_KEYRING_PATH, separated by `:`).
+    Apt {
+        /// The sources.list line, quoted: "deb http://deb.debian.org/debian bookworm main".
+        line: String,
+        /// A keyring or key file that signs the repository (repeatable).
+        #[arg(long, value_name = "FILE")]
+        key: Vec<PathBuf>,
+        /// An architecture to mirror (repeatable) [default: amd64 and all].
+        #[arg(long, value_name = "ARCH")]
+        arch: Vec<String>,
+        #[command(flatten)]
+        common: AddCommon,
+    },
+    /// An upstream HTTP file tree (ISO images, container templates), found through its
+    /// directory listings.
+    Files {
+        /// The tree's root: http://download.proxmox.com/iso/
+        url: String,
+        #[command(flatten)]
+        common: AddCommon,
+    },
+    /// A local folder, published as it is.
+    Dir {
+        /// The folder (stored as an absolute path).
+        path: PathBuf,
+        #[command(flatten)]
+        common: AddCommon,
+    },
+    /// A Puavo image repository: built from a folder of images (--image-dir) or mirrored
+    /// from another image server (--upstream and --series). Mounted at / unless --mount says
+    /// otherwise: Puavo laptops look for it there.
+    Puavo {
+        /// Build mode: the folder of <prefix>-YYYY-MM-DD-HHMMSS-<suffix>.img files.
+        #[arg(
+            long,
+            value_name = "DIR",
+            conflicts_with = "upstream",
+            required_unless_present = "upstream"
+        )]
+        image_dir: Option<PathBuf>,
+        /// Build mode: the <dist>.json series files (a folder or one file).
+        #[arg(long, value_name = "PATH", requires = "image_dir")]
+        series_config: Option<PathBuf>,
+        /// Mirror mode: the image server to mirror (https://images.example.org/puavo).
+        #[arg(long, value_name = "URL")]
+        upstream: Option<String>,
+        /// Mirror mode: a series to mirror, fetched as <upstream>/meta/<series>.json (repeatable).
+        #[arg(long, value_name = "NAME", requires = "upstream")]
+        series: Vec<String>,
+        /// This server's URL as clients reach it: the meta files' `urls` and the torrents'
+        /// web seed point there (https://images.example.org).
+        #[arg(long, value_name = "URL")]
+        urlbase: Option<String>,
+        /// Write no torrents (then --urlbase may be left out in build mode).
+        #[arg(long)]
+        no_torrents: bool,
+        #[command(flatten)]
+        common: AddCommon,
+    },
+}
+
+/// The options every `mirrorbox add` takes.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct AddCommon {
+    /// The source's id [default: derived from the URL or folder, e.g. `pve_bookworm`].
+    #[arg(long)]
+    pub id: Option<String>,
+    /// The URL prefix it is served under [default: the upstream URL's path, e.g. `/debian/pve`;
+    /// a folder's name for `dir`; `/` for `puavo`].
+    #[arg(long, value_name = "PATH")]
+    pub mount: Option<String>,
+    /// How often it syncs on its own while `serve` runs [default: 6h; `dir`: 5m; `puavo`
+    /// from a folder: 10m].
+    #[arg(long, value_name = "DURATION")]
+    pub every: Option<String>,
+    /// Configuration file to edit (also accepted before the kind).
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }

@@ -11,9 +11,11 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::Config;
 
+mod add;
 mod args;
 mod check_config;
 mod export;
+mod init;
 mod maintenance;
 mod pin;
 mod remote;
@@ -24,7 +26,7 @@ mod sources_list;
 mod sync;
 mod tools;
 
-pub use args::{Cli, Command, ConfigArg, SnapshotsAction};
+pub use args::{AddCommon, AddWhat, Cli, Command, ConfigArg, SnapshotsAction};
 
 /// The whole program: parse the arguments, set up logging, run the command. Returns the exit
 /// status: the command's own, or 2 when it failed with an error (printed here).
@@ -193,6 +195,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             sources,
             check: false,
         } => export::run(config.load()?, &dir, sources),
+        Command::Init { data_dir, file } => init::run(file, data_dir),
+        Command::Add { config, what } => add::run(&config, what),
         Command::ImportPom { file, data_dir } => tools::import_pom(&file, &data_dir),
         Command::Rdiff {
             old,

@@ -10,6 +10,7 @@
 
 mod access;
 pub(crate) mod collisions;
+pub mod edit;
 mod messages;
 mod server;
 #[cfg(test)]
