@@ -152,20 +152,12 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Verify { config, sources } => maintenance::verify(config.load()?, sources),
         Command::Gc(config) => maintenance::gc(config.load()?),
         Command::CheckConfig { config, strict } => check_config::run(config.load()?, strict),
-        // Temporary dispatch for the tests of sources_list (the CLI's owner wires it up).
-        Command::SourcesList {
-            config,
-            source,
-            url: None,
-            deb822: false,
-        } => sources_list::run(&config, source.as_deref())
-            .map(|code| i32::from(code != std::process::ExitCode::SUCCESS)),
         Command::SourcesList {
             config,
             source,
             url,
             deb822,
-        } => sources_list::run_with(
+        } => sources_list::run(
             &config,
             source.as_deref(),
             &sources_list::Format {

@@ -5,7 +5,6 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 
@@ -21,14 +20,9 @@ pub struct Format<'a> {
     pub deb822: bool,
 }
 
-/// Prints the one-line entries of every apt source, or of `source`.
-pub fn run(config: &ConfigArg, source: Option<&str>) -> anyhow::Result<ExitCode> {
-    run_with(config, source, &Format::default()).map(ExitCode::from)
-}
-
 /// Prints the entries of every apt source, or of `source`, as `format` says. A source that is
 /// not there or not an apt source is an error (exit status 2).
-pub fn run_with(config: &ConfigArg, source: Option<&str>, format: &Format) -> anyhow::Result<u8> {
+pub fn run(config: &ConfigArg, source: Option<&str>, format: &Format) -> anyhow::Result<u8> {
     let config = config.load()?;
     print!("{}", render(&config, source, format)?);
     Ok(0)
