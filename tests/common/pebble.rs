@@ -36,9 +36,7 @@ pub fn available() -> bool {
 
 fn on_path(tool: &str) -> bool {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin")])
-        .any(|dir| dir.join(tool).is_file())
+    std::env::split_paths(&path).any(|dir| dir.join(tool).is_file())
 }
 
 /// A TCP port nothing listens on right now (bound, read, released: another process may take it
@@ -256,13 +254,25 @@ impl Pebble {
         self.pebble_text().matches("Added order").count()
     }
 
-    /// The serials (lower-case hex, as pebble logs them) of the certificates it issued.
+    /// How many ACME accounts pebble holds (it logs "There are now N accounts in memory").
+    pub fn accounts(&self) -> usize {
+        self.pebble_text()
+            .lines()
+            .filter_map(|l| l.split("There are now ").nth(1))
+            .filter_map(|rest| rest.strip_suffix(" accounts in memory"))
+            .filter_map(|n| n.trim().parse().ok())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The serials (lower-case hex without leading zeros) of the certificates pebble issued.
     pub fn issued_serials(&self) -> Vec<String> {
         self.pebble_text()
             .lines()
             .filter_map(|l| l.split("Issued certificate serial ").nth(1))
             .filter_map(|rest| rest.split_whitespace().next())
-            .map(|serial| serial.to_ascii_lowercase())
+            // Pebble pads to 16 digits; a served serial's hex has no leading zeros.
+            .map(|serial| serial.trim_start_matches('0').to_ascii_lowercase())
             .collect()
     }
 
