@@ -134,16 +134,18 @@ impl Rig {
         self.server.as_ref().expect("mirrorbox is running")
     }
 
-    /// Stops mirrorbox with SIGTERM and starts it again on the same configuration.
-    fn restart(&mut self) {
+    /// Stops mirrorbox with `signal` (TERM, or KILL for a crash) and starts it again on the
+    /// same configuration.
+    fn restart(&mut self, signal: &str) {
         let mut server = self.server.take().expect("mirrorbox is running");
-        server.signal("TERM");
+        server.signal(signal);
         let stopped = Pebble::wait_for(Duration::from_secs(30), || {
             matches!(server.child.try_wait(), Ok(Some(_)))
         });
         self.earlier_logs.push_str(&server.log_text());
-        self.earlier_logs.push_str("\n--- restart ---\n");
-        assert!(stopped, "mirrorbox did not stop within 30 s of SIGTERM");
+        self.earlier_logs
+            .push_str(&format!("\n--- SIG{signal}, restart ---\n"));
+        assert!(stopped, "mirrorbox did not stop within 30 s of SIG{signal}");
         drop(server);
         match pebble::start_mirrorbox(&self.site.config) {
             Ok(server) => self.server = Some(server),
@@ -367,7 +369,7 @@ fn restart_reuses_the_stored_certificate() {
     let before = rig.wait_for_certificate();
     let orders = rig.pebble.orders();
     assert_eq!(orders, 1, "one order for the first certificate");
-    rig.restart();
+    rig.restart("TERM");
     // The first handshake after the restart already gets the stored certificate.
     let after = rig
         .served()
@@ -380,6 +382,49 @@ fn restart_reuses_the_stored_certificate() {
     assert_eq!(rig.pebble.orders(), orders, "a new order after the restart");
     assert_eq!(rig.pebble.accounts(), 1, "a new account after the restart");
     assert_eq!(rig.pebble.issued_serials(), vec![before.serial]);
+}
+
+#[test]
+fn a_crash_during_renewal_leaves_a_usable_certificate() {
+    if !pebble::available() {
+        return;
+    }
+    let mut rig = Rig::start(Setup {
+        renewal_window_ratio: Some(RENEW_AT_ONCE),
+        ..Setup::default()
+    });
+    let first = rig.wait_for_certificate();
+    // Killed the moment mirrorbox fetches the renewed certificate from pebble: it is
+    // downloading it, writing it or swapping it in (polled every 2 ms, not 250).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while rig.pebble.pebble_text().matches("POST /certZ/").count() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no renewal within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    rig.restart("KILL");
+    // Either certificate, complete with its own key (the handshake proves the key matches),
+    // and served at once.
+    let after = rig
+        .served()
+        .unwrap_or_else(|e| panic!("after the crash: {e}"));
+    let issued = rig.pebble.issued_serials();
+    assert!(
+        issued.contains(&after.serial),
+        "{after:?} not in {issued:?}"
+    );
+    assert_eq!(after.names, first.names);
+    let which = if after.serial == first.serial {
+        "the first"
+    } else {
+        "the renewed"
+    };
+    eprintln!("after the crash: {which} certificate");
+    let out = rig.curl_https(&[], "/files/x");
+    assert!(out.status.success() && out.stdout == rig.small, "{out:?}");
+    assert_private_keys(&rig.site.data());
 }
 
 /// Counts of what the download clients saw.
@@ -463,11 +508,13 @@ fn renews_while_clients_download() {
         });
         // Two renewals, and a long download spanning one.
         let renewed = Pebble::wait_for(Duration::from_secs(150), || {
-            if let Ok(now) = rig.served() {
-                if seen.last() != Some(&now.serial) {
+            match rig.served() {
+                Ok(now) if seen.last() != Some(&now.serial) => {
                     seen.push(now.serial.clone());
                     *current.lock().unwrap() = now.serial;
                 }
+                Ok(_) => {}
+                Err(e) => tally.fail(format!("openssl s_client: {e}")),
             }
             seen.len() >= 3 && tally.spanning.load(Ordering::Relaxed) >= 1
         });
