@@ -135,12 +135,14 @@ fn parse_contact(contact: Option<toml::Value>) -> Result<Vec<String>, String> {
                 )),
             })
             .collect::<Result<_, _>>()?,
-        Some(other) => return Err(error(
-            "contact",
-            format!(
+        Some(other) => {
+            return Err(error(
+                "contact",
+                format!(
                 "`{other}` is not a string or a list of strings like \"mailto:admin@example.org\""
             ),
-        )),
+            ))
+        }
     };
     for url in &list {
         let address = url.strip_prefix("mailto:").unwrap_or("");
