@@ -221,8 +221,20 @@ fn the_engine_failure_shows_on_status_and_metrics() {
 /// `[server.tls]` files: the expiry gauge and the status part read the certificate served.
 #[test]
 fn file_certificates_show_their_expiry() {
-    let site = common::Site::with(true, "");
-    let server = site.start_without_sync();
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join(".well-known/acme-challenge")).unwrap();
+    std::fs::write(root.path().join(".well-known/acme-challenge/x"), "a file").unwrap();
+    let extra = format!(
+        "[[source]]\nid = \"root\"\nkind = \"dir\"\nmount = \"/\"\npath = \"{}\"\n",
+        root.path().display()
+    );
+    let site = common::Site::with(true, &extra);
+    let server = site.start();
+    // Without ACME the challenge path is an ordinary one.
+    assert_eq!(
+        common::body_at(&server, "/.well-known/acme-challenge/x"),
+        b"a file".to_vec()
+    );
     let metrics = String::from_utf8(common::body_at(&server, "/.metrics")).unwrap();
     let left: f64 = metrics
         .lines()
