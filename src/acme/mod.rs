@@ -7,9 +7,15 @@
 //!   pending challenges (HTTP-01 tokens, TLS-ALPN-01 certificates) and the engine's last
 //!   outcome, shown on `/.status` and in `/.metrics`.
 
+mod ari;
+mod challenge;
+mod client;
 pub mod engine;
+mod order;
+pub mod schedule;
 pub mod settings;
 pub mod state;
+mod store;
 
 pub use engine::start;
 pub use settings::{AcmeSettings, Challenge, ExternalAccountBinding};
