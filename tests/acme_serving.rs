@@ -169,9 +169,7 @@ fn assert_prometheus_reads(text: &str, name: &str) {
 }
 
 /// The engine's failure to reach the directory shows as the last error and a failed order.
-/// Needs the engine (`crate::acme::start` is an entry point only until it lands).
 #[test]
-#[ignore = "needs the ACME engine: enable when it is merged"]
 fn the_engine_failure_shows_on_status_and_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let config = acme_site(dir.path());
