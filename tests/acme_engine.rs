@@ -383,6 +383,10 @@ async fn refused_challenge_is_reported() {
     let (_, message) = outcome.last_error.clone().unwrap();
     assert!(message.contains(DOMAIN), "{message}");
     assert!(message.contains("http-01"), "{message}");
+    assert!(
+        message.to_lowercase().contains("connection refused"),
+        "{message}"
+    );
     assert!(message.contains("urn:ietf:params:acme:error:"), "{message}");
     assert_eq!(outcome.failures_in_a_row, 1);
     assert_eq!(outcome.failed_total, 1);
@@ -393,4 +397,30 @@ async fn refused_challenge_is_reported() {
         next > std::time::SystemTime::now() + Duration::from_secs(30),
         "backs off"
     );
+}
+
+/// Port 443 unreachable but 80 open: the TLS-ALPN-01 refusal makes the same attempt order
+/// again with HTTP-01, which succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_challenge_falls_back_to_the_next_type() {
+    let Some(setup) = setup().await else { return };
+    let state = Arc::new(AcmeState::new(vec![DOMAIN.into()]));
+    let Setup {
+        dir,
+        pebble,
+        http,
+        tls,
+    } = setup;
+    drop(tls);
+    tokio::spawn(serve_http01(http, state.clone()));
+    let settings = pebble.settings(vec![Challenge::TlsAlpn01, Challenge::Http01], 1.0 / 3.0);
+    mirrorbox::acme::start(&settings, dir.path(), state.clone()).unwrap();
+    wait_for("the certificate", &state, Duration::from_secs(60), || {
+        state.certificate().is_some()
+    })
+    .await;
+    let outcome = state.outcome();
+    assert_eq!(outcome.issued_total, 1);
+    assert_eq!(outcome.failed_total, 0, "one attempt, not a failed one");
+    assert!(outcome.last_error.is_none());
 }

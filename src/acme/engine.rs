@@ -18,10 +18,10 @@ use rustls::sign::CertifiedKey;
 use super::ari::suggested_window;
 use super::challenge::certified_key;
 use super::client::AcmeHttpClient;
-use super::order::{error_chain, order_certificate};
+use super::order::{error_chain, order_certificate, Issued, OrderError};
 use super::schedule::{after_failure, after_success, renewal_time, Window};
 use super::store::AcmeStore;
-use super::{certificate_validity, AcmeSettings, AcmeState};
+use super::{certificate_validity, AcmeSettings, AcmeState, Challenge};
 
 const LOG: &str = "mirrorbox::acme";
 /// The longest single sleep: the wall clock may jump (suspend, NTP), so the loop looks again.
@@ -241,9 +241,7 @@ impl Engine {
     /// One order: the account, the order itself, then the files, then the swap.
     async fn order(&mut self) -> Result<CertifiedKey, String> {
         let account = self.account().await?;
-        let issued = order_certificate(&account, &self.settings, &self.state)
-            .await
-            .map_err(|e| e.to_string())?;
+        let issued = self.order_with_fallback(&account).await?;
         let chain = CertificateDer::pem_slice_iter(issued.chain_pem.as_bytes())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("the CA sent a chain that is not PEM: {e}"))?;
@@ -262,6 +260,42 @@ impl Engine {
             tracing::error!(target: LOG, "cannot store the new certificate: {e}");
         }
         Ok(certified)
+    }
+
+    /// Orders with the configured challenge preference; when the CA refuses a challenge and
+    /// another type is configured, orders again at once preferring the next one (port 443
+    /// blocked but 80 open is common, and the other way round), so one attempt tries every
+    /// way in. A rejected nonce is retried as it is. The message keeps each refusal.
+    async fn order_with_fallback(&self, account: &Account) -> Result<Issued, String> {
+        let configured = &self.settings.challenges;
+        let mut refusals: Vec<String> = Vec::new();
+        let mut first = 0;
+        let mut nonce_retries = 2;
+        loop {
+            let preference: Vec<Challenge> = configured[first..]
+                .iter()
+                .chain(&configured[..first])
+                .copied()
+                .collect();
+            match order_certificate(account, &self.settings, &preference, &self.state).await {
+                Ok(issued) => return Ok(issued),
+                Err(e) if e.is_bad_nonce() && nonce_retries > 0 => nonce_retries -= 1,
+                Err(e @ OrderError::Refused { .. }) if first + 1 < configured.len() => {
+                    tracing::warn!(
+                        target: LOG,
+                        domains = %self.settings.domains.join(","),
+                        "{e}; trying the {} challenge",
+                        preference[1].name()
+                    );
+                    refusals.push(e.to_string());
+                    first += 1;
+                }
+                Err(e) => {
+                    refusals.push(e.to_string());
+                    return Err(refusals.join("; then "));
+                }
+            }
+        }
     }
 
     /// The account, logged in (stored credentials) or created (and stored) on first use.

@@ -46,6 +46,18 @@ pub enum OrderError {
     Key(#[from] KeyError),
 }
 
+impl OrderError {
+    /// A nonce the CA rejected (RFC 8555 §6.5) past instant-acme's own retries: nothing is
+    /// wrong with the order, it can be tried again at once.
+    pub fn is_bad_nonce(&self) -> bool {
+        matches!(
+            self,
+            OrderError::Ca { source: instant_acme::Error::Api(problem), .. }
+                if problem.r#type.as_deref() == Some("urn:ietf:params:acme:error:badNonce")
+        )
+    }
+}
+
 /// "detail (type)", as the CA gave them, with its subproblems.
 pub fn problem_text(problem: &Problem) -> String {
     let mut text = problem.detail.clone().unwrap_or_else(|| "no detail".into());
@@ -127,10 +139,12 @@ fn type_name(kind: &ChallengeType) -> String {
     }
 }
 
-/// Runs one order for `settings.domains` and returns the issued chain and key.
+/// Runs one order for `settings.domains`, answering the first of `preference` the CA offers
+/// for each domain, and returns the issued chain and key.
 pub async fn order_certificate(
     account: &Account,
     settings: &AcmeSettings,
+    preference: &[Challenge],
     state: &AcmeState,
 ) -> Result<Issued, OrderError> {
     let identifiers: Vec<Identifier> = settings
@@ -162,15 +176,14 @@ pub async fn order_certificate(
             .iter()
             .map(|c| c.r#type.clone())
             .collect();
-        let Some(challenge) = settings
-            .challenges
+        let Some(challenge) = preference
             .iter()
             .copied()
             .find(|c| offered.contains(&challenge_type(*c)))
         else {
             return Err(OrderError::NoChallenge {
                 domain,
-                configured: names(settings.challenges.iter().map(|c| c.name().to_string())),
+                configured: names(preference.iter().map(|c| c.name().to_string())),
                 offered: names(offered.iter().map(type_name)),
             });
         };
