@@ -6,14 +6,15 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::pebble::{self, Options, Pebble, Served};
+use common::pebble::{
+    self, dirs_under, files_under, mode, sample, strings_containing, Options, Pebble, Served,
+};
 use common::{Server, Site};
 
 const DOMAIN: &str = "mirror.test";
@@ -225,68 +226,11 @@ impl Drop for Rig {
     }
 }
 
-/// Every string in `value` (at any depth) that contains `needle`, case-insensitively.
-fn strings_containing(value: &serde_json::Value, needle: &str) -> Vec<String> {
-    match value {
-        serde_json::Value::String(s) if s.to_lowercase().contains(needle) => vec![s.clone()],
-        serde_json::Value::Array(items) => items
-            .iter()
-            .flat_map(|v| strings_containing(v, needle))
-            .collect(),
-        serde_json::Value::Object(map) => map
-            .values()
-            .flat_map(|v| strings_containing(v, needle))
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// The value of the sample `name` (with its labels, e.g. `x{result="failed"}`) in Prometheus
-/// text.
-fn sample(metrics: &str, name: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-}
-
 /// The access-log lines for paths under `/.well-known/acme-challenge/`.
 fn challenge_requests(log: &str) -> Vec<&str> {
     log.lines()
         .filter(|l| l.contains("/.well-known/acme-challenge/"))
         .collect()
-}
-
-/// Every regular file under `dir` (recursively).
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let entry = entry.unwrap();
-        let kind = entry.file_type().unwrap();
-        if kind.is_dir() {
-            files.extend(files_under(&entry.path()));
-        } else if kind.is_file() {
-            files.push(entry.path());
-        }
-    }
-    files
-}
-
-fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
-
-/// Every directory under `dir` (recursively).
-fn dirs_under(dir: &Path) -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_dir() {
-            dirs.push(entry.path());
-            dirs.extend(dirs_under(&entry.path()));
-        }
-    }
-    dirs
 }
 
 /// `DATA_DIR/acme` is private (700, and nothing under it open to others) and every file in it

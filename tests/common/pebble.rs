@@ -5,9 +5,13 @@
 //! Pebble serves its directory over HTTPS with a certificate from a CA made here
 //! ([`Pebble::ca_file`], what mirrorbox's `ca_file` trusts); it issues from a root it generates
 //! at start ([`Pebble::root`], what the test's clients trust, and nothing else).
+//!
+//! Also here: starting mirrorbox on the fixed ports pebble was told, looking at the certificate
+//! it serves (openssl), and small readers for what the ACME tests check.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
@@ -458,4 +462,63 @@ pub fn start_mirrorbox(config: &Path) -> Result<Server, String> {
         https,
         log,
     })
+}
+
+// What the ACME tests look at: status JSON, metrics, file modes.
+
+/// Every string in `value` (at any depth) that contains `needle`, case-insensitively.
+pub fn strings_containing(value: &serde_json::Value, needle: &str) -> Vec<String> {
+    match value {
+        serde_json::Value::String(s) if s.to_lowercase().contains(needle) => vec![s.clone()],
+        serde_json::Value::Array(items) => items
+            .iter()
+            .flat_map(|v| strings_containing(v, needle))
+            .collect(),
+        serde_json::Value::Object(map) => map
+            .values()
+            .flat_map(|v| strings_containing(v, needle))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The value of the sample `name` (with its labels, e.g. `x{result="failed"}`) in Prometheus
+/// text.
+pub fn sample(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Every regular file under `dir` (recursively).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            files.extend(files_under(&entry.path()));
+        } else if kind.is_file() {
+            files.push(entry.path());
+        }
+    }
+    files
+}
+
+pub fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Every directory under `dir` (recursively).
+pub fn dirs_under(dir: &Path) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            dirs.push(entry.path());
+            dirs.extend(dirs_under(&entry.path()));
+        }
+    }
+    dirs
 }
