@@ -326,6 +326,18 @@ fn restart_reuses_the_stored_certificate() {
     assert_eq!(rig.pebble.orders(), orders, "a new order after the restart");
     assert_eq!(rig.pebble.accounts(), 1, "a new account after the restart");
     assert_eq!(rig.pebble.issued_serials(), vec![before.serial]);
+    // A stored certificate that lacks a configured name is not reused: a new order covers it.
+    let www = format!("www.{DOMAIN}");
+    rig.site.edit_config(
+        &format!("domains = [\"{DOMAIN}\"]"),
+        &format!("domains = [\"{DOMAIN}\", \"{www}\"]"),
+    );
+    rig.restart("TERM");
+    let both = Pebble::wait_for(Duration::from_secs(60), || {
+        rig.served().is_ok_and(|s| s.names.contains(&www))
+    });
+    assert!(both, "no certificate naming {www} within 60 s");
+    assert_eq!(rig.pebble.orders(), orders + 1);
 }
 
 #[test]
@@ -531,6 +543,11 @@ fn a_refused_challenge_keeps_the_old_certificate() {
             && (l.contains("WARN") || l.contains("ERROR"))
             && l.contains(NOWHERE)),
         "no WARN/ERROR from mirrorbox::acme with pebble's problem detail"
+    );
+    let page = common::body_at(rig.server(), "/.status");
+    assert!(
+        String::from_utf8_lossy(&page).contains(NOWHERE),
+        "/.status does not show the error"
     );
     // The old certificate is still served, and it is still the only one issued.
     assert_eq!(rig.served().unwrap_or_else(|e| panic!("{e}")), old);
