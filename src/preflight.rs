@@ -61,8 +61,8 @@ pub fn check(config: &Config) -> Vec<Finding> {
 
 /// What an admin of `[server.acme]` should know before the first order: the CA validates a
 /// challenge by connecting to port 80 (HTTP-01) or 443 (TLS-ALPN-01) of the domain, so a
-/// listener on another port works only behind a port forward; and a certificate nobody
-/// serves is a configuration mistake. Warnings, never errors: a forward or a proxy may be in
+/// listener on another port (or on loopback only) works only behind a port forward or a
+/// proxy; and a certificate nobody serves is a configuration mistake. Warnings, never errors: a forward or a proxy may be in
 /// place, which this machine cannot see. `check-config` prints them, `serve` logs them.
 pub fn acme_warnings(config: &Config) -> Vec<String> {
     use crate::acme::Challenge;
@@ -71,7 +71,7 @@ pub fn acme_warnings(config: &Config) -> Vec<String> {
     };
     let file = config.file.display();
     let mut out = Vec::new();
-    let ports = |listeners: &[std::net::SocketAddr]| {
+    let ports = |listeners: &[&std::net::SocketAddr]| {
         listeners
             .iter()
             .map(|a| a.to_string())
@@ -83,11 +83,21 @@ pub fn acme_warnings(config: &Config) -> Vec<String> {
             Challenge::Http01 => (&config.server.http, "http", 80),
             Challenge::TlsAlpn01 => (&config.server.https, "https", 443),
         };
-        if !listeners.is_empty() && !listeners.iter().any(|a| a.port() == port) {
+        if listeners.is_empty() {
+            continue;
+        }
+        let on_port: Vec<_> = listeners.iter().filter(|a| a.port() == port).collect();
+        if on_port.is_empty() {
             out.push(format!(
                 "{file}: [server.acme] challenge {}: no `{key}` listener on port {port} (only {}); the CA connects to port {port}: fine only if a port forward maps it here",
                 challenge.name(),
-                ports(listeners),
+                ports(&listeners.iter().collect::<Vec<_>>()),
+            ));
+        } else if on_port.iter().all(|a| a.ip().is_loopback()) {
+            out.push(format!(
+                "{file}: [server.acme] challenge {}: the `{key}` listener on port {port} is on loopback only ({}); the CA connects from outside: fine only if a proxy or port forward maps it here",
+                challenge.name(),
+                ports(&on_port),
             ));
         }
     }
@@ -141,6 +151,11 @@ mod tests {
                 "test.toml: [server.acme] challenge tls-alpn-01: no `https` listener on port 443 (only 0.0.0.0:8443); the CA connects to port 443: fine only if a port forward maps it here",
                 "test.toml: [server.acme] challenge http-01: no `http` listener on port 80 (only 0.0.0.0:8080); the CA connects to port 80: fine only if a port forward maps it here",
             ]
+        );
+        let loopback = with_acme(&["127.0.0.1:80", "0.0.0.0:8080"], &["[::]:443"], both());
+        assert_eq!(
+            acme_warnings(&loopback),
+            ["test.toml: [server.acme] challenge http-01: the `http` listener on port 80 is on loopback only (127.0.0.1:80); the CA connects from outside: fine only if a proxy or port forward maps it here"]
         );
         // Only the chosen challenge's port matters.
         let http_only = with_acme(&["0.0.0.0:80"], &["0.0.0.0:8443"], vec![Challenge::Http01]);

@@ -132,6 +132,40 @@ fn an_acme_server_without_a_certificate_serves_http_and_refuses_https_cleanly() 
     assert_eq!(tls["acme"]["domains"], serde_json::json!(["mirror.test"]));
     let html = String::from_utf8(common::body_at(&server, "/.status")).unwrap();
     assert!(html.contains("waiting for the first certificate"), "{html}");
+
+    // The ACME families are there from the start, and Prometheus' own parser reads them.
+    let metrics = String::from_utf8(common::body_at(&server, "/.metrics")).unwrap();
+    assert!(
+        metrics.contains("mirrorbox_acme_orders_total{result=\"issued\"} 0\n"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("mirrorbox_tls_certificate_expiry_seconds "));
+    assert_prometheus_reads(&metrics, "mirrorbox_acme_orders");
+}
+
+/// Prometheus' Python parser accepts `text` and finds the family `name` in it.
+fn assert_prometheus_reads(text: &str, name: &str) {
+    use std::io::Write;
+    let python = common::probe::python();
+    let script = "import sys\nfrom prometheus_client.parser import text_string_to_metric_families as p\nnames = [f.name for f in p(sys.stdin.read())]\nsys.exit(0 if sys.argv[1] in names else 4)";
+    let mut child = Command::new(&python)
+        .args(["-c", script, name])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{python} (with prometheus_client, see tests/run.sh) did not read {name}: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The engine's failure to reach the directory shows as the last error and a failed order.
@@ -185,8 +219,20 @@ fn the_engine_failure_shows_on_status_and_metrics() {
 /// `[server.tls]` files: the expiry gauge and the status part read the certificate served.
 #[test]
 fn file_certificates_show_their_expiry() {
-    let site = common::Site::with(true, "");
-    let server = site.start_without_sync();
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join(".well-known/acme-challenge")).unwrap();
+    std::fs::write(root.path().join(".well-known/acme-challenge/x"), "a file").unwrap();
+    let extra = format!(
+        "[[source]]\nid = \"root\"\nkind = \"dir\"\nmount = \"/\"\npath = \"{}\"\n",
+        root.path().display()
+    );
+    let site = common::Site::with(true, &extra);
+    let server = site.start();
+    // Without ACME the challenge path is an ordinary one.
+    assert_eq!(
+        common::body_at(&server, "/.well-known/acme-challenge/x"),
+        b"a file".to_vec()
+    );
     let metrics = String::from_utf8(common::body_at(&server, "/.metrics")).unwrap();
     let left: f64 = metrics
         .lines()

@@ -5,9 +5,13 @@
 //! Pebble serves its directory over HTTPS with a certificate from a CA made here
 //! ([`Pebble::ca_file`], what mirrorbox's `ca_file` trusts); it issues from a root it generates
 //! at start ([`Pebble::root`], what the test's clients trust, and nothing else).
+//!
+//! Also here: starting mirrorbox on the fixed ports pebble was told, looking at the certificate
+//! it serves (openssl), and small readers for what the ACME tests check.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
@@ -36,9 +40,7 @@ pub fn available() -> bool {
 
 fn on_path(tool: &str) -> bool {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin")])
-        .any(|dir| dir.join(tool).is_file())
+    std::env::split_paths(&path).any(|dir| dir.join(tool).is_file())
 }
 
 /// A TCP port nothing listens on right now (bound, read, released: another process may take it
@@ -256,13 +258,25 @@ impl Pebble {
         self.pebble_text().matches("Added order").count()
     }
 
-    /// The serials (lower-case hex, as pebble logs them) of the certificates it issued.
+    /// How many ACME accounts pebble holds (it logs "There are now N accounts in memory").
+    pub fn accounts(&self) -> usize {
+        self.pebble_text()
+            .lines()
+            .filter_map(|l| l.split("There are now ").nth(1))
+            .filter_map(|rest| rest.strip_suffix(" accounts in memory"))
+            .filter_map(|n| n.trim().parse().ok())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The serials (lower-case hex without leading zeros) of the certificates pebble issued.
     pub fn issued_serials(&self) -> Vec<String> {
         self.pebble_text()
             .lines()
             .filter_map(|l| l.split("Issued certificate serial ").nth(1))
             .filter_map(|rest| rest.split_whitespace().next())
-            .map(|serial| serial.to_ascii_lowercase())
+            // Pebble pads to 16 digits; a served serial's hex has no leading zeros.
+            .map(|serial| serial.trim_start_matches('0').to_ascii_lowercase())
             .collect()
     }
 
@@ -448,4 +462,63 @@ pub fn start_mirrorbox(config: &Path) -> Result<Server, String> {
         https,
         log,
     })
+}
+
+// What the ACME tests look at: status JSON, metrics, file modes.
+
+/// Every string in `value` (at any depth) that contains `needle`, case-insensitively.
+pub fn strings_containing(value: &serde_json::Value, needle: &str) -> Vec<String> {
+    match value {
+        serde_json::Value::String(s) if s.to_lowercase().contains(needle) => vec![s.clone()],
+        serde_json::Value::Array(items) => items
+            .iter()
+            .flat_map(|v| strings_containing(v, needle))
+            .collect(),
+        serde_json::Value::Object(map) => map
+            .values()
+            .flat_map(|v| strings_containing(v, needle))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The value of the sample `name` (with its labels, e.g. `x{result="failed"}`) in Prometheus
+/// text.
+pub fn sample(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Every regular file under `dir` (recursively).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            files.extend(files_under(&entry.path()));
+        } else if kind.is_file() {
+            files.push(entry.path());
+        }
+    }
+    files
+}
+
+pub fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Every directory under `dir` (recursively).
+pub fn dirs_under(dir: &Path) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            dirs.push(entry.path());
+            dirs.extend(dirs_under(&entry.path()));
+        }
+    }
+    dirs
 }

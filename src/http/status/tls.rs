@@ -1,5 +1,6 @@
 //! The TLS part of the status pages: the certificate served now and, with ACME, what the
-//! engine last did. JSON key `tls` (absent without HTTPS):
+//! engine last did. JSON key `tls` (absent unless `[server.acme]` is set, or `[server.tls]` with an
+//! `https` listener):
 //!
 //! - `source`: `"files"` (`[server.tls]`) or `"acme"` (`[server.acme]`);
 //! - `names`: DNS names of the certificate served now (subjectAltName), `[]` without one;
