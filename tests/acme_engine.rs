@@ -465,3 +465,41 @@ async fn external_account_binding() {
     .await;
     assert!(state.outcome().last_error.is_none());
 }
+
+/// What makes ACME impossible stops `start` with a message naming it; nothing else does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_fails_only_for_what_makes_acme_impossible() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = |ca_file: Option<PathBuf>| AcmeSettings {
+        domains: vec![DOMAIN.to_string()],
+        contact: Vec::new(),
+        // Nothing listens there: a network failure, never a start error.
+        directory: "https://127.0.0.1:9/dir".into(),
+        ca_file,
+        external_account: None,
+        challenges: vec![Challenge::Http01],
+        renewal_window_ratio: 0.5,
+    };
+    let state = || Arc::new(AcmeState::new(vec![DOMAIN.into()]));
+
+    let missing = dir.path().join("missing-ca.pem");
+    let error = mirrorbox::acme::start(&settings(Some(missing)), dir.path(), state())
+        .expect_err("an unreadable ca_file");
+    assert!(format!("{error:#}").contains("ca_file"), "{error:#}");
+
+    let unreachable = state();
+    mirrorbox::acme::start(&settings(None), dir.path(), unreachable.clone())
+        .expect("an unreachable CA is not a start error");
+    wait_for("the failure", &unreachable, Duration::from_secs(30), || {
+        unreachable.outcome().last_error.is_some()
+    })
+    .await;
+    let (_, message) = unreachable.outcome().last_error.clone().unwrap();
+    assert!(message.contains("127.0.0.1:9"), "{message}");
+
+    let account = dir.path().join("acme/127.0.0.1_9/account.json");
+    std::fs::write(&account, "{ not json").unwrap();
+    let error = mirrorbox::acme::start(&settings(None), dir.path(), state())
+        .expect_err("a damaged account file");
+    assert!(format!("{error:#}").contains("account.json"), "{error:#}");
+}
