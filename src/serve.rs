@@ -1,5 +1,6 @@
-//! `mirrorbox serve`: the server, the scheduler and the admin socket in one process, with
-//! signals: SIGTERM/SIGINT shut down gracefully, SIGHUP reloads the TLS certificate, the
+//! `mirrorbox serve`: the server, the scheduler, the admin socket and (with `[server.acme]`)
+//! the ACME engine in one process, with signals: SIGTERM/SIGINT shut down gracefully, SIGHUP
+//! reloads the TLS certificate files (an ACME certificate is the engine's to swap), the
 //! htpasswd files of `[[access]]` rules and the view (and logs an error if the config file's
 //! `[[access]]` rules changed: those need a restart).
 
@@ -8,9 +9,11 @@ use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
+use crate::acme::AcmeState;
 use crate::app::App;
 use crate::config::Config;
 use crate::http::access::Access;
+use crate::http::certificates::Certificates;
 use crate::http::server::{self, Listeners};
 use crate::http::tls::ReloadableCert;
 use crate::scheduler::Scheduler;
@@ -24,8 +27,16 @@ pub fn run(config: Config, initial_sync: bool) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config, initial_sync: bool) -> anyhow::Result<()> {
-    let cert = match &config.server.tls {
-        Some(tls) if !config.server.https.is_empty() => Some(Arc::new(ReloadableCert::load(tls)?)),
+    for warning in crate::preflight::acme_warnings(&config) {
+        tracing::warn!(target: "mirrorbox::acme", "{warning}");
+    }
+    let certificates = match (&config.server.tls, &config.server.acme) {
+        (_, Some(acme)) => Some(Certificates::Acme(Arc::new(AcmeState::new(
+            acme.domains.clone(),
+        )))),
+        (Some(tls), None) if !config.server.https.is_empty() => {
+            Some(Certificates::Files(Arc::new(ReloadableCert::load(tls)?)))
+        }
         _ => None,
     };
     let app = tokio::task::spawn_blocking(move || -> anyhow::Result<App> {
@@ -37,7 +48,19 @@ async fn serve(config: Config, initial_sync: bool) -> anyhow::Result<()> {
         Ok(app)
     });
     let app = Arc::new(app.await??);
-    let listeners = Listeners::bind(&app.config.server, cert.clone()).await?;
+    let listeners = Listeners::bind(&app.config.server, certificates.as_ref()).await?;
+    // The engine starts once the listeners that answer its challenges are bound.
+    if let (Some(settings), Some(Certificates::Acme(acme))) =
+        (&app.config.server.acme, &certificates)
+    {
+        crate::acme::start(settings, &app.config.data_dir, acme.clone())?;
+        if acme.certificate().is_none() && !app.config.server.https.is_empty() {
+            tracing::info!(
+                domains = %settings.domains.join(" "),
+                "HTTPS waits for the first certificate from the ACME server; handshakes fail until then, plain HTTP serves"
+            );
+        }
+    }
     // The status page shows what each source holds alone, kept up to date from here on. The
     // first count is a pass over every retained snapshot's files: requests need not wait
     // for it (at a million paths it takes longer than the view).
@@ -55,6 +78,7 @@ async fn serve(config: Config, initial_sync: bool) -> anyhow::Result<()> {
     crate::notify::ready(&format!("serving {} sources", app.config.sources.len()));
     tokio::spawn(crate::notify::watchdog());
     let signals_app = app.clone();
+    let signal_certificates = certificates.clone();
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -63,11 +87,15 @@ async fn serve(config: Config, initial_sync: bool) -> anyhow::Result<()> {
                 _ = hangup.recv() => {
                     tracing::info!("SIGHUP: reloading the certificate, htpasswd files and the view");
                     crate::notify::reloading();
-                    if let Some(cert) = &cert {
-                        match cert.reload() {
+                    match &signal_certificates {
+                        Some(Certificates::Files(cert)) => match cert.reload() {
                             Ok(()) => tracing::info!("certificate reloaded"),
                             Err(e) => tracing::error!(error = %e, "certificate reload failed; the old one stays in use"),
-                        }
+                        },
+                        Some(Certificates::Acme(_)) => tracing::info!(
+                            "certificate: managed by ACME (renewed and swapped by the server), nothing to reload"
+                        ),
+                        None => {}
                     }
                     let app = signals_app.clone();
                     let _ = tokio::task::spawn_blocking(move || {
@@ -85,7 +113,10 @@ async fn serve(config: Config, initial_sync: bool) -> anyhow::Result<()> {
         crate::notify::stopping();
         let _ = stop.send(true);
     });
-    let state = Arc::new(app.http_state());
+    let state = Arc::new(crate::http::State {
+        certificates,
+        ..app.http_state()
+    });
     server::serve(state, app.config.server.clone(), listeners, stopped).await?;
     let _ = std::fs::remove_file(crate::admin::socket_path(&app.config.data_dir));
     Ok(())

@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 missing=()
 declare -A package_of=([curl]=curl [wget]=wget [openssl]=openssl [gpg]=gpg [xz]=xz-utils
   [apt-ftparchive]=apt-utils [dpkg-deb]=dpkg [dpkg-source]=dpkg-dev [script]=bsdutils [rdiff]=rdiff [mksquashfs]=squashfs-tools
-  [jq]=jq [aria2c]=aria2 [mktorrent]=mktorrent [ruby]=ruby [gzip]=gzip [bzip2]=bzip2 [zstd]=zstd [lz4]=lz4 [systemd-analyze]=systemd [chromium]=chromium [ss]=iproute2)
+  [jq]=jq [aria2c]=aria2 [mktorrent]=mktorrent [ruby]=ruby [gzip]=gzip [bzip2]=bzip2 [zstd]=zstd [lz4]=lz4 [systemd-analyze]=systemd [chromium]=chromium [ss]=iproute2
+  [pebble]=pebble [pebble-challtestsrv]=pebble)
 for tool in "${!package_of[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")
 done

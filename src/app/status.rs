@@ -27,6 +27,8 @@ impl App {
             },
             started: self.started,
             status: self.clone(),
+            // Set by `serve`, which owns the listeners' certificate source.
+            certificates: None,
         }
     }
 }

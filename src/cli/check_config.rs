@@ -22,6 +22,9 @@ pub(crate) fn run(config: Config, strict: bool) -> anyhow::Result<i32> {
     if let Some(tls) = &config.server.tls {
         println!("tls: {} (loads fine)", tls.cert.display());
     }
+    for line in describe_acme(&config) {
+        println!("{line}");
+    }
     let mut problems = 0;
     for s in &config.sources {
         let schedule = match s.every {
@@ -68,6 +71,20 @@ pub(crate) fn run(config: Config, strict: bool) -> anyhow::Result<i32> {
             client_warnings += 1;
         } else {
             println!("note: {}", finding.message);
+        }
+    }
+    let acme_warnings = crate::preflight::acme_warnings(&config);
+    for warning in &acme_warnings {
+        println!("WARNING: {warning}");
+    }
+    if !acme_warnings.is_empty() {
+        if strict {
+            problems += acme_warnings.len();
+        } else {
+            println!(
+                "{} ACME WARNING(s): the CA may not reach this server as configured (not counted in the exit status; --strict counts them)",
+                acme_warnings.len()
+            );
         }
     }
     if client_warnings > 0 {
@@ -119,6 +136,40 @@ pub(crate) fn client_findings(config: &Config) -> Vec<ClientFinding> {
         }
     }
     out
+}
+
+/// The `[server.acme]` setup, one `acme …:` line per fact (none without ACME).
+pub(crate) fn describe_acme(config: &Config) -> Vec<String> {
+    let Some(acme) = &config.server.acme else {
+        return Vec::new();
+    };
+    let mut lines = vec![
+        format!("acme domains: {}", acme.domains.join(" ")),
+        format!("acme directory: {}", acme.directory),
+        format!(
+            "acme challenges: {}",
+            acme.challenges
+                .iter()
+                .map(|c| c.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    ];
+    if !acme.contact.is_empty() {
+        lines.push(format!("acme contact: {}", acme.contact.join(" ")));
+    }
+    if let Some(ca) = &acme.ca_file {
+        lines.push(format!("acme ca_file: {}", ca.display()));
+    }
+    if let Some(eab) = &acme.external_account {
+        lines.push(format!("acme external account: kid {}", eab.kid));
+    }
+    lines.push(format!(
+        "acme renews when less than {:.0}% of a certificate's lifetime is left; account and certificates in {}",
+        acme.renewal_window_ratio * 100.0,
+        config.data_dir.join("acme").display()
+    ));
+    lines
 }
 
 /// One `access PATH: …` line per `[[access]]` rule.

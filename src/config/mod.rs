@@ -9,6 +9,7 @@
 //! read by the source's kind (see [`crate::sync::kind`]), which owns its options.
 
 mod access;
+mod acme;
 pub(crate) mod collisions;
 pub mod edit;
 mod messages;

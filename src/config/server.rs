@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::acme::{parse_acme, Listeners, RawAcme};
 use super::{ServerConfig, TlsConfig};
 use crate::units::{parse_duration, parse_size};
 
@@ -19,6 +20,7 @@ pub(super) struct RawServer {
     #[serde(default)]
     https: Vec<String>,
     tls: Option<RawTls>,
+    acme: Option<RawAcme>,
     header_timeout: Option<String>,
     idle_timeout: Option<String>,
     max_connections: Option<usize>,
@@ -58,8 +60,24 @@ pub(super) fn parse_server(raw: RawServer) -> Result<ServerConfig, String> {
         cert: t.cert,
         key: t.key,
     });
-    if !https.is_empty() && tls.is_none() {
-        return Err("[server] key `https`: HTTPS listeners need a [server.tls] section with `cert` and `key`".into());
+    if tls.is_some() && raw.acme.is_some() {
+        return Err("[server.tls] and [server.acme] are both set: use one (files you renew yourself, or certificates the server obtains and renews)".into());
+    }
+    let acme = match raw.acme {
+        None => None,
+        Some(acme) => {
+            if https.is_empty() {
+                return Err("[server.acme]: no `https` listener uses it (add e.g. https = [\"0.0.0.0:443\"] to [server], or remove [server.acme])".into());
+            }
+            let listeners = Listeners {
+                has_http: !http.is_empty(),
+                has_https: !https.is_empty(),
+            };
+            Some(parse_acme(acme, &listeners)?)
+        }
+    };
+    if !https.is_empty() && tls.is_none() && acme.is_none() {
+        return Err("[server] key `https`: HTTPS listeners need a certificate: a [server.tls] section with `cert` and `key`, or [server.acme] with the `domains` to obtain one for".into());
     }
     if https.is_empty() && tls.is_some() {
         return Err("[server.tls]: no `https` listener uses it (add e.g. https = [\"0.0.0.0:443\"] to [server], or remove [server.tls])".into());
@@ -117,7 +135,7 @@ pub(super) fn parse_server(raw: RawServer) -> Result<ServerConfig, String> {
         http,
         https,
         tls,
-        acme: None,
+        acme,
         header_timeout: duration(raw.header_timeout, "header_timeout", 30)?,
         idle_timeout: duration(raw.idle_timeout, "idle_timeout", 75)?,
         max_connections,

@@ -4,14 +4,18 @@
 //! (methods, Host, paths, routing) → `respond` (preconditions, ranges) → `body` (streaming).
 //! `metrics` counts every answer (status, mount, body bytes) and serves `/.metrics`;
 //! `status` serves `/.status` and `/.status.json`; `access` decides `[[access]]` rules
-//! (with `htpasswd` and `apr1` for passwords) before any lookup. Handlers see only
+//! (with `htpasswd` and `apr1` for passwords) before any lookup; `acme_challenge` answers
+//! ACME HTTP-01 before all of them. HTTPS listeners take their certificate from
+//! `certificates` (files or the ACME state), with the profile of `tls`. Handlers see only
 //! [`State`] (see `state`): the app builds it and answers its [`StatusSource`] questions.
 
 pub mod access;
+pub mod acme_challenge;
 mod activity;
 mod apr1;
 pub mod body;
 pub mod budget;
+pub mod certificates;
 pub mod conditional;
 mod drain;
 mod header_cache;
@@ -98,6 +102,12 @@ async fn route<B>(
     slot: &mut usize,
 ) -> Response<Body> {
     let method = req.method();
+    // Before methods, sources and access rules: the CA must always reach its token.
+    if let Some(acme) = state.acme() {
+        if let Some(answer) = acme_challenge::respond(acme, method, req.uri().path()) {
+            return answer;
+        }
+    }
     if method != Method::GET && method != Method::HEAD {
         return not_allowed(method);
     }

@@ -22,9 +22,10 @@ use tokio_rustls::TlsAcceptor;
 
 use super::activity::{Activity, Expired, Tracked};
 use super::budget::Budget;
+use super::certificates::{Certificates, ACME_TLS_ALPN};
 use super::idle::IdleTimeout;
 use super::settings::ServerSettings;
-use super::tls::{self, ReloadableCert};
+use super::tls;
 use super::zerocopy::{Sender, ZeroCopyStream};
 use super::State;
 
@@ -37,7 +38,7 @@ pub struct Listeners {
 impl Listeners {
     pub async fn bind(
         config: &ServerSettings,
-        cert: Option<Arc<ReloadableCert>>,
+        certificates: Option<&Certificates>,
     ) -> anyhow::Result<Listeners> {
         let mut bound = Vec::new();
         for addr in &config.http {
@@ -46,8 +47,8 @@ impl Listeners {
             bound.push((listener, None));
         }
         if !config.https.is_empty() {
-            let cert = cert.context("HTTPS listeners need a certificate")?;
-            let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(cert)?));
+            let certificates = certificates.context("HTTPS listeners need a certificate")?;
+            let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(certificates)?));
             for addr in &config.https {
                 let listener = listen(*addr, config.listen_backlog)
                     .with_context(|| format!("cannot listen for HTTPS on {addr}"))?;
@@ -242,8 +243,20 @@ async fn accept_loop(
                     let handshake =
                         tokio::time::timeout_at(deadline, acceptor.accept(stream)).await;
                     match handshake {
-                        Ok(Ok(tls_stream)) => {
-                            let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                        Ok(Ok(mut tls_stream)) => {
+                            let alpn = tls_stream.get_ref().1.alpn_protocol();
+                            if alpn == Some(ACME_TLS_ALPN) {
+                                // A TLS-ALPN-01 validation: the handshake was the answer, and
+                                // such a connection never carries HTTP (RFC 8737 §3).
+                                tracing::debug!(%peer, "ACME TLS-ALPN-01 validation answered");
+                                let _ = tokio::time::timeout(
+                                    STALLED_GOODBYE,
+                                    tokio::io::AsyncWriteExt::shutdown(&mut tls_stream),
+                                )
+                                .await;
+                                return;
+                            }
+                            let h2 = alpn == Some(b"h2");
                             let builder = if h2 {
                                 &shared.builder.h2
                             } else {

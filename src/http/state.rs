@@ -1,6 +1,6 @@
 //! What the HTTP side needs from the process that serves, and nothing more: the published
-//! view, the object cache, the counters, the `[[access]]` rules, two server settings, and a
-//! [`StatusSource`] for the status pages and the per-source metrics.
+//! view, the object cache, the counters, the `[[access]]` rules, two server settings, the
+//! certificate source, and a [`StatusSource`] for the status pages and the per-source metrics.
 //!
 //! The application implements [`StatusSource`] from what it keeps in memory (run records,
 //! refs of the published view), so answering `/.status` or `/.metrics` reads no file on a
@@ -12,6 +12,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::access::Access;
+use super::certificates::Certificates;
 use super::metrics::Metrics;
 use super::objects::ObjectCache;
 use super::status::ClientUse;
@@ -29,11 +30,19 @@ pub struct State {
     /// Unix seconds when the server started.
     pub started: i64,
     pub status: Arc<dyn StatusSource>,
+    /// Where HTTPS takes its certificate from (`None`: no HTTPS), for `/.status`,
+    /// `/.metrics` and, with ACME, the HTTP-01 challenge route.
+    pub certificates: Option<Certificates>,
 }
 
 impl State {
     pub fn access(&self) -> &Access {
         (*self.access).as_ref()
+    }
+
+    /// The ACME state, when ACME manages the certificate.
+    pub fn acme(&self) -> Option<&Arc<crate::acme::AcmeState>> {
+        self.certificates.as_ref()?.acme()
     }
 }
 

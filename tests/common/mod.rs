@@ -6,6 +6,7 @@ pub mod aptclient;
 pub mod aptrepo;
 pub mod gpg;
 pub mod heap;
+pub mod pebble;
 pub mod probe;
 pub mod upstream;
 

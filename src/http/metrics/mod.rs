@@ -10,11 +10,13 @@
 //! size is a walk of `objects/`, done in the background and cached ([`StoreSize`]).
 //!
 //! Parts: this file (the metric definitions and the hot path), `body` (the counting response
-//! body), `store_size` (the walker), `render` (the exposition).
+//! body), `store_size` (the walker), `render` (the exposition), `tls` (the certificate's
+//! expiry and the ACME engine's orders, read at each scrape).
 
 mod body;
 mod render;
 mod store_size;
+mod tls;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicI64;
@@ -275,7 +277,12 @@ impl Drop for OpenConnection<'_> {
 /// `/.metrics`: never cached, no validators (scrapers do not send conditionals).
 pub async fn respond<B>(state: &State, req: &Request<B>) -> Response<Body> {
     let store = state.metrics.store.get().await;
-    let text = render::render(&state.metrics, &state.status.sources(), store);
+    let text = render::render(
+        &state.metrics,
+        &state.status.sources(),
+        store,
+        state.certificates.as_ref(),
+    );
     let len = text.len();
     let body = if req.method() == Method::HEAD {
         Body::Empty

@@ -10,6 +10,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use super::super::certificates::Certificates;
 use super::super::state::SourceState;
 use super::{retained, Labels, Metrics, StoreUsage};
 
@@ -19,13 +20,19 @@ type Whole = Family<Labels, Gauge>;
 type Fraction = Family<Labels, Gauge<f64, AtomicU64>>;
 
 /// `prometheus-client` ends every HELP text with a full stop; ours are written with one.
-fn help(text: &str) -> &str {
+pub(super) fn help(text: &str) -> &str {
     text.strip_suffix('.').unwrap_or(text)
 }
 
 /// The whole exposition. `sources`: every source now, configuration order; `store`: the
-/// cached measurement (none yet: its gauges are left out).
-pub(super) fn render(m: &Metrics, sources: &[SourceState], store: Option<StoreUsage>) -> String {
+/// cached measurement (none yet: its gauges are left out); `tls`: the HTTPS certificate
+/// source, if any.
+pub(super) fn render(
+    m: &Metrics,
+    sources: &[SourceState],
+    store: Option<StoreUsage>,
+    tls: Option<&Certificates>,
+) -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
@@ -164,6 +171,9 @@ pub(super) fn render(m: &Metrics, sources: &[SourceState], store: Option<StoreUs
             Gauge::<i64>::default().tap(store.measured),
         );
     }
+    if let Some(certificates) = tls {
+        super::tls::register(&mut registry, certificates, now);
+    }
     let start = Gauge::<f64, AtomicU64>::default();
     start.set(m.start_time);
     registry.register(
@@ -227,7 +237,7 @@ mod tests {
             }),
             ..SourceState::default()
         };
-        let text = render(&m, &[source], None);
+        let text = render(&m, &[source], None, None);
         assert!(
             text.contains("# TYPE mirrorbox_http_requests counter\n"),
             "{text}"

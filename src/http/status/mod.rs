@@ -1,6 +1,7 @@
 //! `/.status` (HTML) and `/.status.json`: every source with its snapshot, its last run, its
 //! schedule and how clients use it (the sources.list line of an apt source, the URLs of a
-//! Puavo repository), and the store's size.
+//! Puavo repository), the store's size, and the HTTPS certificate (with ACME: what the engine
+//! last did; keys documented in `tls`).
 //!
 //! The data is collected once into `Status` from what the server keeps in memory (the
 //! [`StatusSource`](super::state::StatusSource), the view, the metrics); the JSON is that
@@ -8,6 +9,7 @@
 //! everything that comes from configuration, the store or the request.
 
 mod render;
+mod tls;
 
 use std::net::IpAddr;
 
@@ -34,6 +36,9 @@ struct Status {
     store: Option<StoreUsage>,
     sources: Vec<SourceStatus>,
     conflicts: Vec<String>,
+    /// The HTTPS certificate (absent without HTTPS); see `tls` for the keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: Option<tls::TlsStatus>,
 }
 
 #[derive(Serialize)]
@@ -199,6 +204,10 @@ async fn collect<B>(
         store: state.metrics.store.get().await,
         sources,
         conflicts,
+        tls: state
+            .certificates
+            .as_ref()
+            .map(|certificates| tls::collect(certificates, now, trusted, folders)),
     }
 }
 

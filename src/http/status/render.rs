@@ -9,6 +9,7 @@ use askama::Template;
 
 use super::super::listing::{human_size, STYLE};
 use super::super::path::encode_segment;
+use super::tls::TlsStatus;
 use super::{SourceStatus, Status};
 use crate::time::http_date;
 use crate::view::SNAPSHOTS_PREFIX;
@@ -28,6 +29,26 @@ struct Page<'a> {
     cards: Vec<Card<'a>>,
     now: String,
     version: &'static str,
+    tls: Option<Tls<'a>>,
+}
+
+/// The HTTPS lines (`status-tls.html`).
+struct Tls<'a> {
+    source: &'static str,
+    /// `[server.tls] files` or `ACME`.
+    origin: &'static str,
+    waiting: bool,
+    names: String,
+    expires: Option<When>,
+    acme: Option<Acme<'a>>,
+}
+
+struct Acme<'a> {
+    domains: String,
+    next: Option<When>,
+    failures: u32,
+    /// The message and when it happened.
+    error: Option<(&'a str, When)>,
 }
 
 struct Store {
@@ -126,9 +147,33 @@ pub(super) fn page(status: &Status) -> String {
         cards: status.sources.iter().map(|s| card(s, now)).collect(),
         now: http_date(now),
         version: status.version,
+        tls: status.tls.as_ref().map(|t| tls(t, now)),
     };
     page.render()
         .unwrap_or_else(|e| format!("cannot render the status page: {e}"))
+}
+
+fn tls(t: &TlsStatus, now: i64) -> Tls<'_> {
+    Tls {
+        source: t.source,
+        origin: if t.acme.is_some() {
+            "ACME"
+        } else {
+            "[server.tls] files"
+        },
+        waiting: t.waiting,
+        names: t.names.join(", "),
+        expires: t.not_after.map(|at| when(at, now)),
+        acme: t.acme.as_ref().map(|a| Acme {
+            domains: a.domains.join(", "),
+            next: a.next_attempt.map(|at| when(at, now)),
+            failures: a.failures_in_a_row,
+            error: a
+                .last_error
+                .as_ref()
+                .map(|e| (e.message.as_str(), when(e.at, now))),
+        }),
+    }
 }
 
 fn card(s: &SourceStatus, now: i64) -> Card<'_> {
@@ -299,6 +344,7 @@ mod tests {
             store: None,
             sources: vec![sample("failed", Some(run))],
             conflicts: vec!["/a<b>".into()],
+            tls: None,
         };
         let html = page(&status);
         assert!(!html.contains("<script>"), "{html}");
@@ -316,5 +362,66 @@ mod tests {
             "{html}"
         );
         assert!(!html.contains("{{"), "a placeholder was left: {html}");
+    }
+
+    #[test]
+    fn the_tls_part_says_waiting_or_shows_the_acme_error_escaped() {
+        use super::super::tls::{AcmeError, AcmeStatus};
+        let acme = |error: Option<AcmeError>| AcmeStatus {
+            domains: vec!["mirror.example".into()],
+            next_attempt: Some(2_600),
+            last_error: error,
+            failures_in_a_row: 1,
+            issued_since_start: 0,
+            failed_since_start: 1,
+        };
+        let status = |tls: TlsStatus| Status {
+            version: "0",
+            now: 2_000,
+            started: 0,
+            store: None,
+            sources: Vec::new(),
+            conflicts: Vec::new(),
+            tls: Some(tls),
+        };
+        let waiting = page(&status(TlsStatus {
+            source: "acme",
+            names: Vec::new(),
+            not_before: None,
+            not_after: None,
+            expires_in_seconds: None,
+            waiting: true,
+            acme: Some(acme(Some(AcmeError {
+                at: 1_940,
+                message: "urn:ietf:params:acme:error:connection: <b>refused</b>".into(),
+            }))),
+        }));
+        assert!(
+            waiting.contains("waiting for the first certificate"),
+            "{waiting}"
+        );
+        assert!(waiting.contains("next attempt <time"), "{waiting}");
+        assert!(
+            waiting.contains("<span class=\"failed\" data-acme-error><time title=\"Thu, 01 Jan 1970 00:32:20 GMT\">60 s ago</time>: urn:ietf:params:acme:error:connection: &lt;b&gt;refused&lt;/b&gt;</span>"),
+            "{waiting}"
+        );
+        let served = page(&status(TlsStatus {
+            source: "files",
+            names: vec!["a.example".into(), "b.example".into()],
+            not_before: Some(0),
+            not_after: Some(2_000 + 86_400 * 30),
+            expires_in_seconds: Some(86_400 * 30),
+            waiting: false,
+            acme: None,
+        }));
+        assert!(
+            served.contains(
+                "<dt>HTTPS</dt><dd data-tls=\"files\">a.example, b.example · expires <time"
+            ),
+            "{served}"
+        );
+        assert!(served.contains("in 30 d</time>"), "{served}");
+        assert!(!served.contains("ACME"), "{served}");
+        assert!(!served.contains("{{"), "a placeholder was left: {served}");
     }
 }
