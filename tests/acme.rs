@@ -278,6 +278,9 @@ fn issues_by_http01() {
         vec![served.serial.clone()],
         "the served certificate is the one pebble issued"
     );
+    // The check can fail: not against another root, not for another name.
+    assert!(pebble::served(rig.https, DOMAIN, &rig.pebble.ca_file()).is_err());
+    assert!(pebble::served(rig.https, "other.test", &rig.pebble.root()).is_err());
     // Pebble fetched the token from the HTTP listener.
     let log = rig.log_text();
     assert!(
