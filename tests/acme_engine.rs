@@ -16,6 +16,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 const DOMAIN: &str = "mirror.test.example";
+/// An external account pebble knows when it requires binding (base64url MAC key).
+const EAB_KID: &str = "kid-1";
+const EAB_KEY: &str = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
 
 fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")
@@ -48,7 +51,7 @@ fn pebble_installed() -> bool {
 impl Pebble {
     /// `http_port` and `tls_port`: where pebble's validation connects for HTTP-01 and
     /// TLS-ALPN-01.
-    fn start(dir: &Path, http_port: u16, tls_port: u16) -> Pebble {
+    fn start(dir: &Path, http_port: u16, tls_port: u16, binding_required: bool) -> Pebble {
         let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
             .unwrap();
         let ca_file = dir.join("pebble-cert.pem");
@@ -58,9 +61,7 @@ impl Pebble {
         let (listen, management, dns, dns_management) =
             (free_port(), free_port(), free_port(), free_port());
         let config = dir.join("pebble.json");
-        std::fs::write(
-            &config,
-            serde_json::json!({"pebble": {
+        let mut settings = serde_json::json!({"pebble": {
                 "listenAddress": format!("127.0.0.1:{listen}"),
                 "managementListenAddress": format!("127.0.0.1:{management}"),
                 "certificate": ca_file,
@@ -68,11 +69,12 @@ impl Pebble {
                 "httpPort": http_port,
                 "tlsPort": tls_port,
                 "ocspResponderURL": "",
-                "externalAccountBindingRequired": false,
-            }})
-            .to_string(),
-        )
-        .unwrap();
+                "externalAccountBindingRequired": binding_required,
+        }});
+        if binding_required {
+            settings["pebble"]["externalAccountMACKeys"] = serde_json::json!({ EAB_KID: EAB_KEY });
+        }
+        std::fs::write(&config, settings.to_string()).unwrap();
         let log = |name: &str| std::fs::File::create(dir.join(name)).unwrap();
         let dns_server = Command::new("pebble-challtestsrv")
             .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
@@ -200,6 +202,10 @@ struct Setup {
 }
 
 async fn setup() -> Option<Setup> {
+    setup_with(false).await
+}
+
+async fn setup_with(binding_required: bool) -> Option<Setup> {
     if !pebble_installed() {
         eprintln!("pebble is not installed: skipped");
         return None;
@@ -208,7 +214,7 @@ async fn setup() -> Option<Setup> {
     let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let tls = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = |l: &TcpListener| l.local_addr().unwrap().port();
-    let pebble = Pebble::start(dir.path(), port(&http), port(&tls));
+    let pebble = Pebble::start(dir.path(), port(&http), port(&tls), binding_required);
     Some(Setup {
         dir,
         pebble,
@@ -423,4 +429,77 @@ async fn a_refused_challenge_falls_back_to_the_next_type() {
     assert_eq!(outcome.issued_total, 1);
     assert_eq!(outcome.failed_total, 0, "one attempt, not a failed one");
     assert!(outcome.last_error.is_none());
+}
+
+/// A CA that requires external account binding refuses an account without it (the message
+/// says so) and accepts one with the configured `kid` and MAC key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_account_binding() {
+    let Some(setup) = setup_with(true).await else {
+        return;
+    };
+    let state = Arc::new(AcmeState::new(vec![DOMAIN.into()]));
+    let (dir, pebble) = answer_challenges(setup, &state);
+
+    let unbound = Arc::new(AcmeState::new(vec![DOMAIN.into()]));
+    let without = pebble.settings(vec![Challenge::Http01], 1.0 / 3.0);
+    let other_dir = tempfile::tempdir().unwrap();
+    mirrorbox::acme::start(&without, other_dir.path(), unbound.clone()).unwrap();
+    wait_for("the refusal", &unbound, Duration::from_secs(30), || {
+        unbound.outcome().last_error.is_some()
+    })
+    .await;
+    let (_, message) = unbound.outcome().last_error.clone().unwrap();
+    assert!(message.contains("ACME account"), "{message}");
+    assert!(message.contains("externalAccountRequired"), "{message}");
+
+    let mut with = pebble.settings(vec![Challenge::Http01], 1.0 / 3.0);
+    with.external_account = Some(mirrorbox::acme::ExternalAccountBinding {
+        kid: EAB_KID.into(),
+        hmac_key: EAB_KEY.into(),
+    });
+    mirrorbox::acme::start(&with, dir.path(), state.clone()).unwrap();
+    wait_for("the certificate", &state, Duration::from_secs(60), || {
+        state.certificate().is_some()
+    })
+    .await;
+    assert!(state.outcome().last_error.is_none());
+}
+
+/// What makes ACME impossible stops `start` with a message naming it; nothing else does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_fails_only_for_what_makes_acme_impossible() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = |ca_file: Option<PathBuf>| AcmeSettings {
+        domains: vec![DOMAIN.to_string()],
+        contact: Vec::new(),
+        // Nothing listens there: a network failure, never a start error.
+        directory: "https://127.0.0.1:9/dir".into(),
+        ca_file,
+        external_account: None,
+        challenges: vec![Challenge::Http01],
+        renewal_window_ratio: 0.5,
+    };
+    let state = || Arc::new(AcmeState::new(vec![DOMAIN.into()]));
+
+    let missing = dir.path().join("missing-ca.pem");
+    let error = mirrorbox::acme::start(&settings(Some(missing)), dir.path(), state())
+        .expect_err("an unreadable ca_file");
+    assert!(format!("{error:#}").contains("ca_file"), "{error:#}");
+
+    let unreachable = state();
+    mirrorbox::acme::start(&settings(None), dir.path(), unreachable.clone())
+        .expect("an unreachable CA is not a start error");
+    wait_for("the failure", &unreachable, Duration::from_secs(30), || {
+        unreachable.outcome().last_error.is_some()
+    })
+    .await;
+    let (_, message) = unreachable.outcome().last_error.clone().unwrap();
+    assert!(message.contains("127.0.0.1:9"), "{message}");
+
+    let account = dir.path().join("acme/127.0.0.1_9/account.json");
+    std::fs::write(&account, "{ not json").unwrap();
+    let error = mirrorbox::acme::start(&settings(None), dir.path(), state())
+        .expect_err("a damaged account file");
+    assert!(format!("{error:#}").contains("account.json"), "{error:#}");
 }

@@ -65,3 +65,37 @@ pub async fn suggested_window(
         ask_again,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifier_is_authority_key_id_and_serial() {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(vec![0xab; 20]);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let mut leaf_params = rcgen::CertificateParams::new(vec!["a.example.org".into()]).unwrap();
+        leaf_params.serial_number = Some(rcgen::SerialNumber::from_slice(&[0x01, 0x02, 0x03]));
+        leaf_params.use_authority_key_identifier_extension = true;
+        let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
+
+        let identifier = certificate_identifier(leaf.der()).expect("an identifier");
+        // base64url of 20 bytes 0xab, and of the serial 01 02 03.
+        assert_eq!(
+            identifier.authority_key_identifier,
+            "q6urq6urq6urq6urq6urq6urq6s"
+        );
+        assert_eq!(identifier.serial, "AQID");
+        assert_eq!(identifier.to_string(), "q6urq6urq6urq6urq6urq6urq6s.AQID");
+    }
+
+    #[test]
+    fn a_certificate_without_authority_key_id_has_none() {
+        let cert = rcgen::generate_simple_self_signed(vec!["a.example.org".into()]).unwrap();
+        assert!(certificate_identifier(cert.cert.der()).is_none());
+    }
+}
