@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command (see README.md): installs what the tests need if it is missing, then runs
-# every test. Real clients only: curl, wget, aria2c, mktorrent, Ruby, apt-get, gpg, Python's REDbot; nothing is mocked.
+# every test. Real clients only: curl, wget, aria2c, mktorrent, Ruby, apt-get, gpg, Python's REDbot,
+# and a real ACME server (pebble); nothing is mocked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
