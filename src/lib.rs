@@ -19,8 +19,9 @@
 //!   swapped atomically, and its listings rendered once.
 //! - [`sync`]: runs one source; one module per source kind (dir, apt, files, puavo) behind a
 //!   one-line registry, and what the kinds share (downloads, the previous snapshot, symlinks).
-//! - `acme`: `[server.acme]` settings and the state the ACME engine shares with the
-//!   listeners (the certificate in use, pending challenge answers, the last outcome).
+//! - `acme`: `[server.acme]` settings, the state the ACME engine shares with the listeners
+//!   (the certificate in use, pending challenge answers, the last outcome), and the engine that
+//!   obtains, stores and renews the certificate.
 //! - [`http`]: listeners, TLS, limits, access control, the request handler, the RFC 9110
 //!   file responder, listings, status and metrics; it sees a narrow state, not the app.
 //! - [`config`]: the TOML file, validated once, composed from the parts' own option types;
