@@ -4,10 +4,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::aptclient::AptClient;
@@ -73,36 +71,12 @@ fn text(out: &Output) -> String {
 
 /// `serve` started in `dir`: returns once it listens and the first sync ended (the folder's).
 fn serve_in(dir: &Path) -> Server {
-    let mut child = Command::new(BIN)
+    let mut command = Command::new(BIN);
+    command
         .current_dir(dir)
-        .args(["serve", "--config", "config/mirrorbox.toml"])
-        .env("MIRRORBOX_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start mirrorbox");
-    let stderr = child.stderr.take().unwrap();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let (tx, rx) = mpsc::channel();
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                let _ = tx.send(rest.trim().trim_end_matches('/').to_string());
-            }
-            sink.lock().unwrap().push(line);
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .unwrap_or_else(|_| panic!("server did not start: {:?}", log.lock().unwrap()));
-    Server {
-        child,
-        http: addr.parse().unwrap(),
-        https: None,
-        log,
-    }
+        .args(["serve", "--config", "config/mirrorbox.toml"]);
+    Server::spawn(command, false, false)
+        .unwrap_or_else(|log| panic!("server did not start:\n{log}"))
 }
 
 /// `/.status.json`'s entry of source `id`.

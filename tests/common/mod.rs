@@ -156,6 +156,15 @@ impl Server {
         if !scan {
             command.arg("--no-initial-sync");
         }
+        Server::spawn(command, scan, false)
+            .unwrap_or_else(|log| panic!("server did not start:\n{log}"))
+    }
+
+    /// Runs `command` (a `mirrorbox serve …`) with its log captured and waits up to 30 s for
+    /// its HTTP listener, with `scan` for the first sync to end, and with `need_https` for the
+    /// HTTPS listener too (without it, an HTTPS line right after the HTTP one is still taken).
+    /// A server that does not get there is killed and its log is the error.
+    pub fn spawn(mut command: Command, scan: bool, need_https: bool) -> Result<Server, String> {
         let mut child = command
             .env("MIRRORBOX_LOG", "info")
             .stdout(Stdio::null())
@@ -182,18 +191,24 @@ impl Server {
         let mut https = None;
         let mut synced = !scan;
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while !(http.is_some() && synced) {
+        while !(http.is_some() && synced && (https.is_some() || !need_https)) {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match rx.recv_timeout(left) {
                 Ok(message) if message == "synced" => synced = true,
                 Ok(url) => {
                     if let Some(addr) = url.strip_prefix("http://") {
-                        http = Some(addr.parse().unwrap());
+                        http = addr.parse().ok();
                     } else if let Some(addr) = url.strip_prefix("https://") {
-                        https = Some(addr.parse().unwrap());
+                        https = addr.parse().ok();
                     }
                 }
-                Err(_) => panic!("server did not start: {:?}", log.lock().unwrap()),
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    // Let the reader thread take the last lines.
+                    std::thread::sleep(Duration::from_millis(100));
+                    return Err(log.lock().unwrap().join("\n"));
+                }
             }
         }
         // The HTTPS line comes right after the HTTP one; give it a moment if configured.
@@ -201,18 +216,18 @@ impl Server {
             match rx.recv_timeout(Duration::from_millis(300)) {
                 Ok(url) => {
                     if let Some(addr) = url.strip_prefix("https://") {
-                        https = Some(addr.parse().unwrap());
+                        https = addr.parse().ok();
                     }
                 }
                 Err(_) => break,
             }
         }
-        Server {
+        Ok(Server {
             child,
-            http: http.unwrap(),
+            http: http.expect("an http listener"),
             https,
             log,
-        }
+        })
     }
 
     pub fn url(&self, path: &str) -> String {

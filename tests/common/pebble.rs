@@ -14,7 +14,7 @@ use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::Server;
@@ -410,58 +410,9 @@ pub fn served(port: u16, domain: &str, root: &Path) -> Result<Served, String> {
 /// start-up scan is done. Its ports are fixed (pebble was told them), so a port taken meanwhile
 /// is an `Err(log)` to retry on, like a bad configuration or a start over 30 s.
 pub fn start_mirrorbox(config: &Path) -> Result<Server, String> {
-    let mut child = Command::new(super::BIN)
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("MIRRORBOX_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start mirrorbox");
-    let stderr = child.stderr.take().unwrap();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let (tx, rx) = mpsc::channel();
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                let _ = tx.send(rest.trim().trim_end_matches('/').to_string());
-            }
-            if line.contains("sync finished") || line.contains("sync failed") {
-                let _ = tx.send("synced".to_string());
-            }
-            sink.lock().unwrap().push(line);
-        }
-    });
-    let (mut http, mut https, mut synced) = (None, None, false);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !(http.is_some() && https.is_some() && synced) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(message) if message == "synced" => synced = true,
-            Ok(url) => {
-                if let Some(addr) = url.strip_prefix("http://") {
-                    http = addr.parse().ok();
-                } else if let Some(addr) = url.strip_prefix("https://") {
-                    https = addr.parse().ok();
-                }
-            }
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                // Let the reader thread take the last lines.
-                std::thread::sleep(Duration::from_millis(100));
-                return Err(log.lock().unwrap().join("\n"));
-            }
-        }
-    }
-    Ok(Server {
-        child,
-        http: http.unwrap(),
-        https,
-        log,
-    })
+    let mut command = Command::new(super::BIN);
+    command.args(["serve", "--config"]).arg(config);
+    Server::spawn(command, true, true)
 }
 
 // What the ACME tests look at: status JSON, metrics, file modes.
