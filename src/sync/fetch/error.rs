@@ -24,6 +24,14 @@ pub enum FetchError {
         host: String,
         message: String,
     },
+    /// The upstream's TLS certificate was refused. Not a blip: it is not retried, and it is
+    /// not an unreachable host either (whose advice is to pick another mirror).
+    #[error("{url}: the upstream's TLS certificate is not trusted ({problem}){advice}")]
+    Certificate {
+        url: String,
+        problem: String,
+        advice: &'static str,
+    },
     #[error("{url}: size {actual} differs from the signed size {expected} (upstream changing?)")]
     Size {
         url: String,
@@ -105,6 +113,9 @@ pub(super) fn refused(url: &str, response: &reqwest::Response) -> Failure {
 /// The failure of a request that got no answer: [`FetchError::Unreachable`] when no
 /// connection was made (DNS, refused, connect timeout), else [`FetchError::Network`].
 pub(super) fn network(url: &str, error: reqwest::Error) -> FetchError {
+    if let Some(refused) = refused_certificate(&error) {
+        return certificate(url, refused);
+    }
     let unreachable_host = error
         .is_connect()
         .then(|| error.url().and_then(|u| u.host_str()).map(str::to_string))
@@ -126,6 +137,56 @@ pub(super) fn network(url: &str, error: reqwest::Error) -> FetchError {
     FetchError::Network {
         url: url.into(),
         message,
+    }
+}
+
+/// The certificate error rustls gave, if that is why the request failed. It sits somewhere in
+/// the chain of sources, often as the payload of an `io::Error` wrapped in another one (an
+/// `io::Error`'s `source` skips its payload, so payloads are opened here).
+fn refused_certificate(
+    error: &(dyn std::error::Error + 'static),
+) -> Option<rustls::CertificateError> {
+    let mut next = Some(error);
+    while let Some(current) = next {
+        if let Some(rustls::Error::InvalidCertificate(problem)) =
+            current.downcast_ref::<rustls::Error>()
+        {
+            return Some(problem.clone());
+        }
+        next = match current.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|payload| payload as &(dyn std::error::Error + 'static)),
+            None => current.source(),
+        };
+    }
+    None
+}
+
+/// [`FetchError::Certificate`] with the advice that fits: an unknown issuer is what a private
+/// CA looks like (`ca_file` trusts it); an expired certificate or one for another name is for
+/// the upstream's operator to fix, or the URL names the wrong host.
+fn certificate(url: &str, problem: rustls::CertificateError) -> FetchError {
+    use rustls::CertificateError as E;
+    let advice = match problem {
+        E::UnknownIssuer | E::BadSignature => {
+            "; if a private CA issued it, name that CA's PEM file in the source's `ca_file` key"
+        }
+        E::Expired | E::ExpiredContext { .. } | E::NotValidYet | E::NotValidYetContext { .. } => {
+            "; check this host's clock, else the upstream must renew it"
+        }
+        E::NotValidForName | E::NotValidForNameContext { .. } => {
+            "; the URL must use a name the certificate is for"
+        }
+        _ => "",
+    };
+    FetchError::Certificate {
+        url: url.into(),
+        problem: match problem {
+            E::UnknownIssuer => "issued by a CA this host does not trust".into(),
+            other => other.to_string(),
+        },
+        advice,
     }
 }
 
@@ -190,5 +251,25 @@ mod tests {
         let cut = failure(&format!("http://127.0.0.1:{port}/")).await;
         assert!(matches!(cut, FetchError::Network { .. }), "{cut:?}");
         assert!(SyncError::from(cut).unreachable_host().is_none());
+    }
+
+    #[test]
+    fn a_refused_certificate_is_found_inside_nested_io_errors_and_gets_its_advice() {
+        let rustls_error =
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let inner = std::io::Error::new(std::io::ErrorKind::InvalidData, rustls_error);
+        let outer = std::io::Error::other(inner);
+        let found = refused_certificate(&outer).expect("found");
+        assert_eq!(found, rustls::CertificateError::UnknownIssuer);
+        let error = certificate("https://up/x", found);
+        assert!(!error.retryable());
+        let text = error.to_string();
+        assert!(text.contains("not trusted"), "{text}");
+        assert!(text.contains("`ca_file`"), "{text}");
+        let expired = certificate("https://up/x", rustls::CertificateError::Expired).to_string();
+        assert!(expired.contains("clock"), "{expired}");
+        assert!(!expired.contains("ca_file"), "{expired}");
+        let plain = std::io::Error::other("connection reset");
+        assert!(refused_certificate(&plain).is_none());
     }
 }
