@@ -6,7 +6,7 @@
 //! Every module, lowest first: a module uses only modules listed before it (ARCHITECTURE.md
 //! says more; `.ci/layout.py` checks the order has no cycle). Modules are crate-private unless
 //! the binary, the integration tests or the fuzz targets use them.
-//! - `time`, `units`, `secrets`, `urls`, `keys`, `glob`: Unix seconds and HTTP dates; `10M`
+//! - `time`, `units`, `secrets`, `urls`, `keys`, `glob`, `atomic_file`: Unix seconds and HTTP dates; `10M`
 //!   and `2h` in the configuration; credentials cut out of URLs; URL path segments; reading a
 //!   TOML table into typed keys with messages that name the key; globset patterns.
 //! - [`store`]: objects named by sha256, refs replaced atomically, the data-dir lock, ingest of
@@ -40,6 +40,7 @@
 pub mod acme;
 pub(crate) mod admin;
 pub mod app;
+pub(crate) mod atomic_file;
 pub mod cli;
 pub mod config;
 /// The test binary's counting allocator (allocation counts and heap peaks for tests).

@@ -12,8 +12,9 @@ use instant_acme::{BodyWrapper, BytesResponse, HttpClient};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("[server.acme] key `ca_file`: cannot read {path}: {message}")]
-    CaFile { path: String, message: String },
+    /// The `ca_file` as the sources' fetch keys report it (path and why).
+    #[error("[server.acme] {0}")]
+    CaFile(String),
     #[error("cannot set up the HTTP client for the ACME directory: {0}")]
     Build(reqwest::Error),
 }
@@ -32,17 +33,7 @@ impl AcmeHttpClient {
             .connect_timeout(Duration::from_secs(20))
             .timeout(Duration::from_secs(60));
         if let Some(path) = ca_file {
-            let ca_error = |message: String| ClientError::CaFile {
-                path: path.display().to_string(),
-                message,
-            };
-            let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
-            let roots =
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_error(e.to_string()))?;
-            if roots.is_empty() {
-                return Err(ca_error("no PEM certificate in it".into()));
-            }
-            for root in roots {
+            for root in crate::sync::fetch::read_ca_file(path).map_err(ClientError::CaFile)? {
                 builder = builder.add_root_certificate(root);
             }
         }

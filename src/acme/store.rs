@@ -19,9 +19,9 @@
 //! is reported and not used (a new order follows), so a key that does not match its
 //! certificate is never served.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs;
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use rustls::pki_types::pem::PemObject;
@@ -233,32 +233,11 @@ fn same_names(names: &[String], domains: &[String]) -> bool {
 /// Writes `bytes` to `path` atomically, readable by the owner only (0600 from creation, so no
 /// moment exists when another user could read a key).
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(format!(".tmp{}", std::process::id()));
-    let temporary = PathBuf::from(temporary);
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&temporary, path)
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&temporary);
-        return Err(io_error(path)(e));
-    }
-    sync_dir(dir)
+    crate::atomic_file::replace(path, bytes, 0o600).map_err(io_error(path))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_error(dir))
+    crate::atomic_file::sync_dir(dir).map_err(io_error(dir))
 }
 
 #[cfg(test)]

@@ -290,11 +290,7 @@ impl Drop for TempFile {
 
 /// Makes a rename or link in `file`'s folder durable.
 fn sync_parent(file: &Path) -> std::io::Result<()> {
-    let parent = match file.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    File::open(parent)?.sync_all()
+    crate::atomic_file::sync_dir(file.parent().unwrap_or(Path::new(".")))
 }
 
 /// A `[[source]]` table being put together, each key with an optional trailing comment

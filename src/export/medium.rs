@@ -3,7 +3,7 @@
 //! medium holds, or is about to hold), so an interrupted export says exactly which paths it
 //! may have touched, and the next one can finish or clean them up.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -154,10 +154,7 @@ pub fn remove(dir: &Path, name: &str) -> anyhow::Result<()> {
 
 /// Makes the renames and removals in `dir` durable.
 pub fn sync_dir(dir: &Path) -> anyhow::Result<()> {
-    OpenOptions::new()
-        .read(true)
-        .open(dir)
-        .and_then(|file| file.sync_all())
+    crate::atomic_file::sync_dir(dir)
         .with_context(|| format!("cannot fsync folder {}", dir.display()))
 }
 

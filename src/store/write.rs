@@ -1,7 +1,7 @@
 //! Writing into the store: new objects hashed as their bytes go to a temp file and renamed into
 //! place under their hash, and small files (refs) replaced atomically.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -235,11 +235,7 @@ pub(super) fn with_chunk_buffer<T>(f: impl FnOnce(&mut [u8]) -> T) -> T {
 
 /// Makes a rename in `dir` durable.
 pub(super) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .open(dir)
-        .map_err(err("open directory", dir))?;
-    file.sync_all().map_err(err("fsync directory", dir))
+    crate::atomic_file::sync_dir(dir).map_err(err("fsync directory", dir))
 }
 
 /// A new object being written: bytes go to a temp file and through the hasher at once.

@@ -109,8 +109,9 @@ impl FetchKeys {
 }
 
 /// The certificates of a PEM file, read when the configuration is, so a wrong path or a
-/// file with no certificate is reported with the key.
-fn read_ca_file(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, String> {
+/// file with no certificate is reported with the key. The ACME client reads its `ca_file`
+/// with it too.
+pub(crate) fn read_ca_file(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, String> {
     let what = |why: String| format!("key `ca_file`: {}: {why}", path.display());
     let pem = std::fs::read(path).map_err(|e| what(e.to_string()))?;
     let certificates = reqwest::Certificate::from_pem_bundle(&pem)

@@ -29,6 +29,7 @@ use tokio::sync::{Mutex, Semaphore};
 use crate::store::{ObjectId, Stored};
 
 pub use error::FetchError;
+pub(crate) use keys::read_ca_file;
 pub use keys::FetchKeys;
 pub use progress::{enable_progress, progress, progress_enabled};
 
