@@ -38,6 +38,16 @@ pub fn check(config: &Config) -> Vec<Finding> {
             });
         }
     }
+    // Read as the sources' `ca_file` is: a wrong path is a configuration error, found by
+    // `check-config` too, not a start that fails once the listeners are up.
+    if let Some(path) = config.server.acme.as_ref().and_then(|a| a.ca_file.as_ref()) {
+        if let Err(e) = crate::sync::fetch::read_ca_file(path) {
+            findings.push(Finding {
+                severity: Severity::Error,
+                message: format!("{file}: [server.acme] {e}"),
+            });
+        }
+    }
     for source in &config.sources {
         let at = |key: &str| format!("{file}: source `{}` key `{key}`", source.id);
         check_source(source, &at, &mut findings);
@@ -137,6 +147,40 @@ mod tests {
             renewal_window_ratio: 1.0 / 3.0,
         });
         config
+    }
+
+    #[test]
+    fn an_acme_ca_file_that_does_not_load_is_an_error() {
+        let mut config = with_acme(&["0.0.0.0:80"], &["0.0.0.0:443"], vec![Challenge::Http01]);
+        let errors = |config: &Config| -> Vec<String> {
+            check(config)
+                .into_iter()
+                .filter(|f| matches!(f.severity, Severity::Error))
+                .map(|f| f.message)
+                .collect()
+        };
+        assert!(errors(&config).is_empty());
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        if let Some(acme) = config.server.acme.as_mut() {
+            acme.ca_file = Some(missing);
+        }
+        let found = errors(&config);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].contains("[server.acme] key `ca_file`"),
+            "{found:?}"
+        );
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        if let Some(acme) = config.server.acme.as_mut() {
+            acme.ca_file = Some(empty);
+        }
+        assert!(
+            errors(&config)[0].contains("no PEM certificate"),
+            "{:?}",
+            errors(&config)
+        );
     }
 
     #[test]
